@@ -1,0 +1,129 @@
+"""Bad checkpoints: each gives one clear CheckpointError naming the file and the problem."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from videochat_online.cli import main
+from videochat_online.errors import CheckpointError
+from videochat_online.model import load_pretrained
+
+
+@pytest.fixture
+def copy_of(tiny_dir, tmp_path):
+    def copy(layout="original", shards=1):
+        dst = tmp_path / f"ckpt-{layout}-{shards}"
+        shutil.copytree(tiny_dir(layout, "phi3", shards=shards), dst)
+        return dst
+
+    return copy
+
+
+def load_error(path) -> str:
+    with pytest.raises(CheckpointError) as err:
+        load_pretrained(path)
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+def test_empty_directory(tmp_path):
+    assert load_error(tmp_path) == f"{tmp_path}: the checkpoint directory is empty"
+
+
+def test_missing_config(copy_of):
+    root = copy_of()
+    (root / "config.json").unlink()
+    assert load_error(root) == f"{root / 'config.json'}: missing; a checkpoint directory needs its config.json"
+
+
+def test_not_a_directory(copy_of):
+    file = copy_of() / "config.json"
+    assert "a checkpoint must be a directory" in load_error(file)
+
+
+def test_unknown_llm_architecture(copy_of):
+    root = copy_of()
+    config = json.loads((root / "config.json").read_text())
+    config["llm_config"]["architectures"] = ["InternLM2ForCausalLM"]
+    (root / "config.json").write_text(json.dumps(config))
+    message = load_error(root)
+    assert message.startswith(f"{root / 'config.json'}: llm_config architecture 'InternLM2ForCausalLM' is not a causal LM")
+
+
+def test_unknown_model_type(copy_of):
+    root = copy_of("native")
+    config = json.loads((root / "config.json").read_text())
+    config["model_type"] = "llava"
+    (root / "config.json").write_text(json.dumps(config))
+    assert "model_type 'llava' is neither 'videochat_online'" in load_error(root)
+
+
+def test_missing_shard(copy_of):
+    root = copy_of(shards=2)
+    (root / "model-00002-of-00002.safetensors").unlink()
+    assert load_error(root) == (f"{root / 'model-00002-of-00002.safetensors'}: missing shard "
+                                "(listed in model.safetensors.index.json)")
+
+
+def test_tensor_of_wrong_shape(copy_of):
+    root = copy_of()
+    state = load_file(str(root / "model.safetensors"))
+    name = "vision_model.encoder.layers.1.attn.qkv.weight"
+    state[name] = torch.zeros(state[name].shape[0] - 3, state[name].shape[1])
+    save_file(state, str(root / "model.safetensors"))
+    message = load_error(root)
+    assert "1 wrong shape" in message and f"{name} is [93, 32] in model.safetensors, the config needs [96, 32]" in message
+
+
+def test_missing_and_unexpected_tensors_are_named(copy_of):
+    root = copy_of("native")
+    state = load_file(str(root / "model.safetensors"))
+    state["mlp1.9.weight"] = state.pop("mlp1.3.weight")
+    save_file(state, str(root / "model.safetensors"))
+    message = load_error(root)
+    assert "1 missing: mlp1.3.weight" in message and "1 unexpected: mlp1.9.weight" in message
+
+
+def test_no_weights_and_corrupt_weights(copy_of):
+    root = copy_of()
+    (root / "model.safetensors").rename(root / "pytorch_model.bin")
+    assert "no weights: neither model.safetensors nor model.safetensors.index.json (found pytorch_model.bin" in load_error(root)
+    (root / "model.safetensors").write_bytes(b"\x00garbage")
+    assert load_error(root).startswith(f"{root / 'model.safetensors'}: not a readable safetensors file")
+
+
+def test_cli_prints_one_line_and_exits_2(copy_of, capsys):
+    root = copy_of()
+    (root / "config.json").write_text("{ not json")
+    assert main(["chat", "--model", str(root), "hello"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {root / 'config.json'}: not valid JSON")
+
+
+def test_hub_id_goes_through_snapshot_download(tiny_dir, monkeypatch):
+    calls = []
+
+    def fake_snapshot_download(repo_id, allow_patterns):
+        calls.append(repo_id)
+        return str(tiny_dir("original", "phi3"))
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", fake_snapshot_download)
+    model, _ = load_pretrained("OpenGVLab/VideoChat-Online-4B")
+    assert calls == ["OpenGVLab/VideoChat-Online-4B"] and model.config.template == "phi3-chat"
+
+
+def test_hub_failure_is_one_line(monkeypatch):
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def offline(repo_id, allow_patterns):
+        raise LocalEntryNotFoundError("offline and not cached")
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", offline)
+    message = load_error("OpenGVLab/VideoChat-Online-4B")
+    assert message == "OpenGVLab/VideoChat-Online-4B: not a local directory, and the hub download failed " \
+                      "(offline and not cached)"
+    assert load_error("./not/here").endswith("not/here: no such checkpoint directory")

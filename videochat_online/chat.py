@@ -1,0 +1,97 @@
+"""The answering engine: prompt text + visual tokens -> reply. It knows nothing of video streams or UIs.
+
+    engine = ChatEngine.from_pretrained("path/or/hub-id", device="cuda", dtype="bf16")
+    reply = engine.ask_images([load_image("cat.jpg")], "What is the cat doing?")
+
+Visual tokens are always pre-projector features [N, C] (what the memory bank holds); the engine
+checks that their count matches the `<IMG_CONTEXT>` slots of the prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from transformers import PreTrainedTokenizerBase
+
+from .conversation import build_prompt, get_template, images_message
+from .data.image import dynamic_tiles, frames_to_pixel_values
+from .model import VideoChatOnlineModel, load_pretrained
+
+
+@dataclass
+class Reply:
+    text: str
+    token_ids: list[int]  # generated ids, the stop token excluded
+    prompt: str
+
+
+class ChatEngine:
+    def __init__(self, model: VideoChatOnlineModel, tokenizer: PreTrainedTokenizerBase,
+                 system_message: str | None = None):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.config = model.config
+        self.template = get_template(self.config.template)
+        self.system_message = self.config.system_message if system_message is None else system_message
+        self.stop_token_ids = [tokenizer.convert_tokens_to_ids(self.template.stop_token)]
+
+    @classmethod
+    def from_pretrained(cls, path_or_id: str, *, device: str = "cpu", dtype: str | None = None,
+                        attn_implementation: str | None = None, system_message: str | None = None) -> "ChatEngine":
+        model, tokenizer = load_pretrained(path_or_id, device=device, dtype=dtype,
+                                           attn_implementation=attn_implementation)
+        return cls(model, tokenizer, system_message)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    # ----------------------------------------------------------------------------------------------
+    def encode_frames(self, frames: Sequence) -> torch.Tensor:
+        """Frames (PIL images or HxWx3 uint8 arrays) -> feature grids [B, C, g, g], one batch through the tower."""
+        pixels = frames_to_pixel_values(frames, self.config.tile_size)
+        with torch.inference_mode():
+            return self.model.encode_frames(pixels.to(self.device))
+
+    def encode_images(self, images: Sequence[Image.Image]) -> tuple[torch.Tensor, list[int]]:
+        """Still images, dynamically tiled -> (visual tokens [N, C], tokens per image)."""
+        c = self.config
+        tiles = [dynamic_tiles(im, c.tile_size, c.min_dynamic_patch, c.max_dynamic_patch, c.use_thumbnail)
+                 for im in images]
+        pixels = frames_to_pixel_values([t for per_image in tiles for t in per_image], c.tile_size)
+        with torch.inference_mode():
+            tokens = self.model.encode_images(pixels.to(self.device))  # [sum(tiles) * g*g, C]
+        return tokens, [len(t) * c.tokens_per_tile for t in tiles]
+
+    # ----------------------------------------------------------------------------------------------
+    def generate(self, prompt: str, visual_tokens: torch.Tensor | None, max_new_tokens: int = 256,
+                 **generate_kwargs) -> Reply:
+        """The reply to a finished prompt; generation ends at the template's stop token."""
+        input_ids = self.tokenizer(prompt, return_tensors="pt").input_ids.to(self.device)
+        with torch.inference_mode():
+            out = self.model.generate(input_ids, visual_tokens, stop_token_ids=self.stop_token_ids,
+                                      max_new_tokens=max_new_tokens, **generate_kwargs)
+        ids = out[0].tolist()
+        for i, tok in enumerate(ids):
+            if tok in self.stop_token_ids:
+                ids = ids[:i]
+                break
+        text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+        return Reply(text=text, token_ids=ids, prompt=prompt)
+
+    def ask(self, user_message: str, visual_tokens: torch.Tensor | None = None,
+            history: Sequence[tuple[str, str]] = (), **generate_kwargs) -> Reply:
+        """Answer a user message whose `<IMG_CONTEXT>` slots `visual_tokens` fill, after a text history."""
+        prompt = build_prompt(self.template, self.system_message, history, (), user_message)
+        return self.generate(prompt, visual_tokens, **generate_kwargs)
+
+    def ask_images(self, images: Sequence[Image.Image], question: str,
+                   history: Sequence[tuple[str, str]] = (), **generate_kwargs) -> Reply:
+        """Answer a question about still images (none for a text-only question)."""
+        if not images:
+            return self.ask(question, None, history, **generate_kwargs)
+        tokens, per_image = self.encode_images(images)
+        return self.ask(images_message(per_image, question), tokens, history, **generate_kwargs)

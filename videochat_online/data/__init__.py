@@ -1,0 +1,1 @@
+"""Inputs: images and frames to pixel values (video sources come with the streaming work)."""

@@ -1,0 +1,83 @@
+"""Images and frames to pixel values: RGB, bicubic resize, ImageNet normalisation (no torchvision).
+
+Still images use InternVL's dynamic tiling: the image is resized to the grid of 448px tiles whose
+aspect ratio is closest to its own (at most `max_num` tiles), cut into those tiles, and followed by
+a whole-image thumbnail when there is more than one tile. Video frames are always one tile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import InputError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+Frame = Image.Image | np.ndarray  # a PIL image or an HxWx3 uint8 RGB array
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """An RGB image from a file, or an InputError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError) as err:
+        raise InputError(f"{path}: not a readable image ({err})") from None
+
+
+def to_pixel_values(frame: Frame, size: int) -> torch.Tensor:
+    """One frame -> normalised pixel values [3, size, size]."""
+    image = Image.fromarray(frame) if isinstance(frame, np.ndarray) else frame
+    image = image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
+    pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)  # [S, S, 3]
+    mean = torch.tensor(IMAGENET_MEAN)
+    std = torch.tensor(IMAGENET_STD)
+    return ((pixels - mean) / std).permute(2, 0, 1).contiguous()  # [3, S, S]
+
+
+def frames_to_pixel_values(frames: Sequence[Frame], size: int) -> torch.Tensor:
+    """Frames -> pixel values [B, 3, size, size]."""
+    return torch.stack([to_pixel_values(f, size) for f in frames])
+
+
+def closest_tile_grid(width: int, height: int, tile: int, min_num: int, max_num: int) -> tuple[int, int]:
+    """(columns, rows) of the tile grid whose aspect ratio is closest to the image's.
+
+    Candidates are ordered by tile count; on a tie of aspect-ratio distance the larger grid wins when
+    the image has more than half that grid's pixel area (InternVL's rule).
+    """
+    candidates = sorted(
+        {(i, j) for n in range(min_num, max_num + 1) for i in range(1, n + 1) for j in range(1, n + 1)
+         if min_num <= i * j <= max_num},
+        key=lambda r: r[0] * r[1],
+    )
+    aspect = width / height
+    best, best_diff = (1, 1), float("inf")
+    for cols, rows in candidates:
+        diff = abs(aspect - cols / rows)
+        if diff < best_diff:
+            best, best_diff = (cols, rows), diff
+        elif diff == best_diff and width * height > 0.5 * tile * tile * cols * rows:
+            best = (cols, rows)
+    return best
+
+
+def dynamic_tiles(image: Image.Image, tile: int, min_num: int = 1, max_num: int = 12,
+                  use_thumbnail: bool = True) -> list[Image.Image]:
+    """Cut an image into `tile`-sized tiles on its closest grid (+ a thumbnail when tiled)."""
+    cols, rows = closest_tile_grid(image.width, image.height, tile, min_num, max_num)
+    resized = image.resize((cols * tile, rows * tile), Image.Resampling.BICUBIC)
+    tiles = [resized.crop((c * tile, r * tile, (c + 1) * tile, (r + 1) * tile))
+             for r in range(rows) for c in range(cols)]
+    if use_thumbnail and len(tiles) != 1:
+        tiles.append(image.resize((tile, tile), Image.Resampling.BICUBIC))
+    return tiles

@@ -1,0 +1,111 @@
+"""Configuration of the VideoChat-Online model: the only place architecture settings live.
+
+The model is InternVL-style (DESIGN.md section 1):
+
+    frame -> vision tower (InternViT layout) -> drop CLS -> pixel shuffle -> feature grid
+          -> memory -> projector ``mlp1`` -> visual tokens in the LLM prompt -> causal LLM
+"""
+
+from __future__ import annotations
+
+from huggingface_hub.dataclasses import strict
+from transformers import AutoConfig, InternVLVisionConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+# InternVL's chat() default system message, used when a caller gives none.
+INTERNVL_SYSTEM_MESSAGE = (
+    "你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，英文名叫InternVL, 是一个有用无害的人工智能助手。"
+)
+
+
+@strict
+class VideoChatOnlineConfig(PreTrainedConfig):
+    r"""
+    vision_config (`InternVLVisionConfig` or `dict`):
+        The vision tower, in transformers' `InternVLVisionModel` terms (InternViT-300M for the published
+        4B model: 24 layers, width 1024, 14px patches, 448px input).
+    llm_config (`PreTrainedConfig` or `dict`):
+        The causal language model, any architecture transformers builds with `AutoModelForCausalLM`
+        (Phi-3 for the published 4B model; Qwen2 and Llama for other InternVL sizes). Its `model_type`
+        picks the config class.
+    downsample_ratio (`float`, defaults to 0.5):
+        Pixel-shuffle factor: a 32x32 patch grid of width C becomes a 16x16 grid of width 4C.
+    ps_version (`str`, defaults to `"v2"`):
+        Pixel-shuffle variant. `"v2"` (every published InternVL2 model) permutes back to row-major order;
+        `"v1"` leaves the grid transposed.
+    select_layer (`int`, defaults to -1):
+        Which vision-tower hidden state feeds the projector (-1: the last layer).
+    template (`str`, defaults to `"phi3-chat"`):
+        Conversation template name (see `videochat_online.conversation.TEMPLATES`).
+    system_message (`str`):
+        System message used when a caller gives none.
+    max_dynamic_patch (`int`, defaults to 12):
+        Most 448px tiles a still image is cut into (video frames always use one tile).
+    min_dynamic_patch (`int`, defaults to 1):
+        Fewest tiles a still image is cut into.
+    use_thumbnail (`bool`, defaults to `True`):
+        Whether a tiled image also gets a whole-image thumbnail tile.
+    image_token_id (`int`, *optional*):
+        Id of `<IMG_CONTEXT>` in the model's tokenizer: the prompt positions that visual tokens fill.
+        Filled in from the tokenizer by `load_pretrained` when a checkpoint does not record it.
+    """
+
+    model_type = "videochat_online"
+    sub_configs_defaults = {
+        "vision_config": InternVLVisionConfig,
+        "llm_config": SubConfigSpec(config_class=AutoConfig, model_type="phi3"),
+    }
+
+    vision_config: dict | PreTrainedConfig | None = None
+    llm_config: dict | PreTrainedConfig | None = None
+    downsample_ratio: float = 0.5
+    ps_version: str = "v2"
+    select_layer: int = -1
+    template: str = "phi3-chat"
+    system_message: str = INTERNVL_SYSTEM_MESSAGE
+    max_dynamic_patch: int = 12
+    min_dynamic_patch: int = 1
+    use_thumbnail: bool = True
+    image_token_id: int | None = None
+    tie_word_embeddings: bool = False
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if self.ps_version not in ("v1", "v2"):
+            raise ValueError(f"ps_version must be 'v1' or 'v2', got {self.ps_version!r}")
+        patches = self.tile_size // self.vit_patch_size
+        if (patches * self.downsample_ratio) % 1 != 0 or (1 / self.downsample_ratio) % 1 != 0:
+            raise ValueError(
+                f"downsample_ratio {self.downsample_ratio} does not divide the {patches}x{patches} patch grid"
+            )
+
+    # Derived sizes: read-only views of the fields above.
+    @property
+    def tile_size(self) -> int:
+        """Side of one input tile in pixels (448 for the published model)."""
+        return int(self.vision_config.image_size[0])
+
+    @property
+    def vit_patch_size(self) -> int:
+        """Side of one vision-tower patch in pixels (14)."""
+        return int(self.vision_config.patch_size[0])
+
+    @property
+    def grid_size(self) -> int:
+        """Side of a frame's feature grid after pixel shuffle (16 for the published model)."""
+        return int(self.tile_size // self.vit_patch_size * self.downsample_ratio)
+
+    @property
+    def tokens_per_tile(self) -> int:
+        """Visual tokens of one full-resolution tile or frame (256 for the published model)."""
+        return self.grid_size**2
+
+    @property
+    def feature_dim(self) -> int:
+        """Width of a feature-grid cell, the projector's input (4096 for the published model)."""
+        return int(self.vision_config.hidden_size * round(1 / self.downsample_ratio) ** 2)
+
+    @property
+    def llm_hidden_size(self) -> int:
+        """Width of the LLM, the projector's output."""
+        return int(self.llm_config.hidden_size)

@@ -1,0 +1,165 @@
+"""The VideoChat-Online model: vision tower, pixel shuffle, projector ``mlp1`` and a causal LLM.
+
+Read top to bottom, this is the data path of DESIGN.md section 1:
+
+    pixel_values [B, 3, S, S]
+      -> vision tower (transformers' InternVLVisionModel)   [B, 1 + P*P, Cv]
+      -> drop CLS, to a grid                                 [B, P, P, Cv]
+      -> pixel shuffle (ratio r)                             [B, P*r, P*r, Cv/r^2] = [B, g, g, C]
+      -> ``encode_frames`` returns it channel-first          [B, C, g, g]   (the memory bank's input)
+      -> flattened row-major, any number of frames           [N, C]
+      -> ``project`` (mlp1)                                  [N, D]
+      -> spliced into the prompt at <IMG_CONTEXT> positions  [1, L, D]
+      -> causal LLM
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, InternVLVisionModel, PreTrainedModel
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from .configuration import VideoChatOnlineConfig
+
+
+def pixel_shuffle(x: torch.Tensor, ratio: float = 0.5, version: str = "v2") -> torch.Tensor:
+    """Trade spatial resolution for channels: [B, W, H, C] -> [B, W*r, H*r, C/r^2].
+
+    Each output cell concatenates the channels of a (1/r x 1/r) block of input cells, in InternVL's order.
+    """
+    b, w, h, c = x.shape
+    x = x.reshape(b, w, int(h * ratio), int(c / ratio))  # [B, W, H*r, C/r]
+    x = x.permute(0, 2, 1, 3).contiguous()  # [B, H*r, W, C/r]
+    x = x.reshape(b, int(h * ratio), int(w * ratio), int(c / ratio**2))  # [B, H*r, W*r, C/r^2]
+    if version == "v2":
+        x = x.permute(0, 2, 1, 3).contiguous()  # [B, W*r, H*r, C/r^2]: back to row-major order
+    return x
+
+
+class VideoChatOnlineModel(PreTrainedModel):
+    config_class = VideoChatOnlineConfig
+    config: VideoChatOnlineConfig
+    base_model_prefix = "videochat_online"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_attention_backend = True
+    _no_split_modules = ["InternVLVisionLayer"]
+
+    def __init__(self, config: VideoChatOnlineConfig):
+        super().__init__(config)
+        self.vision_model = InternVLVisionModel(config.vision_config)
+        c, d = config.feature_dim, config.llm_hidden_size
+        # Module indices 0, 1, 3 match the original checkpoints' `mlp1.{0,1,3}` keys.
+        self.mlp1 = nn.Sequential(nn.LayerNorm(c), nn.Linear(c, d), nn.GELU(), nn.Linear(d, d))
+        self.language_model = AutoModelForCausalLM.from_config(config.llm_config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    # ----------------------------------------------------------------------------------------------
+    # Vision: frames -> feature grids -> LLM-width tokens
+    # ----------------------------------------------------------------------------------------------
+    def encode_frames(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Frames [B, 3, S, S] -> pre-projector feature grids [B, C, g, g] (16x16x4096 for the 4B model)."""
+        expected = (3, self.config.tile_size, self.config.tile_size)
+        if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != expected:
+            raise ValueError(f"encode_frames expects pixel values [B, {', '.join(map(str, expected))}], "
+                             f"got {list(pixel_values.shape)}")
+        param = self.mlp1[1].weight
+        pixel_values = pixel_values.to(device=param.device, dtype=self.vision_model.dtype)
+        if self.config.select_layer == -1:
+            hidden = self.vision_model(pixel_values=pixel_values).last_hidden_state
+        else:
+            out = self.vision_model(pixel_values=pixel_values, output_hidden_states=True)
+            hidden = out.hidden_states[self.config.select_layer]
+        hidden = hidden[:, 1:, :]  # [B, P*P, Cv]: drop CLS
+        b, n, cv = hidden.shape
+        p = int(n**0.5)
+        grid = hidden.reshape(b, p, p, cv)  # [B, P, P, Cv]
+        grid = pixel_shuffle(grid, self.config.downsample_ratio, self.config.ps_version)  # [B, g, g, C]
+        return grid.permute(0, 3, 1, 2).contiguous()  # [B, C, g, g]
+
+    @staticmethod
+    def grid_to_tokens(grid: torch.Tensor) -> torch.Tensor:
+        """One frame's grid [C, h, w] -> tokens [h*w, C], row-major."""
+        c, h, w = grid.shape
+        return grid.reshape(c, h * w).transpose(0, 1)
+
+    def project(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Pre-projector tokens [..., C] -> LLM-width tokens [..., D]."""
+        first = self.mlp1[0].weight
+        return self.mlp1(tokens.to(device=first.device, dtype=first.dtype))
+
+    def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Tiles [T, 3, S, S] -> pre-projector tokens [T * g*g, C], tile after tile."""
+        grids = self.encode_frames(pixel_values)  # [T, C, g, g]
+        t, c, g, _ = grids.shape
+        return grids.reshape(t, c, g * g).transpose(1, 2).reshape(t * g * g, c)
+
+    # ----------------------------------------------------------------------------------------------
+    # Language: splice visual tokens into the prompt, run or generate
+    # ----------------------------------------------------------------------------------------------
+    def embed_prompt(self, input_ids: torch.Tensor, visual_tokens: torch.Tensor | None) -> torch.Tensor:
+        """Token ids [B, L] + pre-projector visual tokens [N, C] -> input embeddings [B, L, D].
+
+        The N visual tokens fill the <IMG_CONTEXT> positions in reading order; their count must match.
+        """
+        embeds = self.get_input_embeddings()(input_ids)  # [B, L, D]
+        slots = input_ids == self.image_token_id
+        n_slots = int(slots.sum())
+        n_visual = 0 if visual_tokens is None else int(visual_tokens.shape[0])
+        if n_slots != n_visual:
+            raise ValueError(f"the prompt has {n_slots} <IMG_CONTEXT> tokens but {n_visual} visual tokens were given")
+        if n_visual:
+            projected = self.project(visual_tokens).to(embeds.dtype)  # [N, D]
+            embeds = embeds.masked_scatter(slots.unsqueeze(-1).to(embeds.device), projected)
+        return embeds
+
+    @property
+    def image_token_id(self) -> int:
+        if self.config.image_token_id is None:
+            raise ValueError("config.image_token_id is unset: load the model with its tokenizer "
+                             "(videochat_online.model.load_pretrained) or set it from tokenizer.")
+        return self.config.image_token_id
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        visual_tokens: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        """Logits (and loss when `labels` are given) for a prompt with its visual tokens [N, C]."""
+        embeds = self.embed_prompt(input_ids, visual_tokens)
+        return self.language_model(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **kwargs)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        visual_tokens: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        stop_token_ids: list[int],
+        max_new_tokens: int = 256,
+        **generate_kwargs,
+    ) -> torch.Tensor:
+        """New token ids [B, T] for a prompt; generation ends at any of `stop_token_ids` (kept in the output)."""
+        embeds = self.embed_prompt(input_ids, visual_tokens)
+        if attention_mask is None:
+            attention_mask = torch.ones(input_ids.shape, dtype=torch.long, device=embeds.device)
+        generate_kwargs.setdefault("do_sample", False)
+        pad = self.language_model.config.pad_token_id
+        return self.language_model.generate(
+            inputs_embeds=embeds,
+            attention_mask=attention_mask.to(embeds.device),
+            eos_token_id=list(stop_token_ids),
+            pad_token_id=stop_token_ids[0] if pad is None else pad,
+            max_new_tokens=max_new_tokens,
+            **generate_kwargs,
+        )

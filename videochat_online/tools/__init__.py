@@ -1,0 +1,1 @@
+"""Developer tools: tiny checkpoints for tests and demos."""

@@ -1,0 +1,139 @@
+"""Write a tiny, randomly initialised VideoChat-Online checkpoint with a tokenizer trained offline.
+
+    python -m videochat_online.tools.make_tiny OUT_DIR [--layout original|native] [--llm phi3|qwen2|llama]
+
+The model keeps every architectural trait of the published one (InternViT layout, pixel shuffle v2,
+mlp1, the chosen LLM family with its RoPE variant) at toy sizes: 224px frames give 8x8 feature grids
+of width 128 (64 tokens a frame). Tests and every CLI use it where the real weights cannot be had.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+from ..conversation import IMG_CONTEXT, IMG_END, IMG_START
+from ..model import original_layout
+from ..model.checkpoint import CONFIG_NAME, INDEX_NAME, WEIGHTS_NAME, save_pretrained
+from ..model.configuration import VideoChatOnlineConfig
+from ..model.modeling import VideoChatOnlineModel
+
+SPECIAL_TOKENS = [
+    "<unk>", "<s>", "</s>", "<|endoftext|>",
+    "<|system|>", "<|user|>", "<|assistant|>", "<|end|>",  # phi3-chat
+    "<|im_start|>", "<|im_end|>",  # ChatML
+    IMG_START, IMG_END, IMG_CONTEXT, "<quad>", "</quad>", "<ref>", "</ref>", "<box>", "</box>",
+]
+TEMPLATE_OF = {"phi3": "phi3-chat", "qwen2": "internvl2_5", "llama": "internvl2_5"}
+
+_WORDS = """the a man woman person people child dog cat car ball table chair door window kitchen street room
+video frame scene camera time second seconds minute before after now next then while during holding hands
+walks runs sits stands opens closes picks puts takes cuts pours mixes drives throws catches looks talks
+what where when why how which who is are was were will be doing happened happen happens question answer
+options select best option red blue green white black left right top bottom front behind near far up down
+cooking cleaning playing reading writing dancing riding jumping swimming climbing painting building
+first second third last start end begin finish step action object location position count many few""".split()
+
+
+def _corpus() -> list[str]:
+    """Deterministic training text: word sequences, numbers, times and prompt fragments."""
+    lines = []
+    for i, word in enumerate(_WORDS):
+        tail = " ".join(_WORDS[(i * 7 + k) % len(_WORDS)] for k in range(12))
+        lines.append(f"{word.capitalize()} {tail}. Frame{i + 1} at {i * 0.5:.1f}s: ({'ABCDE'[i % 5]}) {i}")
+    lines += [f"Question at {t}s: what is the person doing?\nOptions:\n(A) yes\n(B) no\nAnswer:" for t in range(40)]
+    return lines * 4
+
+
+def train_tokenizer(vocab_size: int = 1024) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer with the model's special tokens, trained on a built-in corpus."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_corpus(), trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="<|endoftext|>",
+                                   unk_token="<unk>", pad_token="<|endoftext|>")
+
+
+def tiny_config(llm: str, tokenizer: PreTrainedTokenizerFast) -> VideoChatOnlineConfig:
+    vocab = len(tokenizer)
+    ids = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+               eos_token_id=tokenizer.eos_token_id)
+    shared = dict(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8192, **ids)
+    head_dim = 64 // 4
+    if llm == "phi3":  # LongRoPE, as Phi-3-mini-128k in the 4B model
+        llm_config = dict(model_type="phi3", architectures=["Phi3ForCausalLM"], original_max_position_embeddings=4096,
+                          rope_scaling={"type": "longrope", "short_factor": [1.0] * (head_dim // 2),
+                                        "long_factor": [1.5] * (head_dim // 2)}, **shared)
+    elif llm == "qwen2":
+        llm_config = dict(model_type="qwen2", architectures=["Qwen2ForCausalLM"], tie_word_embeddings=True, **shared)
+    elif llm == "llama":
+        llm_config = dict(model_type="llama", architectures=["LlamaForCausalLM"], **shared)
+    else:
+        raise ValueError(f"unknown llm family {llm!r}; use phi3, qwen2 or llama")
+    vision_config = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                         image_size=224, patch_size=14, attention_bias=True, use_mean_pooling=True)
+    return VideoChatOnlineConfig(vision_config=vision_config, llm_config=llm_config, template=TEMPLATE_OF[llm],
+                                 system_message="You are a helpful assistant.", max_dynamic_patch=6)
+
+
+def make_tiny(out_dir: str | Path, layout: str = "native", llm: str = "phi3", seed: int = 0,
+              shards: int = 1) -> Path:
+    """Write the tiny checkpoint; `shards` > 1 writes a sharded original-layout checkpoint with an index."""
+    torch.manual_seed(seed)
+    tokenizer = train_tokenizer()
+    config = tiny_config(llm, tokenizer)
+    model = VideoChatOnlineModel(config)
+    with torch.no_grad():  # random layer scales and biases, so that a renaming mistake cannot hide
+        for name, param in model.named_parameters():
+            if name.startswith("vision_model") and (name.endswith("bias") or "lambda" in name):
+                param.normal_(0.0, 0.5)
+    config.image_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
+    out = Path(out_dir)
+    if layout == "native":
+        return save_pretrained(model, tokenizer, out)
+    if layout != "original":
+        raise ValueError(f"unknown layout {layout!r}; use native or original")
+    out.mkdir(parents=True, exist_ok=True)
+    state = original_layout.to_original({k: v.contiguous() for k, v in model.state_dict().items()})
+    if config.llm_config.tie_word_embeddings:
+        state.pop("language_model.lm_head.weight", None)
+    (out / CONFIG_NAME).write_text(json.dumps(original_layout.config_to_original(config), indent=2))
+    names = sorted(state)
+    if shards <= 1:
+        save_file(state, str(out / WEIGHTS_NAME), metadata={"format": "pt"})
+    else:
+        weight_map = {}
+        for i in range(shards):
+            file = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
+            part = {n: state[n] for n in names[i::shards]}
+            save_file(part, str(out / file), metadata={"format": "pt"})
+            weight_map.update({n: file for n in part})
+        (out / INDEX_NAME).write_text(json.dumps({"metadata": {}, "weight_map": weight_map}, indent=2))
+    tokenizer.save_pretrained(str(out))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m videochat_online.tools.make_tiny", description=__doc__.split("\n")[0])
+    parser.add_argument("out_dir")
+    parser.add_argument("--layout", choices=["native", "original"], default="native")
+    parser.add_argument("--llm", choices=sorted(TEMPLATE_OF), default="phi3")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shards", type=int, default=1, help="shard count (original layout only)")
+    args = parser.parse_args(argv)
+    out = make_tiny(args.out_dir, args.layout, args.llm, args.seed, args.shards)
+    print(f"wrote a tiny {args.llm} checkpoint ({args.layout} layout) to {out}")
+
+
+if __name__ == "__main__":
+    main()
