@@ -127,3 +127,15 @@ def test_hub_failure_is_one_line(monkeypatch):
     assert message == "OpenGVLab/VideoChat-Online-4B: not a local directory, and the hub download failed " \
                       "(offline and not cached)"
     assert load_error("./not/here").endswith("not/here: no such checkpoint directory")
+
+
+def test_llm_model_type_is_inferred_or_checked(copy_of):
+    root = copy_of()
+    config = json.loads((root / "config.json").read_text())
+    del config["llm_config"]["model_type"]
+    (root / "config.json").write_text(json.dumps(config))
+    model, _ = load_pretrained(root)
+    assert type(model.language_model).__name__ == "Phi3ForCausalLM"
+    config["llm_config"]["model_type"] = "qwen2"
+    (root / "config.json").write_text(json.dumps(config))
+    assert "llm_config model_type 'qwen2' does not match architecture Phi3ForCausalLM" in load_error(root)

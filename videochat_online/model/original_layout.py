@@ -80,8 +80,9 @@ def _llm_config(original: dict, source: str) -> PreTrainedConfig:
             f"{source}: llm_config architecture {arch!r} is not a causal LM that transformers "
             f"{transformers.__version__} provides (e.g. Phi3ForCausalLM, Qwen2ForCausalLM, LlamaForCausalLM)"
         )
-    model_type = original.get("model_type")
-    if arch not in (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type),):
+    model_type = original.get("model_type") or next(
+        t for t, name in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.items() if name == arch)
+    if MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type) != arch:
         raise CheckpointError(f"{source}: llm_config model_type {model_type!r} does not match architecture {arch}")
     fields = {k: v for k, v in original.items()
               if k not in ("auto_map", "_name_or_path", "attn_implementation", "_attn_implementation",
