@@ -21,7 +21,7 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   # shellcheck disable=SC2086  # TORCH_PIP_ARGS is a list of pip options
   "${pip[@]}" install -q ${TORCH_PIP_ARGS:-} "torch==$TORCH_VERSION"
 fi
-"${pip[@]}" install -q -e ".[dev]"
+"${pip[@]}" install -q -e ".[video,dev]"
 
 # Nothing here needs torchvision; a CUDA build of it on a CPU machine breaks `import transformers`.
 if "${pip[@]}" show torchvision >/dev/null 2>&1 && ! "$VENV/bin/python" -c "import torchvision" 2>/dev/null; then

@@ -1,10 +1,12 @@
 """The command line: tiny-checkpoint maker and `videochat-online chat`, in-process and as installed."""
 
+import json
 import shutil
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from videochat_online.cli import main
@@ -61,3 +63,67 @@ def test_installed_console_script(tiny_dir):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def demo_mp4(tmp_path_factory):
+    from videochat_online.tools.demo_media import write_video
+
+    return write_video(tmp_path_factory.mktemp("cli") / "demo.mp4", seconds=8, fps=10)
+
+
+def test_stream_end_to_end(tiny_dir, demo_mp4, capsys):
+    args = ["stream", str(demo_mp4), "--model", str(tiny_dir("original", "phi3")), "--fps", "2",
+            "--ask", "6.5:What is the ball doing?", "--ask", "2:Where is it?", "--max-new-tokens", "4"]
+    assert main(args + ["--show-memory"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("[2s] Q: Where is it?") < out.index("[6.5s] Q: What is the ball doing?")
+    assert "memory: 5 frames" in out  # frames at 0, 0.5, ..., 2.0
+    assert "  frame    13  t=    6.50s  level 2  4 tokens" in out
+
+    assert main(args + ["--json", "--show-memory"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["time"] for r in records] == [2.0, 6.5]
+    assert records[0]["memory"][0] == {"index": 0, "time": 0.0, "level": 0, "tokens": 64}
+    assert sum(m["tokens"] for m in records[1]["memory"]) == 64 * 2 + 16 * 2 + 4 * 10  # 14 frames seen
+
+
+def test_stream_frame_folder_and_window(tiny_dir, tmp_path, capsys):
+    from videochat_online.tools.demo_media import write_frame_folder
+
+    folder = write_frame_folder(tmp_path / "frames", 20)
+    args = ["stream", str(folder), "--folder-fps", "5", "--model", str(tiny_dir()), "--memory", "window",
+            "--window", "3", "--ask", "3:Anything?", "--json", "--show-memory", "--max-new-tokens", "2"]
+    assert main(args) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert [m["index"] for m in record["memory"]] == [4, 5, 6]  # sampled at 2 fps: the last 3 of 0, 0.5 .. 3 s
+
+
+@pytest.mark.parametrize("ask, message", [
+    ("-1:Why?", "--ask '-1:Why?': the question time must be >= 0 seconds"),
+    ("soon:Why?", "--ask 'soon:Why?': write it as SECONDS:QUESTION"),
+])
+def test_stream_bad_question(tiny_dir, demo_mp4, capsys, ask, message):
+    assert main(["stream", str(demo_mp4), "--model", str(tiny_dir()), f"--ask={ask}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1
+
+
+def test_stream_bad_video(tiny_dir, tmp_path, capsys):
+    for path, message in [(tmp_path / "none.mp4", "no such video file or frame folder"),
+                          (tmp_path, "the frame folder has no images")]:
+        assert main(["stream", str(path), "--model", str(tiny_dir()), "--folder-fps", "1", "--ask", "1:x"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {path}: {message}") and err.count("\n") == 1
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(500))
+    assert main(["stream", str(corrupt), "--model", str(tiny_dir()), "--ask", "1:x"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {corrupt}: not a readable video")
+
+
+def test_stream_question_after_the_end_warns(tiny_dir, demo_mp4, capsys):
+    assert main(["stream", str(demo_mp4), "--model", str(tiny_dir()), "--ask", "30:Still there?", "--json",
+                 "--show-memory", "--max-new-tokens", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: the question at 30s comes after the end of" in captured.err
+    assert json.loads(captured.out)["memory"][-1]["time"] == 7.5

@@ -1,6 +1,7 @@
 """The `videochat-online` command.
 
     videochat-online chat --model PATH_OR_HUB_ID [--image IMG ...] "question"
+    videochat-online stream VIDEO --model PATH_OR_HUB_ID --ask "12.5:What is the man holding?" [--ask ...]
     videochat-online convert ORIGINAL_DIR OUT_DIR
 
 A user error (bad checkpoint, unreadable image) prints one line `error: ...` and exits with status 2.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import VideoChatOnlineError
+from .errors import InputError, VideoChatOnlineError
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +64,73 @@ def cmd_chat(args) -> int:
         history.append((message, reply.text))
 
 
+def parse_question(text: str):
+    from .streaming import TimedQuestion
+
+    time, sep, question = text.partition(":")
+    try:
+        seconds = float(time)
+    except ValueError:
+        seconds = None
+    if not sep or seconds is None or not question.strip():
+        raise InputError(f"--ask {text!r}: write it as SECONDS:QUESTION, e.g. \"12.5:What is the man holding?\"")
+    if seconds < 0:
+        raise InputError(f"--ask {text!r}: the question time must be >= 0 seconds")
+    return TimedQuestion(seconds, question.strip())
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def cmd_stream(args) -> int:
+    import json
+
+    from tqdm import tqdm
+
+    from .data.video import open_video
+    from .streaming import StreamingSession, answer_along, build_memory
+
+    questions = [parse_question(q) for q in args.ask]
+    if not questions:
+        raise InputError("stream: give at least one --ask SECONDS:QUESTION")
+    source = open_video(args.video, folder_fps=args.folder_fps)
+    duration = source.duration
+    for q in questions:
+        if duration is not None and q.time > duration:
+            print(f"warning: the question at {q.time:g}s comes after the end of {args.video} ({duration:.1f}s): "
+                  "it is answered with everything seen", file=sys.stderr)
+    engine = _engine(args)
+    memory = build_memory(args.memory, engine.config.grid_size, capacities=args.capacities,
+                          grid_sizes=args.grid_sizes, sample_intervals=args.intervals, window=args.window,
+                          num_frames=args.uniform_frames)
+    session = StreamingSession(engine, memory, system_message=args.system)
+    last = max(q.time for q in questions)
+    total = None if duration is None else int(min(duration, last) * args.fps) + 1
+    with tqdm(total=total, unit="frame", desc="watching", file=sys.stderr, leave=False) as bar:
+        for done in answer_along(session, source.sample(args.fps), questions, batch_size=args.batch_size,
+                                 remember=args.multi_turn, on_frame=lambda _: bar.update(),
+                                 max_new_tokens=args.max_new_tokens):
+            held = [{"index": f.index, "time": round(f.timestamp, 3), "level": f.level, "tokens": f.num_tokens}
+                    for f in done.memory]
+            if args.json:
+                record = {"time": done.question.time, "question": done.question.text, "answer": done.reply.text}
+                if args.show_memory:
+                    record["memory"] = held
+                tqdm.write(json.dumps(record, ensure_ascii=False), file=sys.stdout)
+                continue
+            lines = [f"[{done.question.time:g}s] Q: {done.question.text}", f"A: {done.reply.text}"]
+            if args.show_memory:
+                lines.append(f"memory: {len(held)} frames, {sum(h['tokens'] for h in held)} tokens")
+                lines += [f"  frame {h['index']:>5}  t={h['time']:>8.2f}s  level {h['level']}  {h['tokens']} tokens"
+                          for h in held]
+            tqdm.write("\n".join(lines), file=sys.stdout)
+    return 0
+
+
 def cmd_convert(args) -> int:
     from .model import load_pretrained, save_pretrained
 
@@ -83,6 +151,28 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--system", default=None, help="system message (default: the model's)")
     chat.add_argument("--max-new-tokens", type=int, default=256)
     chat.set_defaults(func=cmd_chat)
+
+    stream = sub.add_parser("stream", help="watch a video as a stream and answer questions at their times")
+    stream.add_argument("video", help="a video file, or a folder of frames (with --folder-fps)")
+    _add_model_args(stream)
+    stream.add_argument("--ask", action="append", default=[], metavar="SECONDS:QUESTION",
+                        help="a question and the time it is asked (repeat for several)")
+    stream.add_argument("--fps", type=float, default=2.0, help="frames sampled per second of video (default 2)")
+    stream.add_argument("--folder-fps", type=float, default=None, help="frame rate of a frame folder")
+    stream.add_argument("--memory", choices=["pyramid", "window", "uniform"], default="pyramid")
+    stream.add_argument("--capacities", type=_int_list, default=(2, 2, 12), help="pyramid: frames per level")
+    stream.add_argument("--grid-sizes", type=_int_list, default=None,
+                        help="pyramid: grid side per level (default: the model's g, g/2, g/4)")
+    stream.add_argument("--intervals", type=_int_list, default=(8, 4, 1), help="pyramid: sample interval per level")
+    stream.add_argument("--window", type=int, default=32, help="window: frames kept")
+    stream.add_argument("--uniform-frames", type=int, default=16, help="uniform: frames shown")
+    stream.add_argument("--batch-size", type=int, default=8, help="frames per vision-tower batch")
+    stream.add_argument("--multi-turn", action="store_true", help="later questions see earlier answers")
+    stream.add_argument("--system", default=None, help="system message (default: the model's)")
+    stream.add_argument("--max-new-tokens", type=int, default=256)
+    stream.add_argument("--show-memory", action="store_true", help="list the frames held at each question")
+    stream.add_argument("--json", action="store_true", help="one JSON object per answer")
+    stream.set_defaults(func=cmd_stream)
 
     convert = sub.add_parser("convert", help="rewrite a checkpoint (e.g. the original layout) in this project's layout")
     convert.add_argument("src")

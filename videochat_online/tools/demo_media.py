@@ -1,33 +1,90 @@
-"""Write a synthetic demo image, so that `make demo` runs with no data at hand.
+"""Synthetic media, so that demos and tests run with no data at hand.
 
-    python -m videochat_online.tools.demo_media OUT.png
+    python -m videochat_online.tools.demo_media OUT.png|OUT.mp4 [--seconds 20] [--fps 10]
+
+The video shows a red ball crossing a field left to right, one pixel pattern a frame, so that every
+frame differs from its neighbours and a frame's time can be read back from its pixels.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 
-def demo_image(width: int = 640, height: int = 360) -> Image.Image:
-    """A sky, a field, a sun and a red ball."""
+def demo_image(width: int = 640, height: int = 360, ball_x: float = 0.33) -> Image.Image:
+    """A sky, a field, a sun and a red ball at `ball_x` (0 left .. 1 right)."""
     image = Image.new("RGB", (width, height), (135, 190, 235))
     draw = ImageDraw.Draw(image)
     draw.rectangle((0, height * 2 // 3, width, height), fill=(70, 150, 60))
     draw.ellipse((width - 110, 20, width - 30, 100), fill=(250, 220, 60))
-    draw.ellipse((width // 3, height // 2, width // 3 + 70, height // 2 + 70), fill=(210, 30, 30))
+    r = height // 10
+    x = int(r + ball_x * (width - 2 * r))
+    draw.ellipse((x - r, height // 2, x + r, height // 2 + 2 * r), fill=(210, 30, 30))
     return image
 
 
+def demo_frames(num_frames: int, width: int = 160, height: int = 96) -> list[np.ndarray]:
+    """Frames of the demo scene, the ball moving one step a frame.
+
+    The top-left 16x16 block is grey level `(3 * i) % 256` in frame `i`, so that a frame's number
+    survives lossy coding (`frame_number` reads it back).
+    """
+    frames = []
+    for i in range(num_frames):
+        frame = np.asarray(demo_image(width, height, ball_x=i / max(1, num_frames - 1))).copy()
+        frame[:16, :16] = (3 * i) % 256
+        frames.append(frame)
+    return frames
+
+
+def frame_number(image: np.ndarray) -> int:
+    """The frame number a demo frame carries (modulo 86)."""
+    return int(round(float(image[2:14, 2:14].mean()) / 3))
+
+
+def write_video(path: str | Path, seconds: float = 20.0, fps: float = 10.0, width: int = 160, height: int = 96,
+                faststart: bool = False) -> Path:
+    """An H.264 mp4 of the demo scene (`faststart` puts the index first, as streamed files do)."""
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
+        stream = container.add_stream("libx264", rate=round(fps))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for frame in demo_frames(int(round(seconds * fps)), width, height):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def write_frame_folder(path: str | Path, num_frames: int, width: int = 160, height: int = 96,
+                       pattern: str = "frame{:04d}.jpg", first: int = 1) -> Path:
+    """A folder of numbered frames (`frame0001.jpg`, ... as in TAO)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(demo_frames(num_frames, width, height)):
+        Image.fromarray(frame).save(path / pattern.format(i + first), quality=95)
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        raise SystemExit("usage: python -m videochat_online.tools.demo_media OUT.png")
-    out = Path(args[0])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    demo_image().save(out)
+    parser = argparse.ArgumentParser(prog="python -m videochat_online.tools.demo_media", description=__doc__.split("\n")[0])
+    parser.add_argument("out", help="OUT.png for an image, OUT.mp4 for a video")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--fps", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    if out.suffix.lower() == ".mp4":
+        write_video(out, args.seconds, args.fps)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        demo_image().save(out)
     print(f"wrote {out}")
 
 

@@ -1,0 +1,114 @@
+"""Video sources: sampling times, both decoders, frame folders, clips, laziness and bad input."""
+
+import types
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from videochat_online.data.video import open_video, sample_times
+from videochat_online.errors import InputError
+from videochat_online.tools.demo_media import frame_number, write_frame_folder, write_video
+
+
+@pytest.fixture(scope="module")
+def mp4(tmp_path_factory):
+    return write_video(tmp_path_factory.mktemp("video") / "ball.mp4", seconds=6, fps=10, faststart=True)
+
+
+def test_sample_times():
+    assert list(sample_times(2, 0, 2, None)) == [0, 0.5, 1.0, 1.5, 2.0]
+    assert list(sample_times(2, 1, None, 2.5)) == [1.0, 1.5, 2.0]  # before the duration
+    assert len(list(sample_times(3, 0, 10, None))) == 31
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_video_file_sampling(mp4, backend):
+    source = open_video(mp4, backend=backend)
+    assert type(source).__name__ == {"decord": "DecordSource", "pyav": "PyAVSource"}[backend]
+    assert source.native_fps == 10 and source.num_frames == 60 and source.duration == 6
+    frames = list(source.sample(fps=2))
+    assert [f.index for f in frames] == list(range(12))
+    assert [f.timestamp for f in frames] == [k / 2 for k in range(12)]
+    assert all(f.image.shape == (96, 160, 3) and f.image.dtype == np.uint8 for f in frames)
+    assert [frame_number(f.image) for f in frames] == [5 * k for k in range(12)]  # native frame floor(t * 10)
+    clip = list(source.sample(fps=4, start=2.0, end=3.0))
+    assert [(f.index, f.timestamp) for f in clip] == [(0, 2.0), (1, 2.25), (2, 2.5), (3, 2.75), (4, 3.0)]
+    assert [frame_number(f.image) for f in clip] == [20, 22, 25, 27, 30]
+    faster = list(source.sample(fps=20, end=0.3))  # above the native rate: frames repeat
+    assert [frame_number(f.image) for f in faster] == [0, 0, 1, 1, 2, 2, 3]
+
+
+def test_backends_agree(mp4):
+    a = list(open_video(mp4, backend="decord").sample(fps=3))
+    b = list(open_video(mp4, backend="pyav").sample(fps=3))
+    assert [(f.index, f.timestamp) for f in a] == [(f.index, f.timestamp) for f in b]
+    assert max(np.abs(x.image.astype(int) - y.image.astype(int)).mean() for x, y in zip(a, b)) < 3
+
+
+def test_sampling_is_lazy(mp4, tmp_path):
+    assert isinstance(open_video(mp4).sample(fps=2), types.GeneratorType)
+    folder = write_frame_folder(tmp_path / "frames", 30)
+    (folder / "frame0025.jpg").write_bytes(b"broken")  # only read if the clip reaches it
+    early = list(open_video(folder, folder_fps=10).sample(fps=10, end=2.0))
+    assert len(early) == 21
+    with pytest.raises(InputError, match="frame0025.jpg: not a readable image"):
+        list(open_video(folder, folder_fps=10).sample(fps=10))
+
+
+def test_frame_folder_order_and_rate(tmp_path):
+    folder = write_frame_folder(tmp_path / "tao", 84)  # frame0001.jpg ... at 28 fps: 3 s
+    source = open_video(folder, folder_fps=28)
+    assert source.duration == 3.0
+    frames = list(source.sample(fps=2))
+    assert [f.timestamp for f in frames] == [0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    assert [frame_number(f.image) for f in frames] == [0, 14, 28, 42, 56, 70]
+    unpadded = tmp_path / "ava"
+    unpadded.mkdir()
+    for i in (1, 2, 10):  # name order would put 10 before 2
+        Image.new("RGB", (8, 8), (0, 0, i)).save(unpadded / f"img_{i}.png")
+    assert [f.image[0, 0, 2] for f in open_video(unpadded, folder_fps=1).sample(fps=1)] == [1, 2, 10]
+
+
+def test_bad_inputs(tmp_path, mp4):
+    def error(path, **kw):
+        with pytest.raises(InputError) as err:
+            list(open_video(path, **kw).sample(fps=2))
+        assert "\n" not in str(err.value)
+        return str(err.value)
+
+    assert error(tmp_path / "missing.mp4") == f"{tmp_path / 'missing.mp4'}: no such video file or frame folder"
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(np.random.RandomState(0).bytes(3000))
+    assert error(junk).startswith(f"{junk}: not a readable video")
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(mp4.read_bytes()[: mp4.stat().st_size // 2])
+    assert error(truncated).startswith(f"{truncated}: ")
+    empty_file = tmp_path / "empty.mp4"
+    empty_file.touch()
+    assert error(empty_file) == f"{empty_file}: the video file is empty"
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video at all\n" * 50)
+    assert error(text).startswith(f"{text}: not a readable video")
+    empty_dir = tmp_path / "frames"
+    empty_dir.mkdir()
+    assert error(empty_dir, folder_fps=1).startswith(f"{empty_dir}: the frame folder has no images")
+    (empty_dir / "a.jpg").write_bytes(b"x")
+    assert error(empty_dir).startswith(f"{empty_dir}: a frame folder needs its frame rate")
+    with pytest.raises(InputError, match=r"bad clip \[3, 1\]"):
+        list(open_video(mp4).sample(fps=2, start=3, end=1))
+
+
+def test_file_without_video_stream(tmp_path):
+    import av
+
+    audio = tmp_path / "audio.mp4"
+    with av.open(str(audio), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        for i in range(10):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, i * 1024
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    with pytest.raises(InputError, match=f"{audio}: no video stream"):
+        open_video(audio)

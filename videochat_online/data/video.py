@@ -1,0 +1,202 @@
+"""Video sources, decoded lazily: frames are read as they are needed, never the whole video at once.
+
+    source = open_video("clip.mp4")                     # decord, or PyAV when decord is absent or fails
+    source = open_video("frames/", folder_fps=30)        # a folder of images, sorted by name
+    for frame in source.sample(fps=2, start=0, end=60):  # VideoFrame(index, timestamp, image)
+        ...
+
+Sampling: sample `k` is taken at time `t_k = start + k / fps` (while `t_k <= end`) and shows the
+native frame on screen at that moment, `floor(t_k * native_fps)`. `index` is `k`, the frame's
+place in the sampled stream; `timestamp` is `t_k` in seconds from the start of the video.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import InputError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+_EPS = 1e-6
+
+
+@dataclass
+class VideoFrame:
+    index: int  # place in the sampled stream, from 0
+    timestamp: float  # seconds from the start of the video
+    image: np.ndarray  # [H, W, 3] uint8 RGB
+
+
+def sample_times(fps: float, start: float, end: float | None, duration: float | None) -> Iterator[float]:
+    """t_k = start + k / fps, up to `end` and before `duration` (either may be unknown)."""
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    k = 0
+    while True:
+        t = start + k / fps
+        if (end is not None and t > end + _EPS) or (duration is not None and t >= duration - _EPS):
+            return
+        yield t
+        k += 1
+
+
+def native_index(t: float, native_fps: float) -> int:
+    return int(math.floor(t * native_fps + _EPS))
+
+
+class VideoSource:
+    """A video: `sample()` yields its frames lazily at a chosen rate."""
+
+    path: Path
+    native_fps: float
+    num_frames: int | None
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.num_frames is None else self.num_frames / self.native_fps
+
+    def sample(self, fps: float, start: float = 0.0, end: float | None = None) -> Iterator[VideoFrame]:
+        """Frames at `fps` over [start, end] (the whole video by default)."""
+        if start < 0 or (end is not None and end < start):
+            raise InputError(f"{self.path}: bad clip [{start}, {end}]")
+        wanted = ((k, t, native_index(t, self.native_fps))
+                  for k, t in enumerate(sample_times(fps, start, end, self.duration)))
+        yield from self._read(wanted)
+
+    def _read(self, wanted: Iterator[tuple[int, float, int]]) -> Iterator[VideoFrame]:
+        """Decode the native frames `wanted` names, (sample index, time, native index), in order."""
+        raise NotImplementedError
+
+
+class FrameFolderSource(VideoSource):
+    """A folder of images, one per native frame, ordered by name (digits compared as numbers)."""
+
+    def __init__(self, path: Path, fps: float):
+        if fps is None or fps <= 0:
+            raise InputError(f"{path}: a frame folder needs its frame rate (folder fps), got {fps}")
+        files = [p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+        if not files:
+            raise InputError(f"{path}: the frame folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        self.path, self.native_fps = path, float(fps)
+        self.files = sorted(files, key=lambda p: [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", p.name)])
+        self.num_frames = len(self.files)
+
+    def _read(self, wanted):
+        for k, t, j in wanted:
+            file = self.files[j]
+            try:
+                with Image.open(file) as image:
+                    pixels = np.asarray(image.convert("RGB"))
+            except (UnidentifiedImageError, OSError) as err:
+                raise InputError(f"{file}: not a readable image ({err})") from None
+            yield VideoFrame(k, t, pixels)
+
+
+class DecordSource(VideoSource):
+    """A video file read with decord (random access by frame number)."""
+
+    def __init__(self, path: Path):
+        import decord
+
+        self.path = path
+        self.errors = (RuntimeError, decord.DECORDError)  # what decord raises on a bad file
+        self._reader = decord.VideoReader(str(path), num_threads=1)
+        self.num_frames = len(self._reader)
+        self.native_fps = float(self._reader.get_avg_fps())
+        if self.num_frames == 0 or self.native_fps <= 0:
+            raise InputError(f"{path}: no decodable video frame")
+
+    def _read(self, wanted, batch: int = 16):
+        pending = []
+        for item in wanted:
+            pending.append(item)
+            if len(pending) == batch:
+                yield from self._decode(pending)
+                pending = []
+        yield from self._decode(pending)
+
+    def _decode(self, items):
+        if not items:
+            return
+        try:
+            images = self._reader.get_batch([j for _, _, j in items]).asnumpy()  # [n, H, W, 3]
+        except self.errors as err:
+            raise InputError(f"{self.path}: cannot decode video ({str(err).splitlines()[0]})") from None
+        for (k, t, _), image in zip(items, images):
+            yield VideoFrame(k, t, image)
+
+
+class PyAVSource(VideoSource):
+    """A video file decoded in order with PyAV (FFmpeg)."""
+
+    def __init__(self, path: Path):
+        import av
+
+        self.path = path
+        try:
+            with av.open(str(path)) as container:
+                if not container.streams.video:
+                    raise InputError(f"{path}: no video stream")
+                stream = container.streams.video[0]
+                rate = stream.average_rate or stream.guessed_rate
+                self.native_fps = float(rate) if rate else 0.0
+                self.num_frames = stream.frames or None
+                first = next(container.decode(video=0), None)
+        except av.FFmpegError as err:
+            raise InputError(f"{path}: not a readable video ({err})") from None
+        if first is None or self.native_fps <= 0:
+            raise InputError(f"{path}: no decodable video frame")
+
+    def _read(self, wanted):
+        import av
+
+        try:
+            with av.open(str(self.path)) as container:
+                decoded = enumerate(container.decode(video=0))
+                j, frame = -1, None
+                for k, t, target in wanted:
+                    while j < target:
+                        try:
+                            j, frame = next(decoded)
+                        except StopIteration:
+                            if frame is None:
+                                raise InputError(f"{self.path}: no decodable video frame") from None
+                            return  # the container promised more frames than it holds
+                    yield VideoFrame(k, t, frame.to_ndarray(format="rgb24"))
+        except av.FFmpegError as err:
+            raise InputError(f"{self.path}: cannot decode video ({err})") from None
+
+
+def open_video(path: str | Path, folder_fps: float | None = None, backend: str = "auto") -> VideoSource:
+    """A video file or a frame folder. `backend`: auto (decord, else PyAV), decord or pyav."""
+    path = Path(path)
+    if path.is_dir():
+        return FrameFolderSource(path, folder_fps)
+    if not path.is_file():
+        raise InputError(f"{path}: no such video file or frame folder")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the video file is empty")
+    if backend not in ("auto", "decord", "pyav"):
+        raise ValueError(f"unknown video backend {backend!r}; use auto, decord or pyav")
+    probe = PyAVSource(path)  # a quiet check that the file holds a decodable video stream
+    if backend == "pyav":
+        return probe
+    try:
+        import decord
+    except ImportError:
+        if backend == "decord":
+            raise InputError(f"{path}: decord is not installed") from None
+        return probe
+    try:
+        return DecordSource(path)
+    except (RuntimeError, decord.DECORDError) as err:  # decord cannot open it: PyAV reads it instead
+        if backend == "decord":
+            raise InputError(f"{path}: decord cannot read the video ({str(err).splitlines()[0]})") from None
+        return probe

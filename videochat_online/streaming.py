@@ -1,0 +1,138 @@
+"""Streaming sessions: watch a video once, answer questions at any moment from what memory holds.
+
+    session = StreamingSession(engine, PyramidMemoryBank(grid_sizes=(16, 8, 4)))
+    session.push(frames)                  # each frame goes through the vision tower once, as one batch
+    reply = session.ask("What is the man holding?")
+
+`answer_along` plays a whole frame iterator with questions at given times, the loop that the CLI,
+the OVBench evaluation and the demos share. Nothing here knows about a UI or a benchmark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .chat import ChatEngine, Reply
+from .conversation import FrameSlot, build_prompt
+from .data.video import VideoFrame
+from .memory import MemoryFrame, PyramidMemoryBank, SlidingWindowMemory, UniformMemory
+
+MEMORY_MODES = ("pyramid", "window", "uniform")
+
+
+def build_memory(mode: str, grid_size: int, *, capacities: Sequence[int] = (2, 2, 12),
+                 grid_sizes: Sequence[int] | None = None, sample_intervals: Sequence[int] = (8, 4, 1),
+                 full_cascade: bool = False, window: int = 32, num_frames: int = 16):
+    """A memory for frames of `grid_size` x `grid_size` features (the model's `config.grid_size`).
+
+    pyramid: `grid_sizes` default to (g, g/2, g/4), i.e. (16, 8, 4) for the published model.
+    """
+    if mode == "pyramid":
+        sizes = tuple(grid_sizes) if grid_sizes else tuple(max(1, grid_size >> k) for k in range(len(capacities)))
+        if sizes[0] != grid_size:
+            raise ValueError(f"the first pyramid level must keep the model's full {grid_size}x{grid_size} grid, "
+                             f"got grid_sizes {sizes}")
+        return PyramidMemoryBank(capacities, sizes, sample_intervals, full_cascade=full_cascade)
+    if mode == "window":
+        return SlidingWindowMemory(window)
+    if mode == "uniform":
+        return UniformMemory(num_frames)
+    raise ValueError(f"unknown memory mode {mode!r}; use one of {', '.join(MEMORY_MODES)}")
+
+
+class StreamingSession:
+    def __init__(self, engine: ChatEngine, memory, system_message: str | None = None):
+        self.engine = engine
+        self.memory = memory
+        self.system_message = engine.system_message if system_message is None else system_message
+        self.history: list[tuple[str, str]] = []
+        self.frames_encoded = 0  # frames through the vision tower, over the session's life
+        self.encode_calls = 0  # batches through the vision tower
+        self.last_frame: tuple[int, float] | None = None  # (index, timestamp) of the newest frame
+
+    def push(self, frames: Sequence[VideoFrame]) -> None:
+        """Encode newly arrived frames as one batch and add them to memory, in order."""
+        if not frames:
+            return
+        for frame in frames:
+            if self.last_frame is not None and frame.index <= self.last_frame[0]:
+                raise ValueError(f"frame {frame.index} arrived after frame {self.last_frame[0]}: "
+                                 "push frames in stream order (reset() starts a new stream)")
+            self.last_frame = (frame.index, frame.timestamp)
+        grids = self.engine.encode_frames([f.image for f in frames])  # [B, C, g, g]
+        self.frames_encoded += len(frames)
+        self.encode_calls += 1
+        for frame, grid in zip(frames, grids):
+            self.memory.add(grid, frame.index, frame.timestamp)
+
+    def held_frames(self) -> list[MemoryFrame]:
+        return self.memory.frames()
+
+    def prompt_for(self, question: str) -> tuple[str, torch.Tensor | None]:
+        """The prompt for a question now, and the visual tokens [N, C] that fill it."""
+        held = self.memory.frames()
+        slots = [FrameSlot(f.index, f.timestamp if f.timestamp is not None else 0.0, f.num_tokens) for f in held]
+        tokens = torch.cat([f.tokens for f in held]) if held else None
+        return build_prompt(self.engine.template, self.system_message, self.history, slots, question), tokens
+
+    def ask(self, question: str, remember: bool = False, **generate_kwargs) -> Reply:
+        """Answer from what memory holds now; `remember` keeps the exchange as history for later turns."""
+        prompt, tokens = self.prompt_for(question)
+        reply = self.engine.generate(prompt, tokens, **generate_kwargs)
+        if remember:
+            self.history.append((question, reply.text))
+        return reply
+
+    def reset(self) -> None:
+        """Forget the stream and the conversation (the encode counters keep counting)."""
+        self.memory.reset()
+        self.history.clear()
+        self.last_frame = None
+
+
+@dataclass
+class TimedQuestion:
+    time: float  # seconds; the question may see frames with timestamp <= time
+    text: str
+
+
+@dataclass
+class TimedAnswer:
+    question: TimedQuestion
+    reply: Reply
+    memory: list[MemoryFrame]  # what was held when it was answered
+
+
+def answer_along(session: StreamingSession, frames: Iterable[VideoFrame], questions: Sequence[TimedQuestion],
+                 batch_size: int = 8, remember: bool = False, on_frame: Callable[[VideoFrame], None] | None = None,
+                 **generate_kwargs) -> Iterator[TimedAnswer]:
+    """Play `frames` through the session and answer each question at its time, in time order.
+
+    Frames arriving between two questions are encoded in batches of up to `batch_size`. Decoding
+    stops after the last question; questions later than the last frame see everything.
+    """
+    pending = sorted(questions, key=lambda q: q.time)
+    batch: list[VideoFrame] = []
+
+    def answer(question):
+        session.push(batch)
+        batch.clear()
+        reply = session.ask(question.text, remember=remember, **generate_kwargs)
+        return TimedAnswer(question, reply, session.held_frames())
+
+    for frame in frames:
+        while pending and pending[0].time < frame.timestamp:
+            yield answer(pending.pop(0))
+        if not pending:
+            return
+        batch.append(frame)
+        if on_frame is not None:
+            on_frame(frame)
+        if len(batch) >= batch_size:
+            session.push(batch)
+            batch.clear()
+    while pending:
+        yield answer(pending.pop(0))
