@@ -2,6 +2,7 @@
 
     videochat-online chat --model PATH_OR_HUB_ID [--image IMG ...] "question"
     videochat-online stream VIDEO --model PATH_OR_HUB_ID --ask "12.5:What is the man holding?" [--ask ...]
+    videochat-online eval --model PATH --anno-dir DIR --data-root coin=DIR ... --output-dir OUT
     videochat-online convert ORIGINAL_DIR OUT_DIR
 
 A user error (bad checkpoint, unreadable image) prints one line `error: ...` and exits with status 2.
@@ -131,6 +132,13 @@ def cmd_stream(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from .eval.runner import run
+
+    run(args)
+    return 0
+
+
 def cmd_convert(args) -> int:
     from .model import load_pretrained, save_pretrained
 
@@ -173,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--show-memory", action="store_true", help="list the frames held at each question")
     stream.add_argument("--json", action="store_true", help="one JSON object per answer")
     stream.set_defaults(func=cmd_stream)
+
+    from .eval.runner import add_eval_args
+
+    evaluate = sub.add_parser("eval", help="OVBench evaluation (streaming, window, uniform or recompute protocol)")
+    add_eval_args(evaluate)
+    evaluate.set_defaults(func=cmd_eval)
 
     convert = sub.add_parser("convert", help="rewrite a checkpoint (e.g. the original layout) in this project's layout")
     convert.add_argument("src")

@@ -97,6 +97,7 @@ class StreamingSession:
 class TimedQuestion:
     time: float  # seconds; the question may see frames with timestamp <= time
     text: str
+    key: object = None  # the caller's handle on the question, returned with its answer
 
 
 @dataclass

@@ -70,6 +70,14 @@ class VideoSource:
                   for k, t in enumerate(sample_times(fps, start, end, self.duration)))
         yield from self._read(wanted)
 
+    def frames_at(self, times: list[float]) -> Iterator[VideoFrame]:
+        """The frames on screen at the given times (ascending), indexed 0, 1, ... in that order."""
+        if any(b < a for a, b in zip(times, times[1:])) or (times and times[0] < 0):
+            raise ValueError(f"frame times must be ascending and >= 0, got {times}")
+        last = None if self.num_frames is None else self.num_frames - 1
+        yield from self._read((k, t, native_index(t, self.native_fps) if last is None
+                               else min(native_index(t, self.native_fps), last)) for k, t in enumerate(times))
+
     def _read(self, wanted: Iterator[tuple[int, float, int]]) -> Iterator[VideoFrame]:
         """Decode the native frames `wanted` names, (sample index, time, native index), in order."""
         raise NotImplementedError

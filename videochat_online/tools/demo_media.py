@@ -90,3 +90,21 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def synthetic_ovbench_media(tasks, out_root: str | Path, video_fps: float = 5.0, width: int = 64,
+                            height: int = 48) -> dict[str, Path]:
+    """Demo videos and frame folders standing in for OVBench's, one per task, as long as its last question.
+
+    Frame-folder subsets get folders at their own fps; the others get mp4s at `video_fps`. Returns
+    the subset roots to evaluate with.
+    """
+    roots = {}
+    for task in tasks:
+        root = roots.setdefault(task.subset, Path(out_root) / task.subset)
+        seconds = task.watch_seconds + 1.0
+        if task.folder_fps is not None:
+            write_frame_folder(root / task.video, int(seconds * task.folder_fps), width, height)
+        else:
+            write_video(root / task.video, seconds, video_fps, width, height)
+    return roots

@@ -1,0 +1,101 @@
+"""Streaming vs per-question recomputation on OVBench: vision-tower frame encodes and wall time.
+
+    python benchmarks/stream_vs_recompute.py --anno-dir ../shared/ovbench [--model PATH] [--videos-per-subset 2]
+
+1. Planned: frame encodes over the whole question set, from the question times alone (every
+   video at --fps; and with AVA's 1 fps frame folders capped at their rate).
+2. Measured: a seeded sample of videos with all their questions, on synthetic media exactly as
+   long as those questions need, answered by both protocols with the model (a tiny random one
+   unless --model is given): frames encoded (counted by the sessions), wall time, and whether the
+   two give identical predictions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from videochat_online.chat import ChatEngine
+from videochat_online.eval.ovbench import SUBSETS, load_ovbench
+from videochat_online.eval.protocols import ProtocolConfig, ProtocolRunner, planned_encodes
+from videochat_online.tools.demo_media import synthetic_ovbench_media
+from videochat_online.tools.make_tiny import make_tiny
+
+
+def planned(tasks, fps: float, cap_folders: bool) -> None:
+    print(f"\nplanned frame encodes at {fps:g} fps{' (frame folders capped at their rate)' if cap_folders else ''}:")
+    print(f"{'subset':<8} {'videos':>7} {'questions':>9} {'stream':>10} {'recompute':>11} {'ratio':>6}")
+    totals = [0, 0, 0, 0]
+    for subset in SUBSETS:
+        part = [t for t in tasks if t.subset == subset]
+        rate = lambda t: t.folder_fps if cap_folders else None  # noqa: E731
+        s = sum(planned_encodes(t, ProtocolConfig("stream", fps), rate(t)) for t in part)
+        r = sum(planned_encodes(t, ProtocolConfig("recompute", fps), rate(t)) for t in part)
+        n = sum(len(t.questions) for t in part)
+        print(f"{subset:<8} {len(part):>7} {n:>9} {s:>10} {r:>11} {r / s:>6.2f}")
+        totals = [a + b for a, b in zip(totals, (len(part), n, s, r))]
+    print(f"{'all':<8} {totals[0]:>7} {totals[1]:>9} {totals[2]:>10} {totals[3]:>11} {totals[3] / totals[2]:>6.2f}")
+
+
+def measure(engine: ChatEngine, tasks, protocol: str, fps: float) -> tuple[list[dict], int, float]:
+    runner = ProtocolRunner(engine, ProtocolConfig(protocol, fps, max_new_tokens=8))
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    records = [rec for task in tasks for rec in runner.answer_video(task, task.questions)]
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return records, runner.frames_encoded, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--anno-dir", required=True)
+    parser.add_argument("--model", default=None, help="checkpoint (default: a tiny random one)")
+    parser.add_argument("--videos-per-subset", type=int, default=2)
+    parser.add_argument("--max-seconds", type=float, default=1000, help="sample only videos watched at most this long")
+    parser.add_argument("--fps", type=float, default=2.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+
+    tasks = load_ovbench(args.anno_dir)
+    planned(tasks, args.fps, cap_folders=False)
+    planned(tasks, args.fps, cap_folders=True)
+
+    rng = random.Random(args.seed)
+    sample = []
+    for subset in SUBSETS:
+        pool = sorted((t for t in tasks if t.subset == subset and t.watch_seconds <= args.max_seconds),
+                      key=lambda t: t.key)
+        sample += rng.sample(pool, min(args.videos_per_subset, len(pool)))
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model or str(make_tiny(Path(tmp) / "tiny"))
+        roots = synthetic_ovbench_media(sample, Path(tmp) / "media")
+        for task in sample:
+            task.path = roots[task.subset] / task.video
+        dtype = "bf16" if args.device.startswith("cuda") else "fp32"
+        engine = ChatEngine.from_pretrained(model, device=args.device, dtype=dtype)
+        measure(engine, sample[:1], "stream", args.fps)  # warm-up
+        stream, stream_frames, stream_s = measure(engine, sample, "stream", args.fps)
+        again, again_frames, again_s = measure(engine, sample, "recompute", args.fps)
+    n = sum(len(t.questions) for t in sample)
+    print(f"\nmeasured on {len(sample)} videos, {n} questions ({'tiny random model' if not args.model else args.model}, "
+          f"{args.device}, {torch.get_num_threads()} threads):")
+    print(f"{'protocol':<10} {'frames encoded':>15} {'wall s':>8}")
+    print(f"{'stream':<10} {stream_frames:>15} {stream_s:>8.2f}")
+    print(f"{'recompute':<10} {again_frames:>15} {again_s:>8.2f}")
+    print(f"ratio      {again_frames / stream_frames:>15.2f} {again_s / stream_s:>8.2f}")
+    same = [a["reply"] for a in stream] == [b["reply"] for b in again]
+    print(f"identical predictions: {same}")
+    sys.exit(0 if same else 1)
+
+
+if __name__ == "__main__":
+    main()

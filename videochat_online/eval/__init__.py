@@ -1,0 +1,1 @@
+"""OVBench evaluation: question files, protocols, results, and the (multi-process, resumable) runner."""

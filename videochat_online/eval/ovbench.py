@@ -1,0 +1,195 @@
+"""OVBench as data: question files, videos grouped with their questions, prompts and scoring.
+
+Question files hold one JSON list per subset (DESIGN.md section 5 and `ovbench/README.md`):
+AVA and TAO are frame folders with their own fps, COIN and HiREST are video files. A question
+asked at `end` may see only frames with timestamp <= `end`. Scoring is pure functions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+
+SUBSETS = ("ava", "coin", "hirest", "tao")
+FRAME_FOLDER_SUBSETS = ("ava", "tao")
+AVA_CLIP_START = 900.0  # AVA's `middle_frame_timestamp` counts from the movie start; its clips start at 900 s
+LETTERS = "ABCDE"
+
+SYSTEM_MESSAGE = (
+    "Carefully watch the video and pay attention to the cause and sequence of events, the detail and movement of "
+    "objects, and the action and pose of persons. Based on your observations, select the best option that "
+    "accurately addresses the question.\n"
+)
+_REQUIRED = {"video": str, "start": (int, float), "end": (int, float), "middle_frame_timestamp": (int, float),
+             "question": str, "candidates": list, "answer": str, "answer_type": str, "sub_answer_type": str}
+
+
+class OVBenchError(InputError):
+    """A question file or entry that cannot be used."""
+
+
+@dataclass
+class Question:
+    qid: str  # "{subset}/{position in its file}"
+    subset: str
+    video: str
+    start: float
+    end: float  # the question is asked here
+    reference_time: float  # the moment the question is about, in seconds of the video
+    question: str
+    candidates: list[str]
+    answer: str
+    answer_type: str
+    sub_answer_type: str
+    folder_fps: float | None = None  # frame-folder subsets
+    image_file: str | None = None  # TAO: the frame at the question time
+
+    @property
+    def answer_letter(self) -> str:
+        return LETTERS[self.candidates.index(self.answer)]
+
+
+@dataclass
+class VideoTask:
+    """One video and its questions, in time order."""
+
+    subset: str
+    video: str
+    path: Path
+    folder_fps: float | None
+    questions: list[Question] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.subset}/{self.video}"
+
+    @property
+    def watch_seconds(self) -> float:
+        """How far the stream protocol watches: up to the last question."""
+        return max(q.end for q in self.questions)
+
+
+def _check_entry(entry, file: Path, i: int, subset: str) -> None:
+    where = f"{file}: entry {i}"
+    if not isinstance(entry, dict):
+        raise OVBenchError(f"{where}: expected an object, got {type(entry).__name__}")
+    if isinstance(entry.get("video"), str):
+        where += f" (video {entry['video']})"
+    for key, kind in _REQUIRED.items():
+        if key not in entry:
+            raise OVBenchError(f"{where}: missing '{key}'")
+        if not isinstance(entry[key], kind) or isinstance(entry[key], bool):
+            raise OVBenchError(f"{where}: '{key}' has the wrong type ({type(entry[key]).__name__})")
+    candidates = entry["candidates"]
+    if not 2 <= len(candidates) <= len(LETTERS) or not all(isinstance(c, str) for c in candidates):
+        raise OVBenchError(f"{where}: 'candidates' must be 2 to {len(LETTERS)} strings")
+    if entry["answer"] not in candidates:
+        raise OVBenchError(f"{where}: 'answer' {entry['answer']!r} is not one of the candidates")
+    if not 0 <= entry["start"] <= entry["end"]:
+        raise OVBenchError(f"{where}: needs 0 <= start <= end, got start {entry['start']}, end {entry['end']}")
+    if subset in FRAME_FOLDER_SUBSETS and not (isinstance(entry.get("fps"), (int, float)) and entry["fps"] > 0):
+        raise OVBenchError(f"{where}: a frame-folder subset needs a positive 'fps'")
+
+
+def load_questions(file: str | Path, subset: str) -> list[Question]:
+    """Every question of one subset's file, validated."""
+    file = Path(file)
+    if subset not in SUBSETS:
+        raise OVBenchError(f"{file}: unknown OVBench subset {subset!r}; known: {', '.join(SUBSETS)}")
+    if not file.is_file():
+        raise OVBenchError(f"{file}: no such question file")
+    try:
+        entries = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise OVBenchError(f"{file}: not valid JSON ({err})") from None
+    if not isinstance(entries, list):
+        raise OVBenchError(f"{file}: expected a JSON list of questions")
+    questions = []
+    for i, entry in enumerate(entries):
+        _check_entry(entry, file, i, subset)
+        offset = AVA_CLIP_START if subset == "ava" else 0.0
+        questions.append(Question(
+            qid=f"{subset}/{i}", subset=subset, video=entry["video"], start=float(entry["start"]),
+            end=float(entry["end"]), reference_time=float(entry["middle_frame_timestamp"]) - offset,
+            question=entry["question"], candidates=list(entry["candidates"]), answer=entry["answer"],
+            answer_type=entry["answer_type"], sub_answer_type=entry["sub_answer_type"],
+            folder_fps=float(entry["fps"]) if "fps" in entry else None, image_file=entry.get("image_file"),
+        ))
+    return questions
+
+
+def video_path(root: Path, question: Question) -> Path:
+    """Where a question's video lives under its subset root (TAO folders may sit at `image_file`'s folder)."""
+    direct = root / question.video
+    if question.image_file and not direct.exists():
+        nested = root / Path(question.image_file).parent
+        if nested.exists():
+            return nested
+    return direct
+
+
+def load_ovbench(anno_dir: str | Path, roots: dict[str, str | Path] | None = None,
+                 subsets: tuple[str, ...] = SUBSETS) -> list[VideoTask]:
+    """The subsets' questions grouped by video, each video's questions in time order.
+
+    `roots` maps a subset to the folder holding its videos or frame folders; a subset without a
+    root still loads (paths then point nowhere, and reading such a video fails as a missing file).
+    """
+    roots = {k: Path(v) for k, v in (roots or {}).items()}
+    tasks: dict[tuple[str, str], VideoTask] = {}
+    for subset in subsets:
+        for q in load_questions(Path(anno_dir) / f"{subset}.json", subset):
+            key = (subset, q.video)
+            if key not in tasks:
+                root = roots.get(subset, Path(f"<{subset} root not set>"))
+                tasks[key] = VideoTask(subset, q.video, video_path(root, q), q.folder_fps)
+            elif q.folder_fps != tasks[key].folder_fps:
+                raise OVBenchError(f"{anno_dir}/{subset}.json: video {q.video} has questions with different fps")
+            tasks[key].questions.append(q)
+    for task in tasks.values():
+        task.questions.sort(key=lambda q: (q.end, q.qid))
+    return list(tasks.values())
+
+
+# --------------------------------------------------------------------------------------------------
+# Prompt and scoring (pure functions)
+# --------------------------------------------------------------------------------------------------
+def format_question(q: Question) -> str:
+    """`Question at {t}s: {question}\\nOptions:\\n(A) ...\\nAnswer:` (DESIGN.md section 3)."""
+    options = "\n".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(q.candidates))
+    return f"Question at {q.end}s: {q.question}\nOptions:\n{options}\nAnswer:"
+
+
+_LEADING = re.compile(r"^\s*(?:\(([A-E])\)|([A-E])(?:[.):]|\s*$))")
+_STATED = re.compile(r"(?:answer|option)\s*(?:is|:)?\s*[:\-]?\s*\(?([A-E])\b(?!')")
+_LONE = re.compile(r"(?<![A-Za-z'])([A-E])(?![A-Za-z'])")
+
+
+def extract_option(reply: str, candidates: list[str]) -> str | None:
+    """The option letter a free-form reply chooses, or None.
+
+    In order: a leading "(A)" / "A." / "A)" / "A:" / a bare "A"; "the answer is (B)" forms; the text
+    of exactly one candidate; a lone letter, if exactly one valid letter stands alone.
+    """
+    valid = LETTERS[: len(candidates)]
+    text = reply.strip()
+    match = _LEADING.match(text)
+    if match and (match.group(1) or match.group(2)) in valid:
+        return match.group(1) or match.group(2)
+    match = _STATED.search(text)
+    if match and match.group(1) in valid:
+        return match.group(1)
+    lowered = text.lower().rstrip(".")
+    options = [c.strip().lower() for c in candidates]
+    if lowered in options:
+        return LETTERS[options.index(lowered)]
+    named = [LETTERS[i] for i, c in enumerate(options) if c and c in lowered]
+    if len(named) == 1:
+        return named[0]
+    lone = {m for m in _LONE.findall(text) if m in valid}
+    return lone.pop() if len(lone) == 1 else None

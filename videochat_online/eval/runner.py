@@ -1,0 +1,243 @@
+"""OVBench evaluation run: shards over processes, appends predictions as it goes, resumes, merges.
+
+    videochat-online eval --model PATH --anno-dir DIR --data-root ava=DIR --data-root coin=DIR \\
+        --protocol stream --output-dir runs/ovbench
+    torchrun --nproc_per_node 8 -m videochat_online.eval --model PATH ...      # one process per GPU
+
+Each process appends one JSON line per answered question to `predictions.rank{R}.jsonl` and
+flushes it at once. A run started again in the same output directory skips every question
+already answered (by any earlier process), so a killed run resumes where it stopped and ends with
+the same results. A video that cannot be read marks its questions `failed` (retried by the next
+run) and the run goes on. When all processes are done, rank 0 merges the predictions into
+`predictions.jsonl` and writes the results files (see `results.py`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError, VideoChatOnlineError
+from .ovbench import SUBSETS, VideoTask, load_ovbench
+from .protocols import PROTOCOLS, ProtocolConfig, ProtocolRunner, record
+from .results import write_results
+
+log = logging.getLogger("videochat_online.eval")
+
+
+# --------------------------------------------------------------------------------------------------
+# Processes
+# --------------------------------------------------------------------------------------------------
+def init_distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank); starts torch.distributed when launched by torchrun with > 1 process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return rank, world, local_rank
+
+
+def barrier(world: int) -> None:
+    if world > 1:
+        torch.distributed.barrier()
+
+
+def task_cost(task: VideoTask, protocol: str) -> float:
+    """Work of a video under a protocol, for balancing: seconds watched (or questions, for uniform)."""
+    if protocol in ("stream", "window"):
+        return task.watch_seconds
+    if protocol == "recompute":
+        return sum(q.end for q in task.questions)
+    return float(len(task.questions))
+
+
+def shard(tasks: list[VideoTask], world: int, protocol: str) -> list[list[VideoTask]]:
+    """Split videos over `world` processes, longest first to the least loaded (the same on every rank)."""
+    shards: list[list[VideoTask]] = [[] for _ in range(world)]
+    loads = [0.0] * world
+    for task in sorted(tasks, key=lambda t: (-task_cost(t, protocol), t.key)):
+        r = min(range(world), key=lambda i: (loads[i], i))
+        shards[r].append(task)
+        loads[r] += task_cost(task, protocol)
+    return shards
+
+
+# --------------------------------------------------------------------------------------------------
+# Predictions on disk
+# --------------------------------------------------------------------------------------------------
+def read_predictions(out_dir: Path) -> dict[str, dict]:
+    """Every prediction any process wrote, one per question: an `ok` record wins over a `failed` one."""
+    best: dict[str, dict] = {}
+    for file in sorted(out_dir.glob("predictions.rank*.jsonl")):
+        for line in file.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # the torn last line of a killed process
+            if rec["id"] not in best or best[rec["id"]]["status"] == "failed":
+                best[rec["id"]] = rec
+    return best
+
+
+class PredictionWriter:
+    """Appends records to a JSONL file, each flushed to disk before the next question."""
+
+    def __init__(self, path: Path):
+        if path.exists():  # drop a line torn by a kill, so that the next record starts on its own line
+            data = path.read_bytes()
+            if data and not data.endswith(b"\n"):
+                path.write_bytes(data[: data.rfind(b"\n") + 1])
+        self.file = open(path, "a")
+
+    def write(self, rec: dict) -> None:
+        self.file.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        self.file.flush()
+        os.fsync(self.file.fileno())
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def merge(out_dir: Path, tasks: list[VideoTask], meta: dict) -> dict:
+    """predictions.jsonl (in question-file order) and the results files, from every process's predictions."""
+    found = read_predictions(out_dir)
+    order = [q.qid for task in tasks for q in task.questions]
+    order.sort(key=lambda qid: (SUBSETS.index(qid.split("/")[0]), int(qid.split("/")[1])))
+    missing = [qid for qid in order if qid not in found]
+    if missing:
+        raise RuntimeError(f"{out_dir}: {len(missing)} questions have no prediction (e.g. {missing[:3]})")
+    records = [found[qid] for qid in order]
+    with open(out_dir / "predictions.jsonl", "w") as f:
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    return write_results(out_dir, records, meta)
+
+
+# --------------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------------
+def evaluate_tasks(runner: ProtocolRunner, tasks: list[VideoTask], done: set[str], writer: PredictionWriter,
+                   progress=None) -> None:
+    """Answer every question of `tasks` not in `done`; an unreadable video fails its remaining questions."""
+    for task in tasks:
+        todo = [q for q in task.questions if q.qid not in done]
+        written: set[str] = set()
+        try:
+            for rec in runner.answer_video(task, todo):
+                writer.write(rec)
+                written.add(rec["id"])
+        except (InputError, torch.cuda.OutOfMemoryError) as err:
+            message = str(err).splitlines()[0]
+            log.warning("%s: %d questions failed: %s", task.key, len(todo) - len(written), message)
+            for q in todo:
+                if q.qid not in written:
+                    writer.write(record(q, None, runner.config.name, error=message))
+            if isinstance(err, torch.cuda.OutOfMemoryError):
+                torch.cuda.empty_cache()
+        if progress is not None:
+            progress.update(1)
+
+
+def _int_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(","))
+
+
+def add_eval_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="checkpoint directory or hub id")
+    parser.add_argument("--anno-dir", required=True, help="folder with ava.json, coin.json, hirest.json, tao.json")
+    parser.add_argument("--data-root", action="append", default=[], metavar="SUBSET=DIR",
+                        help="where a subset's videos or frame folders are (repeat per subset)")
+    parser.add_argument("--subsets", default=",".join(SUBSETS), help="comma-separated (default: all four)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="stream")
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--fps", type=float, default=2.0, help="frames sampled per second (capped at a folder's rate)")
+    parser.add_argument("--capacities", type=_int_tuple, default=(2, 2, 12))
+    parser.add_argument("--grid-sizes", type=_int_tuple, default=None, help="default: the model's g, g/2, g/4")
+    parser.add_argument("--intervals", type=_int_tuple, default=(8, 4, 1))
+    parser.add_argument("--window", type=int, default=32)
+    parser.add_argument("--uniform-frames", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=8, help="frames per vision-tower batch")
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--max-videos", type=int, default=None, help="evaluate only the first N videos (a smoke test)")
+    parser.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default=None)
+    parser.add_argument("--attn", choices=["sdpa", "flash_attention_2", "eager"], default=None)
+
+
+def run(args: argparse.Namespace) -> dict | None:
+    rank, world, local_rank = init_distributed()
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format="%(message)s")
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    roots = {}
+    for item in args.data_root:
+        subset, sep, path = item.partition("=")
+        if not sep or subset not in SUBSETS:
+            raise InputError(f"--data-root {item!r}: write it as SUBSET=DIR with SUBSET one of {', '.join(SUBSETS)}")
+        roots[subset] = path
+    subsets = tuple(s for s in args.subsets.split(",") if s)
+    tasks = load_ovbench(args.anno_dir, roots, subsets)
+    if args.max_videos is not None:
+        tasks = tasks[: args.max_videos]
+    config = ProtocolConfig(args.protocol, args.fps, args.capacities, args.grid_sizes, args.intervals, args.window,
+                            args.uniform_frames, args.batch_size, args.max_new_tokens)
+    meta = {"model": args.model, "anno_dir": str(args.anno_dir), "roots": roots, "subsets": list(subsets),
+            "protocol": asdict(config), "world_size": world}
+    if rank == 0:
+        given = {k: v for k, v in vars(args).items() if not callable(v)}
+        (out / "config.json").write_text(json.dumps({**given, "resolved": meta}, indent=2, default=str))
+
+    done = {qid for qid, rec in read_predictions(out).items() if rec["status"] == "ok"}
+    mine = shard(tasks, world, args.protocol)[rank]
+    n_questions = sum(len(t.questions) for t in tasks)
+    log.info("OVBench %s: %d videos, %d questions (%d done before), %d processes", args.protocol, len(tasks),
+             n_questions, len(done), world)
+
+    from tqdm import tqdm
+
+    from ..chat import ChatEngine
+
+    device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    engine = ChatEngine.from_pretrained(args.model, device=device, dtype=args.dtype or (
+        "bf16" if device.startswith("cuda") else "fp32"), attn_implementation=args.attn)
+    runner = ProtocolRunner(engine, config)
+    writer = PredictionWriter(out / f"predictions.rank{rank}.jsonl")
+    start = time.perf_counter()
+    try:
+        with tqdm(total=len(mine), unit="video", disable=rank != 0, file=sys.stderr) as progress:
+            evaluate_tasks(runner, mine, done, writer, progress)
+    finally:
+        writer.close()
+    log.info("rank %d: %d frames encoded in %.1f s", rank, runner.frames_encoded, time.perf_counter() - start)
+    barrier(world)
+    table = None
+    if rank == 0:
+        table = merge(out, tasks, meta)
+        log.info("overall accuracy %.2f%% (%d/%d, %d failed); results in %s", table["overall"]["accuracy"],
+                 table["overall"]["correct"], table["overall"]["total"], table["overall"]["failed"], out)
+    barrier(world)
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m videochat_online.eval", description="OVBench evaluation")
+    add_eval_args(parser)
+    args = parser.parse_args(argv)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        run(args)
+    except VideoChatOnlineError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
