@@ -21,9 +21,14 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   # shellcheck disable=SC2086  # TORCH_PIP_ARGS is a list of pip options
   "${pip[@]}" install -q ${TORCH_PIP_ARGS:-} "torch==$TORCH_VERSION"
 fi
-"${pip[@]}" install -q -e ".[video,dev]"
+# The project, and the lmms-eval plug-in (which brings lmms-eval). The constraint keeps the torch build
+# installed above: lmms-eval's requirements would otherwise upgrade it to the newest CUDA build.
+constraints="$VENV/torch-constraint.txt"
+"$VENV/bin/python" -c "import torch; print('torch==' + torch.__version__)" >"$constraints"
+"${pip[@]}" install -q -c "$constraints" -e ".[video,dev]" -e ./lmms-eval-ovbench
 
-# Nothing here needs torchvision; a CUDA build of it on a CPU machine breaks `import transformers`.
+# Nothing here needs torchvision, but lmms-eval pulls it in; a CUDA build of it on a CPU machine breaks
+# `import transformers`' image code, so a torchvision that does not import is removed.
 if "${pip[@]}" show torchvision >/dev/null 2>&1 && ! "$VENV/bin/python" -c "import torchvision" 2>/dev/null; then
   "${pip[@]}" uninstall -q -y torchvision
 fi

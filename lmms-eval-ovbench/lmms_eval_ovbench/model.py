@@ -1,0 +1,154 @@
+"""VideoChat-Online as an lmms-eval model (registered through the `lmms_eval.models` entry point).
+
+    python -m lmms_eval --model videochat_online \
+        --model_args pretrained=OpenGVLab/VideoChat-Online-4B,memory=pyramid,fps=2,system_message=ovbench \
+        --tasks ovbench --include_path lmms-eval-ovbench/tasks/ovbench
+
+Visual input, by what a task's `doc_to_visual` returns:
+- a clip {"video", "start", "end", "folder_fps"} (OVBench): requests on the same video are grouped
+  and the video is watched once as a stream, each question answered at its `end` from memory;
+- a video file path (VideoMME, MVBench, MLVU, ...): the whole video streamed through memory, then
+  the question;
+- PIL images (image tasks): InternVL's dynamic tiling, one `<image>` per picture;
+- nothing: a text-only question.
+
+Model arguments: pretrained, device, dtype (bf16/fp16/fp32), attn_implementation,
+memory (pyramid/window/uniform), fps, capacities and intervals (dash-separated, e.g. 2-2-12),
+window, uniform_frames, frame_batch (frames per vision-tower batch), max_new_tokens,
+system_message ("model": the checkpoint's; "ovbench": the published OVBench evaluation's; a path:
+that file's text, verbatim).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from accelerate import PartialState
+from lmms_eval.api.model import lmms
+from lmms_eval.models.registry_v2 import ModelManifest
+from PIL import Image
+from tqdm import tqdm
+
+from videochat_online.chat import ChatEngine
+from videochat_online.data.video import open_video
+from videochat_online.errors import InputError
+from videochat_online.eval.ovbench import SYSTEM_MESSAGE as OVBENCH_SYSTEM_MESSAGE
+from videochat_online.streaming import StreamingSession, TimedQuestion, answer_along, build_memory
+
+log = logging.getLogger("lmms_eval_ovbench")
+
+
+def manifest() -> ModelManifest:
+    return ModelManifest(model_id="videochat_online", simple_class_path="lmms_eval_ovbench.model.VideoChatOnline")
+
+
+def _dashed(text: str | tuple) -> tuple[int, ...]:
+    return tuple(int(x) for x in str(text).split("-")) if not isinstance(text, tuple) else text
+
+
+def generation_options(gen_kwargs: dict, max_new_tokens: int) -> dict:
+    """lmms-eval's generation kwargs as `generate` options (greedy unless a temperature > 0 asks otherwise)."""
+    sample = bool(gen_kwargs.get("do_sample")) or float(gen_kwargs.get("temperature") or 0) > 0
+    options = {"max_new_tokens": int(gen_kwargs.get("max_new_tokens", max_new_tokens)), "do_sample": sample,
+               "num_beams": int(gen_kwargs.get("num_beams") or 1)}
+    if sample:
+        options.update(temperature=float(gen_kwargs.get("temperature") or 1.0), top_p=float(gen_kwargs.get("top_p") or 1.0))
+    return options
+
+
+class VideoChatOnline(lmms):
+    def __init__(self, pretrained: str, device: str | None = None, dtype: str | None = None,
+                 attn_implementation: str | None = None, memory: str = "pyramid", fps: float = 2.0,
+                 capacities: str = "2-2-12", intervals: str = "8-4-1", window: int = 32, uniform_frames: int = 16,
+                 frame_batch: int = 8, max_new_tokens: int = 256, system_message: str = "model",
+                 batch_size: int = 1, **unused):
+        super().__init__()
+        if unused:
+            log.warning("videochat_online ignores model_args %s", sorted(unused))
+        state = PartialState()
+        self._rank, self._world_size = state.process_index, state.num_processes
+        device = device or (f"cuda:{state.local_process_index}" if torch.cuda.is_available() else "cpu")
+        dtype = dtype or ("bf16" if str(device).startswith("cuda") else "fp32")
+        system = {"model": None, "ovbench": OVBENCH_SYSTEM_MESSAGE}.get(system_message)
+        if system is None and system_message != "model":
+            path = Path(system_message)
+            if not path.is_file():
+                raise InputError(f"system_message={system_message!r}: use model, ovbench or a text file's path")
+            system = path.read_text()
+        self.engine = ChatEngine.from_pretrained(pretrained, device=device, dtype=dtype,
+                                                 attn_implementation=attn_implementation, system_message=system)
+        self.memory_options = dict(mode=memory, grid_size=self.engine.config.grid_size, capacities=_dashed(capacities),
+                                   sample_intervals=_dashed(intervals), window=int(window), num_frames=int(uniform_frames))
+        build_memory(**self.memory_options)  # check the options now rather than at the first video
+        self.fps, self.frame_batch, self.max_new_tokens = float(fps), int(frame_batch), int(max_new_tokens)
+
+    def _session(self) -> StreamingSession:
+        return StreamingSession(self.engine, build_memory(**self.memory_options))
+
+    # ----------------------------------------------------------------------------------------------
+    def generate_until(self, requests) -> list[str]:
+        answers: list[str | None] = [None] * len(requests)
+        clips: dict[tuple, list[tuple[int, float, str, dict]]] = defaultdict(list)
+        direct = []
+        for i, request in enumerate(requests):
+            context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
+            visuals = doc_to_visual(self.task_dict[task][split][doc_id]) or []
+            if len(visuals) == 1 and isinstance(visuals[0], dict):
+                clip = visuals[0]
+                clips[(clip["video"], float(clip["start"]), clip.get("folder_fps"))].append(
+                    (i, float(clip["end"]), context, gen_kwargs))
+            else:
+                direct.append((i, visuals, context, gen_kwargs))
+        progress = tqdm(total=len(requests), disable=self.rank != 0, desc="videochat_online")
+        for (video, start, folder_fps), items in clips.items():
+            for i, text in self._watch_clip(video, start, folder_fps, items):
+                answers[i] = text
+            progress.update(len(items))
+        for i, visuals, context, gen_kwargs in direct:
+            answers[i] = self._answer(visuals, context, generation_options(gen_kwargs, self.max_new_tokens))
+            progress.update(1)
+        progress.close()
+        return answers
+
+    def _watch_clip(self, video: str, start: float, folder_fps: float | None, items):
+        """Watch one video from `start` once; answer each question at its end time."""
+        options = generation_options(items[0][3], self.max_new_tokens)
+        questions = [TimedQuestion(end, context, key=i) for i, end, context, _ in items]
+        answered = set()
+        try:
+            source = open_video(video, folder_fps=folder_fps)
+            frames = source.sample(min(self.fps, source.native_fps), start=start)
+            for done in answer_along(self._session(), frames, questions, batch_size=self.frame_batch, **options):
+                answered.add(done.question.key)
+                yield done.question.key, done.reply.text
+        except InputError as err:  # answers already given stand; the rest are empty (scored wrong)
+            log.error("%s; %d questions get an empty answer", str(err).splitlines()[0], len(items) - len(answered))
+            for q in questions:
+                if q.key not in answered:
+                    yield q.key, ""
+
+    def _answer(self, visuals: list, context: str, options: dict) -> str:
+        try:
+            if not visuals:
+                return self.engine.ask(context, **options).text
+            if all(isinstance(v, Image.Image) for v in visuals):
+                return self.engine.ask_images([v.convert("RGB") for v in visuals], context, **options).text
+            if len(visuals) == 1 and isinstance(visuals[0], (str, Path)):
+                source = open_video(visuals[0])
+                session = self._session()
+                for done in answer_along(session, source.sample(min(self.fps, source.native_fps)),
+                                         [TimedQuestion(float("inf"), context)], batch_size=self.frame_batch, **options):
+                    return done.reply.text
+        except InputError as err:
+            log.error("%s; the question gets an empty answer", str(err).splitlines()[0])
+            return ""
+        raise InputError(f"videochat_online cannot read visuals of types {sorted({type(v).__name__ for v in visuals})}")
+
+    def loglikelihood(self, requests):
+        raise NotImplementedError("videochat_online answers generate_until tasks only")
+
+    def generate_until_multi_round(self, requests):
+        raise NotImplementedError("videochat_online answers single-round tasks only")

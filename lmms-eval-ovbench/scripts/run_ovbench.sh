@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Run OVBench (or other lmms-eval tasks) with lmms-eval and check its output files.
+#
+#   MODEL=videochat_online MODEL_ARGS=pretrained=OpenGVLab/VideoChat-Online-4B \
+#   OVBENCH_AVA_ROOT=/data/ava/frames OVBENCH_COIN_ROOT=/data/coin/videos \
+#   OVBENCH_HIREST_ROOT=/data/hirest/videos OVBENCH_TAO_ROOT=/data/tao/frames \
+#   GPUS=8 bash lmms-eval-ovbench/scripts/run_ovbench.sh [extra lmms-eval arguments, e.g. --limit 10]
+#
+# MODEL        an lmms-eval model name                 (required)
+# MODEL_ARGS   its --model_args                         (required)
+# TASKS        comma-separated                          (default ovbench: the four subsets)
+# GPUS         processes, one per GPU (accelerate)      (default 1)
+# OUTPUT_PATH  (default runs/lmms_eval/$MODEL)
+# lmms-eval exits 0 even when an evaluation fails, so the run is judged by its results file.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+: "${MODEL:?set MODEL to an lmms-eval model name}"
+: "${MODEL_ARGS:?set MODEL_ARGS, e.g. pretrained=OpenGVLab/VideoChat-Online-4B}"
+TASKS=${TASKS:-ovbench}
+GPUS=${GPUS:-1}
+OUTPUT_PATH=${OUTPUT_PATH:-runs/lmms_eval/$MODEL}
+mkdir -p "$OUTPUT_PATH"
+started=$(date +%s)
+
+if [ "$GPUS" -gt 1 ]; then launcher=(accelerate launch --num_processes "$GPUS" -m lmms_eval)
+else launcher=(python -m lmms_eval); fi
+"${launcher[@]}" --model "$MODEL" --model_args "$MODEL_ARGS" --tasks "$TASKS" \
+  --include_path "$here/../tasks/ovbench" --batch_size 1 --log_samples --output_path "$OUTPUT_PATH" "$@" \
+  2>&1 | tee "$OUTPUT_PATH/lmms_eval.log"
+
+checked=$(echo "$TASKS" | tr ',' ' ')
+[ "$TASKS" = ovbench ] && checked="ovbench ovbench_ava ovbench_coin ovbench_hirest ovbench_tao"
+# shellcheck disable=SC2086  # one argument per task
+python -m lmms_eval_ovbench.check "$OUTPUT_PATH" $checked --since "$started"

@@ -1,0 +1,106 @@
+"""OVBench for lmms-eval: documents, visual input, prompt and scoring.
+
+Prompt and scoring are the project's own (`videochat_online.eval.ovbench`), so that lmms-eval and
+`videochat-online eval` agree question for question. Videos are found through one environment
+variable per subset: OVBENCH_AVA_ROOT, OVBENCH_COIN_ROOT, OVBENCH_HIREST_ROOT, OVBENCH_TAO_ROOT.
+
+Visual input (`lmms_eval_specific_kwargs.visual`):
+- "frames" (every model by default): `num_frames` frames spread over the question's clip
+  [start, end], as PIL images; nothing after `end` is shown.
+- "clip" (the videochat_online model): the clip itself, {"video", "start", "end", "folder_fps"},
+  which the model watches as a stream.
+"""
+
+import os
+from pathlib import Path
+
+from PIL import Image
+
+from videochat_online.data.video import open_video
+from videochat_online.eval.ovbench import OVBenchError, Question, extract_option, format_question, video_path
+from videochat_online.eval.protocols import uniform_times
+
+ANSWER_TYPES = ("PastMemory", "SpatialPerception", "TemporalPerception", "SpatioTemporalPerception",
+                "FuturePrediction", "Hallucination")
+# The task types each subset asks about (the metric lists of ovbench_{subset}.yaml).
+SUBSET_TYPES = {"ava": ANSWER_TYPES, "tao": ANSWER_TYPES,
+                "coin": ("PastMemory", "TemporalPerception", "FuturePrediction", "Hallucination"),
+                "hirest": ("PastMemory", "TemporalPerception", "FuturePrediction", "Hallucination")}
+
+
+def root_of(subset: str) -> Path:
+    """The folder holding a subset's videos, from its environment variable."""
+    variable = f"OVBENCH_{subset.upper()}_ROOT"
+    value = os.environ.get(variable)
+    if not value:
+        raise OVBenchError(f"{variable} is not set: point it at the folder holding OVBench's {subset} videos")
+    if not Path(value).is_dir():
+        raise OVBenchError(f"{variable}={value}: no such directory")
+    return Path(value)
+
+
+def _process(subset: str):
+    def process_docs(dataset):
+        # The video root is checked when a question's video is first needed (`root_of`): an error here
+        # would reach the user only through lmms-eval's download retries.
+        return dataset.map(lambda doc, i: {"subset": subset, "qid": f"{subset}/{i}"}, with_indices=True)
+
+    return process_docs
+
+
+process_ava, process_coin, process_hirest, process_tao = (_process(s) for s in ("ava", "coin", "hirest", "tao"))
+
+
+def question_of(doc: dict) -> Question:
+    return Question(qid=doc["qid"], subset=doc["subset"], video=doc["video"], start=float(doc["start"]),
+                    end=float(doc["end"]), reference_time=float(doc["middle_frame_timestamp"]),
+                    question=doc["question"], candidates=list(doc["candidates"]), answer=doc["answer"],
+                    answer_type=doc["answer_type"], sub_answer_type=doc["sub_answer_type"],
+                    folder_fps=float(doc["fps"]) if doc.get("fps") else None, image_file=doc.get("image_file"))
+
+
+def ovbench_doc_to_visual(doc: dict, lmms_eval_specific_kwargs: dict):
+    q = question_of(doc)
+    path = video_path(root_of(q.subset), q)
+    if lmms_eval_specific_kwargs.get("visual") == "clip":
+        return [{"video": str(path), "start": q.start, "end": q.end, "folder_fps": q.folder_fps}]
+    source = open_video(path, folder_fps=q.folder_fps)
+    times = uniform_times(q.start, q.end, int(lmms_eval_specific_kwargs.get("num_frames", 16)), source.native_fps)
+    return [Image.fromarray(frame.image) for frame in source.frames_at(times)]
+
+
+def ovbench_doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str:
+    kwargs = lmms_eval_specific_kwargs or {}
+    return kwargs.get("pre_prompt", "") + format_question(question_of(doc)) + kwargs.get("post_prompt", "")
+
+
+def ovbench_doc_to_target(doc: dict) -> str:
+    return question_of(doc).answer_letter
+
+
+def ovbench_process_results(doc: dict, results: list[str]) -> dict:
+    q = question_of(doc)
+    prediction = extract_option(results[0], q.candidates)
+    record = {"id": q.qid, "answer_type": q.answer_type, "sub_answer_type": q.sub_answer_type,
+              "answer": q.answer_letter, "prediction": prediction, "correct": prediction == q.answer_letter}
+    return {"ovbench_overall": record, **{f"ovbench_{t}": record for t in SUBSET_TYPES[q.subset]}}
+
+
+def _accuracy(records: list[dict]) -> float:
+    return 100.0 * sum(r["correct"] for r in records) / len(records) if records else float("nan")
+
+
+def aggregate_overall(records: list[dict]) -> float:
+    return _accuracy(records)
+
+
+def _aggregate_type(answer_type: str):
+    def aggregate(records: list[dict]) -> float:
+        return _accuracy([r for r in records if r["answer_type"] == answer_type])
+
+    aggregate.__name__ = f"aggregate_{answer_type}"
+    return aggregate
+
+
+(aggregate_PastMemory, aggregate_SpatialPerception, aggregate_TemporalPerception, aggregate_SpatioTemporalPerception,
+ aggregate_FuturePrediction, aggregate_Hallucination) = (_aggregate_type(t) for t in ANSWER_TYPES)

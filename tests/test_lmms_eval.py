@@ -1,0 +1,195 @@
+"""lmms-eval: the OVBench tasks and the videochat_online model plug-in, run end to end on CPU.
+
+lmms-eval exits 0 even when an evaluation fails, so every run here is judged by its output files.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lmms_eval_ovbench import TASKS_DIR
+from lmms_eval_ovbench.check import check, newest_results
+from videochat_online.eval.ovbench import load_ovbench
+from videochat_online.eval.runner import main as eval_main
+from videochat_online.tools.demo_media import synthetic_ovbench_media, write_video
+
+ANNO = Path(os.environ.get("OVBENCH_ANNO_DIR", Path(__file__).resolve().parents[2] / "shared" / "ovbench"))
+SUBSETS = ("ava", "coin", "hirest", "tao")
+LIMIT = 2  # questions per subset: the first ones of each question file
+
+
+def lmms_eval(args, env_extra=None, timeout=900):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "lmms_eval", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    """Synthetic videos for the first LIMIT questions of every subset, and an anno dir of just those."""
+    root = tmp_path_factory.mktemp("lmms")
+    anno = root / "anno"
+    anno.mkdir()
+    for subset in SUBSETS:
+        entries = json.loads((ANNO / f"{subset}.json").read_text())[:LIMIT]
+        (anno / f"{subset}.json").write_text(json.dumps(entries))
+    roots = synthetic_ovbench_media(load_ovbench(anno), root / "media")
+    env = {f"OVBENCH_{s.upper()}_ROOT": str(roots[s]) for s in SUBSETS}
+    return root, anno, roots, env
+
+
+@pytest.fixture(scope="module")
+def ovbench_run(tiny_dir, media):
+    root, _, _, env = media
+    out = root / "lmms_out"
+    result = lmms_eval(["--model", "videochat_online", "--model_args",
+                        f"pretrained={tiny_dir()},fps=1,system_message=ovbench", "--tasks", "ovbench",
+                        "--include_path", str(TASKS_DIR), "--limit", str(LIMIT), "--log_samples",
+                        "--output_path", str(out)], env)
+    return out, result
+
+
+def samples(out, task):
+    (file,) = list(out.rglob(f"*_samples_{task}.jsonl"))
+    return [json.loads(line) for line in file.read_text().splitlines()]
+
+
+def test_ovbench_runs_end_to_end(ovbench_run):
+    out, result = ovbench_run
+    log = result.stdout + result.stderr
+    assert check(out, ["ovbench", "ovbench_ava", "ovbench_coin", "ovbench_hirest", "ovbench_tao"]) == [], log
+    results = json.loads(newest_results(out).read_text())["results"]
+    for subset in SUBSETS:
+        metrics = {k.split(",")[0] for k in results[f"ovbench_{subset}"] if "stderr" not in k and "," in k}
+        expected = {"ovbench_overall", "ovbench_PastMemory", "ovbench_TemporalPerception", "ovbench_FuturePrediction",
+                    "ovbench_Hallucination"}
+        if subset in ("ava", "tao"):
+            expected |= {"ovbench_SpatialPerception", "ovbench_SpatioTemporalPerception"}
+        assert metrics == expected
+        assert len(samples(out, f"ovbench_{subset}")) == LIMIT
+
+
+def test_lmms_eval_agrees_with_the_projects_evaluation(ovbench_run, tiny_dir, media, tmp_path):
+    out, _ = ovbench_run
+    _, anno, roots, _ = media
+    ours = tmp_path / "ours"
+    args = ["--model", str(tiny_dir()), "--anno-dir", str(anno), "--output-dir", str(ours), "--fps", "1",
+            "--protocol", "stream"]
+    for subset, path in roots.items():
+        args += ["--data-root", f"{subset}={path}"]
+    assert eval_main(args) == 0
+    mine = {r["id"]: r for r in map(json.loads, (ours / "predictions.jsonl").read_text().splitlines())}
+    prompts = {q.qid: q for t in load_ovbench(anno) for q in t.questions}
+    from videochat_online.eval.ovbench import format_question
+
+    compared = 0
+    for subset in SUBSETS:
+        for sample in samples(out, f"ovbench_{subset}"):
+            record = sample["ovbench_overall"]
+            assert sample["input"] == format_question(prompts[record["id"]])  # the same prompt
+            reply = sample["filtered_resps"]
+            reply = reply[0] if isinstance(reply, list) else reply
+            assert reply == mine[record["id"]]["reply"]  # the same memory, prompt and generation
+            assert record["prediction"] == mine[record["id"]]["prediction"]
+            assert record["correct"] == mine[record["id"]]["correct"]
+            assert record["answer"] == mine[record["id"]]["answer"]
+            compared += 1
+    assert compared == LIMIT * len(SUBSETS)
+
+
+def load_task_utils():
+    spec = importlib.util.spec_from_file_location("ovbench_task_utils", TASKS_DIR / "utils.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_other_models_get_frames_of_the_clip_only(media, monkeypatch):
+    _, anno, _, env = media
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    utils = load_task_utils()
+    doc = {**json.loads((anno / "coin.json").read_text())[0], "subset": "coin", "qid": "coin/0"}
+    frames = utils.ovbench_doc_to_visual(doc, {"visual": "frames", "num_frames": 4})
+    assert len(frames) == 4 and all(isinstance(f, Image.Image) for f in frames)
+    from videochat_online.tools.demo_media import frame_number
+
+    shown = [frame_number(np.asarray(f)) for f in frames]
+    native = [int(doc["end"] * (i + 0.5) / 4 * 5) for i in range(4)]  # segment middles; synthetic mp4s run at 5 fps
+    drawn = [round((3 * j) % 256 / 3) for j in native]  # the grey level each frame number is drawn with
+    assert all(abs(a - b) <= 1 for a, b in zip(shown, drawn)), (shown, drawn)  # H.264 is lossy
+    assert max(native) <= doc["end"] * 5
+    clip = utils.ovbench_doc_to_visual(doc, {"visual": "clip"})
+    assert clip == [{"video": str(Path(env["OVBENCH_COIN_ROOT"]) / doc["video"]), "start": 0.0, "end": doc["end"],
+                     "folder_fps": None}]
+    monkeypatch.delenv("OVBENCH_COIN_ROOT")
+    with pytest.raises(Exception, match="OVBENCH_COIN_ROOT is not set"):
+        utils.ovbench_doc_to_visual(doc, {"visual": "clip"})
+
+
+def test_missing_video_root_is_a_clear_error(tiny_dir, media, tmp_path):
+    _, _, _, env = media
+    env = {k: v for k, v in env.items() if k != "OVBENCH_TAO_ROOT"}
+    result = lmms_eval(["--model", "videochat_online", "--model_args", f"pretrained={tiny_dir()}", "--tasks",
+                        "ovbench_tao", "--include_path", str(TASKS_DIR), "--limit", "1", "--output_path",
+                        str(tmp_path / "out")], {**env, "OVBENCH_TAO_ROOT": ""})
+    assert "OVBENCH_TAO_ROOT is not set: point it at the folder holding OVBench's tao videos" in result.stdout + result.stderr
+    assert check(tmp_path / "out", ["ovbench_tao"]) != []  # no results: the run failed (whatever lmms-eval's exit code)
+
+
+GENERIC_UTILS = '''
+from PIL import Image
+
+def doc_to_visual(doc):
+    return [Image.open(doc["image"])] if doc.get("image") else [doc["video"]]
+
+def doc_to_text(doc):
+    return doc["question"]
+
+def process_results(doc, results):
+    return {"answered": float(bool(results[0].strip()))}
+'''
+
+
+def test_generic_video_and_image_tasks(tiny_dir, tmp_path):
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "generic_utils.py").write_text(GENERIC_UTILS)
+    video = write_video(tmp_path / "clip.mp4", seconds=6, fps=5)
+    Image.new("RGB", (300, 200), (200, 30, 30)).save(tmp_path / "red.png")
+    (tasks / "video.json").write_text(json.dumps([{"video": str(video), "question": "What moves?"}] * 2))
+    (tasks / "image.json").write_text(json.dumps([{"image": str(tmp_path / "red.png"), "question": "Color?"}]))
+    for name in ("video", "image"):
+        (tasks / f"generic_{name}.yaml").write_text(f"""task: generic_{name}
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    train: {name}.json
+test_split: train
+output_type: generate_until
+doc_to_visual: !function generic_utils.doc_to_visual
+doc_to_text: !function generic_utils.doc_to_text
+doc_to_target: question
+process_results: !function generic_utils.process_results
+generation_kwargs:
+  max_new_tokens: 6
+metric_list:
+  - metric: answered
+    aggregation: mean
+    higher_is_better: true
+""")
+    out = tmp_path / "out"
+    result = lmms_eval(["--model", "videochat_online", "--model_args", f"pretrained={tiny_dir()},fps=2",
+                        "--tasks", "generic_video,generic_image", "--include_path", str(tasks), "--output_path",
+                        str(out)])
+    assert check(out, ["generic_video", "generic_image"]) == [], result.stdout + result.stderr
+    results = json.loads(newest_results(out).read_text())["results"]
+    assert results["generic_video"]["answered,none"] == 1.0
+    assert results["generic_image"]["answered,none"] == 1.0
