@@ -1,8 +1,14 @@
 """Shared fixtures: tiny checkpoints written once per test session (seeded, CPU, a few MB)."""
 
+import json
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
+from videochat_online.eval.ovbench import load_ovbench
+from videochat_online.tools.demo_media import synthetic_ovbench_media
 from videochat_online.tools.make_tiny import make_tiny
 
 torch.set_num_threads(2)
@@ -18,5 +24,30 @@ def tiny_dir(tmp_path_factory):
         if key not in made:
             made[key] = make_tiny(tmp_path_factory.mktemp(f"tiny-{llm}-{layout}"), layout, llm, seed=0, shards=shards)
         return made[key]
+
+    return build
+
+
+# The real OVBench question files, beside the repository as in CI (OVBENCH_ANNO_DIR overrides).
+OVBENCH_ANNO = Path(os.environ.get("OVBENCH_ANNO_DIR", Path(__file__).resolve().parents[2] / "shared" / "ovbench"))
+OVBENCH_SUBSETS = ("ava", "coin", "hirest", "tao")
+
+
+@pytest.fixture(scope="session")
+def ovbench_sample(tmp_path_factory):
+    """ovbench_sample(name, pick) -> (anno_dir, roots): real questions and synthetic media for them.
+
+    `pick(entries)` chooses, from a subset's question file, the entries to keep; the media are demo
+    videos and frame folders exactly as long as the kept questions need.
+    """
+
+    def build(name, pick):
+        root = tmp_path_factory.mktemp(name)
+        anno = root / "anno"
+        anno.mkdir()
+        for subset in OVBENCH_SUBSETS:
+            entries = json.loads((OVBENCH_ANNO / f"{subset}.json").read_text())
+            (anno / f"{subset}.json").write_text(json.dumps(pick(entries)))
+        return anno, synthetic_ovbench_media(load_ovbench(anno), root / "media")
 
     return build

@@ -18,10 +18,9 @@ from lmms_eval_ovbench import TASKS_DIR
 from lmms_eval_ovbench.check import check, newest_results
 from videochat_online.eval.ovbench import load_ovbench
 from videochat_online.eval.runner import main as eval_main
-from videochat_online.tools.demo_media import synthetic_ovbench_media, write_video
+from videochat_online.tools.demo_media import write_video
 
-ANNO = Path(os.environ.get("OVBENCH_ANNO_DIR", Path(__file__).resolve().parents[2] / "shared" / "ovbench"))
-SUBSETS = ("ava", "coin", "hirest", "tao")
+from conftest import OVBENCH_SUBSETS as SUBSETS  # noqa: E402
 LIMIT = 2  # questions per subset: the first ones of each question file
 
 
@@ -32,17 +31,11 @@ def lmms_eval(args, env_extra=None, timeout=900):
 
 
 @pytest.fixture(scope="module")
-def media(tmp_path_factory):
-    """Synthetic videos for the first LIMIT questions of every subset, and an anno dir of just those."""
-    root = tmp_path_factory.mktemp("lmms")
-    anno = root / "anno"
-    anno.mkdir()
-    for subset in SUBSETS:
-        entries = json.loads((ANNO / f"{subset}.json").read_text())[:LIMIT]
-        (anno / f"{subset}.json").write_text(json.dumps(entries))
-    roots = synthetic_ovbench_media(load_ovbench(anno), root / "media")
+def media(ovbench_sample):
+    """Synthetic videos for the first LIMIT questions of every subset, and the environment naming them."""
+    anno, roots = ovbench_sample("lmms", lambda entries: entries[:LIMIT])
     env = {f"OVBENCH_{s.upper()}_ROOT": str(roots[s]) for s in SUBSETS}
-    return root, anno, roots, env
+    return anno.parent, anno, roots, env
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ question times, and synthetic videos and frame folders exactly as long as those 
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -27,10 +26,9 @@ from videochat_online.eval.protocols import ProtocolConfig, planned_encodes, rec
 from videochat_online.eval.results import accuracy_table
 from videochat_online.eval.runner import main as eval_main
 from videochat_online.eval.runner import shard
-from videochat_online.tools.demo_media import synthetic_ovbench_media
 
-ANNO = Path(os.environ.get("OVBENCH_ANNO_DIR", Path(__file__).resolve().parents[2] / "shared" / "ovbench"))
-SUBSETS = ("ava", "coin", "hirest", "tao")
+from conftest import OVBENCH_ANNO as ANNO  # noqa: E402
+from conftest import OVBENCH_SUBSETS as SUBSETS  # noqa: E402
 
 
 def test_real_question_files():
@@ -133,22 +131,19 @@ def test_shards_balance_duration_and_cover_every_video():
 # --------------------------------------------------------------------------------------------------
 # End to end, on synthetic media
 # --------------------------------------------------------------------------------------------------
+def _small_questions(entries):
+    """Questions asked by 30 s: the 2 videos with most of them, up to 3 questions each."""
+    by_video = {}
+    for e in entries:
+        if e["end"] <= 30:
+            by_video.setdefault(e["video"], []).append(e)
+    videos = sorted(by_video, key=lambda v: (-len(by_video[v]), v))[:2]
+    return [e for v in videos for e in by_video[v][:3]]
+
+
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    """Real questions with end <= 30 s: 2 videos a subset, up to 3 questions each, and media for them."""
-    root = tmp_path_factory.mktemp("ovbench")
-    anno = root / "anno"
-    anno.mkdir()
-    for subset in SUBSETS:
-        entries = json.loads((ANNO / f"{subset}.json").read_text())
-        by_video = {}
-        for e in entries:
-            if e["end"] <= 30:
-                by_video.setdefault(e["video"], []).append(e)
-        videos = sorted(by_video, key=lambda v: (-len(by_video[v]), v))[:2]
-        (anno / f"{subset}.json").write_text(json.dumps([e for v in videos for e in by_video[v][:3]]))
-    roots = synthetic_ovbench_media(load_ovbench(anno), root / "media")
-    return anno, roots
+def sample(ovbench_sample):
+    return ovbench_sample("ovbench", _small_questions)
 
 
 def eval_args(tiny, anno, roots, out, protocol="stream", extra=()):
