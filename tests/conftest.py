@@ -28,8 +28,12 @@ def tiny_dir(tmp_path_factory):
     return build
 
 
-# The real OVBench question files, beside the repository as in CI (OVBENCH_ANNO_DIR overrides).
-OVBENCH_ANNO = Path(os.environ.get("OVBENCH_ANNO_DIR", Path(__file__).resolve().parents[2] / "shared" / "ovbench"))
+# The real OVBench question files: OVBENCH_ANNO_DIR, else shared/ovbench beside the repository (as in CI),
+# else the copy the lmms-eval tasks ship.
+_REPO = Path(__file__).resolve().parents[1]
+OVBENCH_ANNO = Path(os.environ.get("OVBENCH_ANNO_DIR") or next(
+    p for p in (_REPO.parent / "shared" / "ovbench", _REPO / "lmms-eval-ovbench" / "tasks" / "ovbench" / "questions")
+    if (p / "ava.json").is_file()))
 OVBENCH_SUBSETS = ("ava", "coin", "hirest", "tao")
 
 
