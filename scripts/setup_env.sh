@@ -25,7 +25,7 @@ fi
 # installed above: lmms-eval's requirements would otherwise upgrade it to the newest CUDA build.
 constraints="$VENV/torch-constraint.txt"
 "$VENV/bin/python" -c "import torch; print('torch==' + torch.__version__)" >"$constraints"
-"${pip[@]}" install -q -c "$constraints" -e ".[video,dev]" -e ./lmms-eval-ovbench
+"${pip[@]}" install -q -c "$constraints" -e ".[video,train,dev]" -e ./lmms-eval-ovbench
 
 # Nothing here needs torchvision, but lmms-eval pulls it in; a CUDA build of it on a CPU machine breaks
 # `import transformers`' image code, so a torchvision that does not import is removed.

@@ -94,6 +94,21 @@ class VideoChatOnlineModel(PreTrainedModel):
         first = self.mlp1[0].weight
         return self.mlp1(tokens.to(device=first.device, dtype=first.dtype))
 
+    def tokens_from_pixels(self, pixel_values: torch.Tensor, grid_sizes: torch.Tensor | None = None) -> torch.Tensor:
+        """Tiles or frames [F, 3, S, S], each pooled to its grid side `grid_sizes[f]` -> tokens [N, C], in order.
+
+        A frozen vision tower runs without autograd (the projector after it still learns).
+        """
+        with torch.set_grad_enabled(torch.is_grad_enabled() and any(
+                p.requires_grad for p in self.vision_model.parameters())):
+            grids = self.encode_frames(pixel_values)  # [F, C, g, g]
+        sizes = [self.config.grid_size] * len(grids) if grid_sizes is None else [int(s) for s in grid_sizes]
+        if len(sizes) != len(grids):
+            raise ValueError(f"{len(grids)} pictures but {len(sizes)} grid sizes")
+        return torch.cat([self.grid_to_tokens(grid if size == grid.shape[-1] else
+                                              torch.nn.functional.adaptive_avg_pool2d(grid, size))
+                          for grid, size in zip(grids, sizes)])
+
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Tiles [T, 3, S, S] -> pre-projector tokens [T * g*g, C], tile after tile."""
         grids = self.encode_frames(pixel_values)  # [T, C, g, g]
@@ -132,9 +147,18 @@ class VideoChatOnlineModel(PreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         visual_tokens: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        grid_sizes: torch.Tensor | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
-        """Logits (and loss when `labels` are given) for a prompt with its visual tokens [N, C]."""
+        """Logits (and loss when `labels` are given) for a prompt with its visual tokens [N, C].
+
+        Training passes the pictures instead: `pixel_values` [F, 3, S, S] with each one's grid side.
+        """
+        if pixel_values is not None:
+            if visual_tokens is not None:
+                raise ValueError("give visual_tokens or pixel_values, not both")
+            visual_tokens = self.tokens_from_pixels(pixel_values, grid_sizes)
         embeds = self.embed_prompt(input_ids, visual_tokens)
         return self.language_model(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **kwargs)
 

@@ -86,6 +86,22 @@ def tiny_config(llm: str, tokenizer: PreTrainedTokenizerFast) -> VideoChatOnline
                                  system_message="You are a helpful assistant.", max_dynamic_patch=6)
 
 
+def published_4b_config(tokenizer: PreTrainedTokenizerFast) -> VideoChatOnlineConfig:
+    """The VideoChat-Online-4B architecture (InternViT-300M + Phi-3-mini-128k), for random-weight benchmarks."""
+    ids = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+               eos_token_id=tokenizer.eos_token_id)
+    llm_config = dict(model_type="phi3", architectures=["Phi3ForCausalLM"], vocab_size=32064, hidden_size=3072,
+                      intermediate_size=8192, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
+                      max_position_embeddings=131072, original_max_position_embeddings=4096, rms_norm_eps=1e-5,
+                      rope_scaling={"type": "longrope", "short_factor": [1.0] * 48, "long_factor": [1.0] * 48},
+                      **ids)
+    vision_config = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+                         image_size=448, patch_size=14, attention_bias=True, layer_scale_init_value=0.1,
+                         use_mean_pooling=True)
+    return VideoChatOnlineConfig(vision_config=vision_config, llm_config=llm_config, template="phi3-chat",
+                                 image_token_id=tokenizer.convert_tokens_to_ids(IMG_CONTEXT))
+
+
 def make_tiny(out_dir: str | Path, layout: str = "native", llm: str = "phi3", seed: int = 0,
               shards: int = 1) -> Path:
     """Write the tiny checkpoint; `shards` > 1 writes a sharded original-layout checkpoint with an index."""

@@ -1,0 +1,203 @@
+"""Training: annotation formats, loss masks, truncation, sampling, meta files, and tiny training runs."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from videochat_online.chat import ChatEngine
+from videochat_online.conversation import IMG_CONTEXT
+from videochat_online.data.video import open_video
+from videochat_online.model import load_pretrained
+from videochat_online.streaming import StreamingSession, build_memory
+from videochat_online.tools.demo_training_data import write_demo_training_data
+from videochat_online.train.dataset import DataConfig, SFTDataset, load_meta
+from videochat_online.train.formats import parse, read_annotation
+from videochat_online.train.sampling import pyramid_grid_sizes, sample_times
+from videochat_online.train.sft import main as sft_main
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    return write_demo_training_data(tmp_path_factory.mktemp("train") / "data", samples=3)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_dir):
+    return load_pretrained(tiny_dir("native", "phi3"))
+
+
+def labelled_runs(labels):
+    """The runs of consecutive loss-carrying token ids."""
+    runs, current = [], []
+    for t in labels.tolist():
+        if t == -100:
+            if current:
+                runs.append(current)
+            current = []
+        else:
+            current.append(t)
+    return runs + ([current] if current else [])
+
+
+def test_loss_covers_exactly_the_assistant_replies_of_every_format(demo, tiny):
+    model, tokenizer = tiny
+    dataset = SFTDataset(load_meta(demo), tokenizer, model.config, DataConfig(max_seq_length=8192))
+    formats = set()
+    for index, (d, i) in enumerate(dataset.items):
+        spec = dataset.specs[d]
+        conv = parse(dataset.entries[d][i], spec.data_root)
+        sample = dataset.load(index)
+        runs = [tokenizer.decode(run) for run in labelled_runs(sample["labels"])]
+        assert runs == [t.assistant + "<|end|>" for t in conv.turns], spec.name
+        assert len(conv.turns) >= 2  # multi-turn samples
+        n_image_tokens = int((sample["input_ids"] == tokenizer.convert_tokens_to_ids(IMG_CONTEXT)).sum())
+        assert n_image_tokens == int((sample["grid_sizes"] ** 2).sum()) > 0
+        formats.add(spec.name)
+    assert formats == {"demo_llava", "demo_videochat2", "demo_online", "demo_tracking"}
+
+
+def test_online_turns_show_the_frames_since_the_previous_turn(demo, tiny):
+    model, tokenizer = tiny
+    dataset = SFTDataset([s for s in load_meta(demo) if s.name == "demo_online"], tokenizer, model.config,
+                         DataConfig(max_seq_length=8192))
+    dataset.specs[0].data_augment = False
+    text = tokenizer.decode(dataset.load(0)["input_ids"]).replace(IMG_CONTEXT, "")
+    first, second = text.split("<|user|>\n")[1:]
+    # 4 frames over [0, 3.5 s] (1 fps, segment middles 0.44, 1.31, 2.19, 3.06 s): the turn asked at 1 s shows
+    # the first; the turn at 3.5 s the other three
+    assert "Frame1 at 0.4s" in first and "Frame2" not in first and first.rstrip().endswith("Where is the ball now?<|end|><|assistant|>\nOn the left.<|end|>")
+    assert "Frame2 at 1.3s" in second and "Frame4 at 3.1s" in second and "Frame1 " not in second
+
+
+def test_truncation_keeps_whole_turns(demo, tiny):
+    model, tokenizer = tiny
+    specs = [s for s in load_meta(demo) if s.name == "demo_llava"]
+    full = SFTDataset(specs, tokenizer, model.config, DataConfig(max_seq_length=8192)).load(0)
+    one_turn = len(full["input_ids"]) - 12  # room for the first turn, not for the second
+    cut = SFTDataset(specs, tokenizer, model.config, DataConfig(max_seq_length=one_turn)).load(0)
+    assert len(cut["input_ids"]) < one_turn
+    assert [tokenizer.decode(r) for r in labelled_runs(cut["labels"])] == ["On the right.<|end|>"]
+    assert torch.equal(cut["pixel_values"], full["pixel_values"])  # the image is kept whole
+    too_short = SFTDataset(specs, tokenizer, model.config, DataConfig(max_seq_length=100, max_failed_samples=1))
+    with pytest.raises(RuntimeError, match=r"2 samples failed to load, more than max_failed_samples=1; the last: "
+                                           r"demo_llava sample \d: SampleTooLong: the first turn alone is"):
+        too_short[0]
+
+
+def test_failed_samples_are_skipped_and_counted(demo, tiny, tmp_path):
+    model, tokenizer = tiny
+    entries = read_annotation(demo.parent / "videochat2.json")
+    entries[0]["video"] = "videos/missing.mp4"
+    (demo.parent / "broken.json").write_text(json.dumps(entries))
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps({"broken": {"annotation": str(demo.parent / "broken.json"),
+                                           "data_root": str(demo.parent)}}))
+    dataset = SFTDataset(load_meta(meta), tokenizer, model.config, DataConfig(max_seq_length=8192))
+    sample = dataset[0]  # sample 0 fails: sample 1 comes instead
+    assert dataset.failed == 1 and torch.equal(sample["input_ids"], dataset.load(1)["input_ids"])
+
+
+def test_sampling_and_pyramid_arrangement():
+    assert sample_times(0, 4, fps=1) == pytest.approx([0.4, 1.2, 2.0, 2.8, 3.6])
+    assert sample_times(0, 100, fps=1, max_frames=4) == pytest.approx([12.5, 37.5, 62.5, 87.5])
+    assert sample_times(10, 12, num_frames=2) == pytest.approx([10.5, 11.5])
+    random_times = sample_times(0, 4, fps=1, mode="random")
+    assert all(0.8 * k <= t < 0.8 * (k + 1) for k, t in enumerate(random_times)) and random_times != sample_times(0, 4, fps=1)
+    assert pyramid_grid_sizes(10) == [16, 4, 4, 4, 8, 4, 4, 4, 16, 4]
+
+
+def test_meta_files(demo, tmp_path):
+    specs = load_meta(demo)
+    assert [s.name for s in specs] == ["demo_llava", "demo_videochat2", "demo_online", "demo_tracking"]
+    assert specs[3].repeat_time == 0.5 and specs[2].data_augment and specs[1].max_frames == 8
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"x": {"annotation": "a.json", "repeat": 2}}))
+    with pytest.raises(Exception, match=r"dataset 'x' has unknown keys \['repeat'\]"):
+        load_meta(bad)
+
+
+def run_sft(tiny_path, meta, out, *extra):
+    return sft_main(["--model_name_or_path", str(tiny_path), "--meta_path", str(meta), "--output_dir", str(out),
+                     "--per_device_train_batch_size", "2", "--learning_rate", "2e-3", "--logging_steps", "1",
+                     "--report_to", "none", "--max_seq_length", "4096", "--use_cpu", "True", "--seed", "0",
+                     "--save_strategy", "no", *extra])
+
+
+def losses(out):
+    return [h["loss"] for h in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in h]
+
+
+def test_tiny_model_trains_on_every_format_and_reloads(tiny_dir, demo, tmp_path):
+    out = tmp_path / "run"
+    assert run_sft(tiny_dir(), demo, out, "--max_steps", "36", "--train_sampling_strategy", "group_by_length",
+                   "--activation_checkpointing", "True") == 0
+    history = losses(out)
+    assert len(history) == 36
+    assert sum(history[-6:]) / 6 < 0.6 * sum(history[:6]) / 6, history
+    config = json.loads((out / "run_config.json").read_text())
+    assert config["samples"] == 11 and config["model"]["freeze_vision"] is True
+    model, tokenizer = load_pretrained(out)  # strict: every weight present
+    before, _ = load_pretrained(tiny_dir())
+    assert not torch.equal(model.mlp1[1].weight, before.mlp1[1].weight)
+    assert torch.equal(model.vision_model.embeddings.cls_token, before.vision_model.embeddings.cls_token)  # frozen
+    session = StreamingSession(ChatEngine(model, tokenizer), build_memory("pyramid", model.config.grid_size))
+    session.push(list(open_video(demo.parent / "videos" / "clip0.mp4").sample(2)))
+    reply = session.ask("Which way does the ball move?", max_new_tokens=8)
+    assert reply.prompt.count("Frame") == 8 and reply.token_ids
+
+
+def test_lora_and_resume(tiny_dir, demo, tmp_path):
+    lora = tmp_path / "lora"
+    assert run_sft(tiny_dir(), demo, lora, "--max_steps", "4", "--use_llm_lora", "4", "--freeze_llm", "True") == 0
+    merged, _ = load_pretrained(lora)  # adapters merged into plain weights
+    base, _ = load_pretrained(tiny_dir())
+    layer = "language_model.model.layers.0.self_attn.qkv_proj.weight"
+    assert not torch.equal(merged.state_dict()[layer], base.state_dict()[layer])
+
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    steps = ["--train_sampling_strategy", "sequential"]
+    assert run_sft(tiny_dir(), demo, whole, "--max_steps", "6", *steps) == 0
+    assert run_sft(tiny_dir(), demo, part, "--max_steps", "6", "--save_strategy", "steps", "--save_steps", "3",
+                   *steps) == 0
+    assert (part / "checkpoint-3").is_dir()
+    resumed = tmp_path / "resumed"
+    assert run_sft(tiny_dir(), demo, resumed, "--max_steps", "6", "--resume_from_checkpoint",
+                   str(part / "checkpoint-3"), *steps) == 0
+    assert losses(resumed)[-3:] == pytest.approx(losses(whole)[-3:], rel=1e-4)
+
+
+def test_deepspeed_zero2_first_step_loss_matches_plain_trainer(tiny_dir, demo, tmp_path):
+    plain = tmp_path / "plain"
+    assert run_sft(tiny_dir(), demo, plain, "--max_steps", "1", "--train_sampling_strategy", "sequential") == 0
+    ds = tmp_path / "ds"
+    env = {**os.environ, "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": "29571"}
+    zero2 = os.path.join(os.path.dirname(__file__), "..", "shell", "sft", "zero_stage2_config.json")
+    result = subprocess.run([sys.executable, "-m", "videochat_online.train.sft", "--model_name_or_path",
+                             str(tiny_dir()), "--meta_path", str(demo), "--output_dir", str(ds),
+                             "--per_device_train_batch_size", "2", "--learning_rate", "2e-3", "--logging_steps", "1",
+                             "--report_to", "none", "--max_seq_length", "4096", "--use_cpu", "True", "--seed", "0",
+                             "--save_strategy", "no", "--max_steps", "1", "--train_sampling_strategy", "sequential",
+                             "--deepspeed", zero2], capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert losses(ds) == pytest.approx(losses(plain), rel=1e-6)
+    load_pretrained(ds)
+
+
+@pytest.mark.parametrize("stage, accumulation, batch, nodes", [(1, 128, 1, 1), (2, 16, 2, 4)])
+def test_launchers_compute_the_published_recipe(tmp_path, stage, accumulation, batch, nodes):
+    repo = os.path.join(os.path.dirname(__file__), "..")
+    env = {**os.environ, "DRY_RUN": "1", "MODEL": "/ckpt/InternVL2-4B", "OUTPUT_DIR": str(tmp_path)}
+    out = subprocess.run(["bash", f"{repo}/shell/sft/videochat_online_4b_stage{stage}_ft.sh"], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    command = out.splitlines()[-1].split()
+    value = lambda flag: command[command.index(flag) + 1]  # noqa: E731
+    assert value("--gradient_accumulation_steps") == str(accumulation)
+    assert value("--per_device_train_batch_size") == str(batch) and value("--nnodes") == str(nodes)
+    metas = [command[i + 1] for i, arg in enumerate(command) if arg == "--meta_path"]
+    assert [os.path.basename(m) for m in metas] == ["stage1_offline.json", "stage2_online.json"][:stage]
+    assert sum(len(load_meta(m)) for m in metas) == 6 + (11 if stage == 2 else 0)

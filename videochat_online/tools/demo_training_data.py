@@ -1,0 +1,74 @@
+"""Write a small training set in all four annotation formats, with its media and a meta file.
+
+    python -m videochat_online.tools.demo_training_data OUT_DIR [--samples 8]
+
+Answers are tied to what the media show (the ball's side, the frame colour), so that a model
+trained on them has something learnable. Used by the tests and to smoke-test a training set-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+
+from .demo_media import demo_image, write_frame_folder, write_video
+
+
+def write_demo_training_data(out_dir: str | Path, samples: int = 8, seed: int = 0) -> Path:
+    """Media, one annotation file per format, and `meta.json` naming them; returns the meta file."""
+    out = Path(out_dir)
+    rng = random.Random(seed)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "videos").mkdir(exist_ok=True)
+    llava, videochat2, online, tracking = [], [], [], []
+    for k in range(samples):
+        side = rng.random()
+        image = f"images/ball{k}.png"
+        demo_image(160, 96, ball_x=side).save(out / image)
+        where = "left" if side < 0.5 else "right"
+        llava.append({"image": image, "conversations": [
+            {"from": "human", "value": "<image>\nWhere is the ball?"}, {"from": "gpt", "value": f"On the {where}."},
+            {"from": "human", "value": "What colour is it?"}, {"from": "gpt", "value": "Red."}]})
+        video = f"videos/clip{k}.mp4"
+        write_video(out / video, seconds=4 + k % 3, fps=4)
+        videochat2.append({"video": video, "QA": [
+            {"i": "Watch the video.", "q": "Which way does the ball move?", "a": "From left to right."},
+            {"i": "", "q": "Is there a sun?", "a": "Yes."}]})
+        online.append({"video": video, "clip": [0, 4], "conversations": [
+            {"from": "human", "value": "Where is the ball now?", "timestamps": 1.0},
+            {"from": "gpt", "value": "On the left."},
+            {"from": "human", "value": "And now?", "timestamps": 3.5},
+            {"from": "gpt", "value": "On the right."}]})
+        folder = write_frame_folder(out / "frames" / f"track{k}", 6, 160, 96)
+        files = sorted(p.relative_to(out).as_posix() for p in folder.iterdir())
+        tracking.append({"all_image_files": files, "query_template": "Track the ball at <bbox> in the frames.",
+                         "image_bboxes": [{"timestamp": t * 0.5, "bbox": [0.1 + 0.15 * t, 0.5, 0.3 + 0.15 * t, 0.7]}
+                                          for t in range(len(files))]})
+    for name, entries in (("llava", llava), ("videochat2", videochat2), ("tracking", tracking)):
+        (out / f"{name}.json").write_text(json.dumps(entries, indent=1))
+    (out / "online.jsonl").write_text("".join(json.dumps(e) + "\n" for e in online))
+    meta = {
+        "demo_llava": {"annotation": "llava.json", "data_root": "", "repeat_time": 1},
+        "demo_videochat2": {"annotation": "videochat2.json", "data_root": "", "repeat_time": 1, "max_frames": 8},
+        "demo_online": {"annotation": "online.jsonl", "data_root": "", "repeat_time": 1, "data_augment": True},
+        "demo_tracking": {"annotation": "tracking.json", "data_root": "", "repeat_time": 0.5},
+    }
+    (out / "meta.json").write_text(json.dumps(meta, indent=2))
+    return out / "meta.json"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m videochat_online.tools.demo_training_data")
+    parser.add_argument("out_dir")
+    parser.add_argument("--samples", type=int, default=8)
+    args = parser.parse_args(argv)
+    print(f"wrote {write_demo_training_data(args.out_dir, args.samples)}")
+
+
+if __name__ == "__main__":
+    main()
+
+

@@ -1,0 +1,1 @@
+"""Training: annotation formats, sampling, tokenisation, datasets and the SFT entry point."""

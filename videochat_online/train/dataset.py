@@ -1,0 +1,230 @@
+"""SFT data: meta files -> mixed samples -> (input_ids, labels, pixel_values, grid_sizes).
+
+A meta file (JSON) names datasets:
+
+    {"coin_step_localization": {"annotation": "online/coin.jsonl", "data_root": "videos/coin",
+                                "repeat_time": 0.5, "data_augment": false, "max_frames": 64}}
+
+Relative paths are resolved against `data_dir` (default: the meta file's folder). `repeat_time`
+may be fractional (a seeded subset) or above 1 (repeats). Optional per-dataset keys: `fps`,
+`num_frames`, `min_frames`, `max_frames`. `data_augment` samples a random point of each frame
+segment instead of its middle.
+
+A sample that fails to load (missing or unreadable media, malformed entry) is skipped: the next one
+is used instead, the failure is counted and logged, and loading stops with an error naming the last
+failure once more than `max_failed_samples` have failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from ..conversation import FrameSlot, get_template, images_message, video_message
+from ..data.image import dynamic_tiles, frames_to_pixel_values, load_image
+from ..data.video import open_video
+from ..errors import InputError
+from ..model.configuration import VideoChatOnlineConfig
+from .formats import Conversation, parse, read_annotation
+from .sampling import pyramid_grid_sizes, sample_times
+from .tokenize import IGNORE, SampleTooLong, count_image_tokens, tokenize_conversation
+
+log = logging.getLogger("videochat_online.train")
+
+
+@dataclass
+class DatasetSpec:
+    name: str
+    annotation: Path
+    data_root: Path
+    repeat_time: float = 1.0
+    data_augment: bool = False
+    fps: float | None = None
+    num_frames: int | None = None
+    min_frames: int | None = None
+    max_frames: int | None = None
+
+
+def load_meta(path: str | Path, data_dir: str | Path | None = None) -> list[DatasetSpec]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such meta file")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: not valid JSON ({err})") from None
+    base = Path(data_dir) if data_dir else path.parent
+    specs = []
+    for name, entry in meta.items():
+        if not isinstance(entry, dict) or "annotation" not in entry:
+            raise InputError(f"{path}: dataset {name!r} needs an 'annotation'")
+        unknown = set(entry) - {"annotation", "data_root", "repeat_time", "data_augment", "fps", "num_frames",
+                                "min_frames", "max_frames", "length"}
+        if unknown:
+            raise InputError(f"{path}: dataset {name!r} has unknown keys {sorted(unknown)}")
+        specs.append(DatasetSpec(name, base / entry["annotation"], base / entry.get("data_root", ""),
+                                 float(entry.get("repeat_time", 1.0)), bool(entry.get("data_augment", False)),
+                                 entry.get("fps"), entry.get("num_frames"), entry.get("min_frames"),
+                                 entry.get("max_frames")))
+    return specs
+
+
+@dataclass
+class DataConfig:
+    """How samples are built (the data arguments of the training entry point)."""
+
+    max_seq_length: int = 32768
+    fps: float = 1.0  # video frames per second, unless a dataset sets num_frames
+    min_frames: int = 1
+    max_frames: int = 64
+    sample_intervals: tuple[int, ...] = (8, 4, 1)  # pyramid token arrangement of video frames
+    pyramid_grid_sizes: tuple[int, ...] | None = None  # default: the model's (g, g/2, g/4)
+    max_dynamic_patch: int | None = None  # default: the model config's
+    system_message: str | None = None  # default: the model config's
+    max_failed_samples: int = 100
+    seed: int = 0
+
+
+class SampleBuilder:
+    """One Conversation -> tensors for the model."""
+
+    def __init__(self, tokenizer, config: VideoChatOnlineConfig, data: DataConfig):
+        self.tokenizer, self.config, self.data = tokenizer, config, data
+        self.template = get_template(config.template)
+        g = config.grid_size
+        self.grid_sizes = data.pyramid_grid_sizes or tuple(max(1, g >> k) for k in range(len(data.sample_intervals)))
+        self.system = config.system_message if data.system_message is None else data.system_message
+
+    def _video_times(self, spec: DatasetSpec, start: float, end: float, rng) -> list[float]:
+        count = dict(num_frames=spec.num_frames) if spec.num_frames else dict(fps=spec.fps or self.data.fps)
+        return sample_times(start, end, min_frames=spec.min_frames or self.data.min_frames,
+                            max_frames=spec.max_frames or self.data.max_frames,
+                            mode="random" if spec.data_augment else "middle", rng=rng, **count)
+
+    def _frames(self, conv: Conversation, spec: DatasetSpec, end: float | None, rng) -> list[tuple[Image.Image, float]]:
+        if conv.frame_files:
+            return [(load_image(path), t) for path, t in conv.frame_files]
+        source = open_video(conv.video)
+        start = conv.clip[0] if conv.clip else 0.0
+        stop = end if end is not None else (conv.clip[1] if conv.clip else source.duration)
+        if stop is None:
+            raise InputError(f"{conv.video}: the video's length is unknown; give the sample a clip")
+        times = self._video_times(spec, start, stop, rng)
+        return [(Image.fromarray(f.image), t) for f, t in zip(source.frames_at(times), times)]
+
+    def build(self, conv: Conversation, spec: DatasetSpec, rng: random.Random) -> dict:
+        g = self.config.grid_size
+        turns = [[t.user, t.assistant] for t in conv.turns]
+        visuals: list[list[tuple[Image.Image, int]]] = [[] for _ in turns]  # per turn: (picture, grid side)
+        if conv.images:
+            budget = max(1, (self.data.max_dynamic_patch or self.config.max_dynamic_patch) // len(conv.images))
+            tiles = [dynamic_tiles(load_image(p), self.config.tile_size, self.config.min_dynamic_patch, budget,
+                                   self.config.use_thumbnail) for p in conv.images]
+            turns[0][0] = images_message([len(t) * g * g for t in tiles], turns[0][0].replace("<video>", "").strip())
+            visuals[0] = [(tile, g) for per_image in tiles for tile in per_image]
+        elif conv.video or conv.frame_files:
+            frames = self._frames(conv, spec, conv.turns[-1].time if conv.online else None, rng)
+            sizes = pyramid_grid_sizes(len(frames), self.grid_sizes, self.data.sample_intervals)
+            slots = [FrameSlot(i, t, s * s) for i, ((_, t), s) in enumerate(zip(frames, sizes))]
+            if conv.online:  # each turn shows the frames since the previous turn
+                k = 0
+                for i, (frame, t) in enumerate(frames):
+                    while k < len(turns) - 1 and t > conv.turns[k].time:
+                        k += 1
+                    visuals[k].append((frame, sizes[i]))
+                starts = [0]
+                for per_turn in visuals:
+                    starts.append(starts[-1] + len(per_turn))
+                for k, turn in enumerate(turns):
+                    turn[0] = video_message(slots[starts[k]:starts[k + 1]], turn[0])
+            else:
+                turns[0][0] = video_message(slots, turns[0][0].replace("<video>", "").strip())
+                visuals[0] = [(frame, s) for (frame, _), s in zip(frames, sizes)]
+        sample = tokenize_conversation(self.tokenizer, self.template, self.system, [tuple(t) for t in turns],
+                                       self.data.max_seq_length)
+        kept = [v for per_turn in visuals[: sample.turns_kept] for v in per_turn]
+        expected = sum(s * s for _, s in kept)
+        found = count_image_tokens(self.tokenizer, sample.input_ids)
+        if found != expected:
+            raise ValueError(f"the prompt has {found} <IMG_CONTEXT> tokens but its pictures give {expected}")
+        out = {"input_ids": torch.tensor(sample.input_ids), "labels": torch.tensor(sample.labels)}
+        if kept:
+            out["pixel_values"] = frames_to_pixel_values([p for p, _ in kept], self.config.tile_size)
+            out["grid_sizes"] = torch.tensor([s for _, s in kept])
+        return out
+
+
+def estimate_length(entry: dict, builder: SampleBuilder) -> int:
+    """A cheap length estimate for length-grouped batches (no media is read)."""
+    config, data = builder.config, builder.data
+    text = json.dumps(entry.get("conversations") or entry.get("QA") or entry.get("image_bboxes") or "")
+    visual = 0
+    if entry.get("image"):
+        visual = config.tokens_per_tile * (config.max_dynamic_patch // 2 + 1)
+    elif entry.get("video") or entry.get("all_image_files"):
+        n = len(entry.get("all_image_files") or []) or data.max_frames
+        visual = sum(s * s for s in pyramid_grid_sizes(n, builder.grid_sizes, data.sample_intervals))
+    return min(data.max_seq_length, len(text) // 3 + visual)
+
+
+class SFTDataset(Dataset):
+    def __init__(self, specs: list[DatasetSpec], tokenizer, config: VideoChatOnlineConfig, data: DataConfig):
+        self.specs, self.data = specs, data
+        self.builder = SampleBuilder(tokenizer, config, data)
+        rng = random.Random(data.seed)
+        self.entries: list[list[dict]] = [read_annotation(s.annotation) for s in specs]
+        self.items: list[tuple[int, int]] = []
+        for d, (spec, entries) in enumerate(zip(specs, self.entries)):
+            whole, part = int(spec.repeat_time), spec.repeat_time - int(spec.repeat_time)
+            chosen = list(range(len(entries))) * whole + sorted(rng.sample(range(len(entries)), round(part * len(entries))))
+            self.items += [(d, i) for i in chosen]
+        self.lengths = [estimate_length(self.entries[d][i], self.builder) for d, i in self.items]
+        self.failed = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def load(self, index: int) -> dict:
+        d, i = self.items[index]
+        spec = self.specs[d]
+        conv = parse(self.entries[d][i], spec.data_root)
+        return self.builder.build(conv, spec, random.Random(self.data.seed * 1_000_003 + index))
+
+    def __getitem__(self, index: int) -> dict:
+        for attempt in range(len(self.items)):
+            j = (index + attempt) % len(self.items)
+            try:
+                return self.load(j)
+            except (InputError, SampleTooLong, ValueError, KeyError, TypeError, OSError) as err:
+                d, i = self.items[j]
+                self.failed += 1
+                message = f"{self.specs[d].name} sample {i}: {type(err).__name__}: {str(err).splitlines()[0]}"
+                log.warning("skipped %s (%d failed so far)", message, self.failed)
+                if self.failed > self.data.max_failed_samples:
+                    raise RuntimeError(f"{self.failed} samples failed to load, more than max_failed_samples="
+                                       f"{self.data.max_failed_samples}; the last: {message}") from None
+        raise RuntimeError("no sample of the dataset loads")
+
+
+def collate(batch: list[dict], pad_token_id: int) -> dict:
+    """Pad to the longest sample; pictures of all samples are concatenated in batch order."""
+    length = max(len(b["input_ids"]) for b in batch)
+    input_ids = torch.full((len(batch), length), pad_token_id, dtype=torch.long)
+    labels = torch.full((len(batch), length), IGNORE, dtype=torch.long)
+    attention_mask = torch.zeros((len(batch), length), dtype=torch.long)
+    for row, b in enumerate(batch):
+        n = len(b["input_ids"])
+        input_ids[row, :n], labels[row, :n], attention_mask[row, :n] = b["input_ids"], b["labels"], 1
+    out = {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+    pictures = [b for b in batch if "pixel_values" in b]
+    if pictures:
+        out["pixel_values"] = torch.cat([b["pixel_values"] for b in pictures])
+        out["grid_sizes"] = torch.cat([b["grid_sizes"] for b in pictures])
+    return out

@@ -1,0 +1,158 @@
+"""Supervised fine-tuning (stage 1 offline, stage 2 online + offline) on transformers' Trainer.
+
+    torchrun --nproc_per_node 8 -m videochat_online.train.sft \\
+        --model_name_or_path /ckpt/InternVL2-4B --meta_path anno_data/stage1_offline.json \\
+        --output_dir runs/stage1 --freeze_vision True --bf16 True --activation_checkpointing True \\
+        --train_sampling_strategy group_by_length --deepspeed shell/sft/zero_stage1_config.json
+
+`main()` parses, builds, trains and saves: the model and tokenizer come from any checkpoint
+`load_pretrained` reads (the original InternVL layout included), the data from meta files
+(`dataset.py`), and the result is a checkpoint in this project's layout (LoRA merged) that
+`load_pretrained` and the streaming session read back. The resolved arguments are written to
+`output_dir/run_config.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+
+from torch import nn
+from transformers import HfArgumentParser, Trainer, TrainingArguments
+from transformers.trainer_pt_utils import LengthGroupedSampler
+
+from ..model import load_pretrained
+from .dataset import DataConfig, SFTDataset, collate, load_meta
+
+log = logging.getLogger("videochat_online.train")
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(metadata={"help": "checkpoint directory (either layout) or hub id"})
+    freeze_vision: bool = field(default=True, metadata={"help": "freeze the vision tower"})
+    freeze_projector: bool = field(default=False, metadata={"help": "freeze mlp1"})
+    freeze_llm: bool = field(default=False, metadata={"help": "freeze the language model"})
+    use_llm_lora: int = field(default=0, metadata={"help": "LoRA rank for the LLM (0: full fine-tuning)"})
+    use_vision_lora: int = field(default=0, metadata={"help": "LoRA rank for the vision tower (0: none)"})
+    attn_implementation: str | None = field(default=None, metadata={"help": "sdpa, flash_attention_2 or eager"})
+
+
+@dataclass
+class DataArguments:
+    meta_path: list[str] = field(metadata={"help": "meta file(s) naming the training sets; several are mixed"})
+    data_dir: str | None = field(default=None, metadata={"help": "base of relative paths (default: each meta file's folder)"})
+    max_seq_length: int = 32768
+    fps: float = 1.0
+    min_num_frames: int = 1
+    max_num_frames: int = 64
+    pyramid_intervals: str = field(default="8,4,1", metadata={"help": "sample intervals of the pyramid arrangement"})
+    max_dynamic_patch: int | None = None
+    max_failed_samples: int = 100
+
+
+def lora_targets(module: nn.Module, skip: tuple[str, ...] = ("lm_head",)) -> list[str]:
+    """Names of the linear layers of a module (the leaf names LoRA matches), except `skip`."""
+    return sorted({name.rsplit(".", 1)[-1] for name, m in module.named_modules()
+                   if isinstance(m, nn.Linear) and not any(s in name for s in skip)})
+
+
+def prepare_model(model, args: ModelArguments):
+    """Freeze switches, then LoRA adapters (their own weights train whatever the freeze switches say)."""
+    for part, frozen in ((model.vision_model, args.freeze_vision), (model.mlp1, args.freeze_projector),
+                         (model.language_model, args.freeze_llm)):
+        part.requires_grad_(not frozen)
+    if args.use_llm_lora or args.use_vision_lora:
+        from peft import LoraConfig, get_peft_model
+
+        for name, rank in (("language_model", args.use_llm_lora), ("vision_model", args.use_vision_lora)):
+            if rank:
+                part = getattr(model, name)
+                config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.05, target_modules=lora_targets(part))
+                setattr(model, name, get_peft_model(part, config))
+    return model
+
+
+def merge_lora(model):
+    """Fold LoRA adapters into the base weights, so that the saved checkpoint is a plain one."""
+    from peft import PeftModel
+
+    for name in ("language_model", "vision_model"):
+        part = getattr(model, name)
+        if isinstance(part, PeftModel):
+            setattr(model, name, part.merge_and_unload())
+    return model
+
+
+class SFTTrainer(Trainer):
+    """Trainer whose length-grouped sampler uses the dataset's own length estimates (no media is read)."""
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.train_sampling_strategy == "group_by_length" and hasattr(dataset, "lengths"):
+            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                        lengths=dataset.lengths)
+        return super()._get_train_sampler(train_dataset)
+
+
+def build(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments):
+    dtype = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32"
+    model, tokenizer = load_pretrained(model_args.model_name_or_path, dtype=dtype,
+                                       attn_implementation=model_args.attn_implementation)
+    model.config.use_cache = False
+    model.language_model.config.use_cache = False
+    model = prepare_model(model, model_args)
+    data = DataConfig(max_seq_length=data_args.max_seq_length, fps=data_args.fps, min_frames=data_args.min_num_frames,
+                      max_frames=data_args.max_num_frames,
+                      sample_intervals=tuple(int(x) for x in data_args.pyramid_intervals.split(",")),
+                      max_dynamic_patch=data_args.max_dynamic_patch, max_failed_samples=data_args.max_failed_samples,
+                      seed=training_args.seed)
+    specs = [spec for path in data_args.meta_path for spec in load_meta(path, data_args.data_dir)]
+    dataset = SFTDataset(specs, tokenizer, model.config, data)
+    trainer = SFTTrainer(model=model, args=training_args, train_dataset=dataset, processing_class=tokenizer,
+                         data_collator=partial(collate, pad_token_id=tokenizer.pad_token_id or 0))
+    return trainer, dataset
+
+
+def train(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> Path:
+    """Train and save; returns the output directory holding the final checkpoint."""
+    if training_args.activation_checkpointing:
+        training_args.activation_checkpointing_kwargs = (training_args.activation_checkpointing_kwargs
+                                                         or {"use_reentrant": False})
+    trainer, dataset = build(model_args, data_args, training_args)
+    out = Path(training_args.output_dir)
+    if trainer.is_world_process_zero():
+        out.mkdir(parents=True, exist_ok=True)
+        trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in trainer.model.parameters())
+        config = {"model": asdict(model_args), "data": asdict(data_args), "training": training_args.to_dict(),
+                  "samples": len(dataset), "trainable_parameters": trainable, "parameters": total}
+        (out / "run_config.json").write_text(json.dumps(config, indent=2, default=str))
+        log.info("%d samples from %d datasets; %.1fM of %.1fM parameters train", len(dataset), len(dataset.specs),
+                 trainable / 1e6, total / 1e6)
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    if dataset.failed and trainer.is_world_process_zero():
+        log.warning("%d samples failed to load and were skipped", dataset.failed)
+    merge_lora(trainer.model)
+    trainer.save_model(str(out))  # model, config and tokenizer, loadable by load_pretrained
+    if trainer.is_world_process_zero():
+        trainer.state.save_to_json(str(out / "trainer_state.json"))  # the loss history, among others
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    logging.basicConfig(level=logging.INFO if training_args.local_process_index == 0 else logging.WARNING,
+                        format="%(asctime)s %(name)s: %(message)s")
+    train(model_args, data_args, training_args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
