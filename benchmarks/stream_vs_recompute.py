@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=1000, help="sample only videos watched at most this long")
     parser.add_argument("--fps", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default=None, help="default: the first GPU, else the CPU")
     args = parser.parse_args()
 
     tasks = load_ovbench(args.anno_dir)
@@ -80,14 +80,13 @@ def main() -> None:
         roots = synthetic_ovbench_media(sample, Path(tmp) / "media")
         for task in sample:
             task.path = roots[task.subset] / task.video
-        dtype = "bf16" if args.device.startswith("cuda") else "fp32"
-        engine = ChatEngine.from_pretrained(model, device=args.device, dtype=dtype)
+        engine = ChatEngine.from_pretrained(model, device=args.device)
         measure(engine, sample[:1], "stream", args.fps)  # warm-up
         stream, stream_frames, stream_s = measure(engine, sample, "stream", args.fps)
         again, again_frames, again_s = measure(engine, sample, "recompute", args.fps)
     n = sum(len(t.questions) for t in sample)
     print(f"\nmeasured on {len(sample)} videos, {n} questions ({'tiny random model' if not args.model else args.model}, "
-          f"{args.device}, {torch.get_num_threads()} threads):")
+          f"{engine.device}, {torch.get_num_threads()} threads):")
     print(f"{'protocol':<10} {'frames encoded':>15} {'wall s':>8}")
     print(f"{'stream':<10} {stream_frames:>15} {stream_s:>8.2f}")
     print(f"{'recompute':<10} {again_frames:>15} {again_s:>8.2f}")

@@ -21,6 +21,11 @@ from .data.image import dynamic_tiles, frames_to_pixel_values
 from .model import VideoChatOnlineModel, load_pretrained
 
 
+def default_device(index: int = 0) -> str:
+    """GPU `index` when there is a GPU, else the CPU."""
+    return f"cuda:{index}" if torch.cuda.is_available() else "cpu"
+
+
 @dataclass
 class Reply:
     text: str
@@ -39,8 +44,11 @@ class ChatEngine:
         self.stop_token_ids = [tokenizer.convert_tokens_to_ids(self.template.stop_token)]
 
     @classmethod
-    def from_pretrained(cls, path_or_id: str, *, device: str = "cpu", dtype: str | None = None,
+    def from_pretrained(cls, path_or_id: str, *, device: str | None = None, dtype: str | None = None,
                         attn_implementation: str | None = None, system_message: str | None = None) -> "ChatEngine":
+        """Defaults: the first GPU when there is one, else the CPU; bf16 on a GPU, fp32 on the CPU."""
+        device = device or default_device()
+        dtype = dtype or ("bf16" if torch.device(device).type == "cuda" else "fp32")
         model, tokenizer = load_pretrained(path_or_id, device=device, dtype=dtype,
                                            attn_implementation=attn_implementation)
         return cls(model, tokenizer, system_message)

@@ -27,13 +27,9 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _engine(args):
-    import torch
-
     from .chat import ChatEngine
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = args.dtype or ("bf16" if device.startswith("cuda") else "fp32")
-    return ChatEngine.from_pretrained(args.model, device=device, dtype=dtype, attn_implementation=args.attn,
+    return ChatEngine.from_pretrained(args.model, device=args.device, dtype=args.dtype, attn_implementation=args.attn,
                                       system_message=getattr(args, "system", None))
 
 

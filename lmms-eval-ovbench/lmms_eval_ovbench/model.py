@@ -25,14 +25,13 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
-import torch
 from accelerate import PartialState
 from lmms_eval.api.model import lmms
 from lmms_eval.models.registry_v2 import ModelManifest
 from PIL import Image
 from tqdm import tqdm
 
-from videochat_online.chat import ChatEngine
+from videochat_online.chat import ChatEngine, default_device
 from videochat_online.data.video import open_video
 from videochat_online.errors import InputError
 from videochat_online.eval.ovbench import SYSTEM_MESSAGE as OVBENCH_SYSTEM_MESSAGE
@@ -70,15 +69,14 @@ class VideoChatOnline(lmms):
             log.warning("videochat_online ignores model_args %s", sorted(unused))
         state = PartialState()
         self._rank, self._world_size = state.process_index, state.num_processes
-        device = device or (f"cuda:{state.local_process_index}" if torch.cuda.is_available() else "cpu")
-        dtype = dtype or ("bf16" if str(device).startswith("cuda") else "fp32")
         system = {"model": None, "ovbench": OVBENCH_SYSTEM_MESSAGE}.get(system_message)
         if system is None and system_message != "model":
             path = Path(system_message)
             if not path.is_file():
                 raise InputError(f"system_message={system_message!r}: use model, ovbench or a text file's path")
             system = path.read_text()
-        self.engine = ChatEngine.from_pretrained(pretrained, device=device, dtype=dtype,
+        self.engine = ChatEngine.from_pretrained(pretrained, device=device or default_device(state.local_process_index),
+                                                 dtype=dtype,
                                                  attn_implementation=attn_implementation, system_message=system)
         self.memory_options = dict(mode=memory, grid_size=self.engine.config.grid_size, capacities=_dashed(capacities),
                                    sample_intervals=_dashed(intervals), window=int(window), num_frames=int(uniform_frames))

@@ -201,11 +201,10 @@ def run(args: argparse.Namespace) -> dict | None:
 
     from tqdm import tqdm
 
-    from ..chat import ChatEngine
+    from ..chat import ChatEngine, default_device
 
-    device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    engine = ChatEngine.from_pretrained(args.model, device=device, dtype=args.dtype or (
-        "bf16" if device.startswith("cuda") else "fp32"), attn_implementation=args.attn)
+    engine = ChatEngine.from_pretrained(args.model, device=default_device(local_rank), dtype=args.dtype,
+                                        attn_implementation=args.attn)
     runner = ProtocolRunner(engine, config)
     writer = PredictionWriter(out / f"predictions.rank{rank}.jsonl")
     start = time.perf_counter()
