@@ -264,3 +264,17 @@ def test_two_process_torchrun_matches_one_process(tiny_dir, sample, tmp_path):
     assert predictions(two) == predictions(one)
     assert table(two) == table(one)
     assert json.loads((two / "results.json").read_text())["meta"]["world_size"] == 2
+
+
+def test_stream_launcher_runs_the_subsets_given_roots(tiny_dir, sample, tmp_path):
+    anno, roots = sample
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "MODEL": str(tiny_dir()),
+           "ANNO_DIR": str(anno), "COIN_ROOT": str(roots["coin"]), "TAO_ROOT": str(roots["tao"]), "GPUS": "1",
+           "FPS": "1", "OUTPUT_DIR": str(tmp_path / "out"), "MASTER_PORT": "29541", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(["bash", str(repo / "shell/eval/online_bench_stream.sh"), "--max-new-tokens", "4"],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert set(results["subset"]) == {"coin", "tao"} and results["meta"]["protocol"]["name"] == "stream"
+    assert (tmp_path / "out" / "eval.log").is_file()

@@ -201,3 +201,10 @@ def test_launchers_compute_the_published_recipe(tmp_path, stage, accumulation, b
     metas = [command[i + 1] for i, arg in enumerate(command) if arg == "--meta_path"]
     assert [os.path.basename(m) for m in metas] == ["stage1_offline.json", "stage2_online.json"][:stage]
     assert sum(len(load_meta(m)) for m in metas) == 6 + (11 if stage == 2 else 0)
+
+
+def test_bad_meta_file_is_one_line(tiny_dir, tmp_path, capsys):
+    tiny_dir()
+    capsys.readouterr()
+    assert run_sft(tiny_dir(), tmp_path / "missing.json", tmp_path / "out", "--max_steps", "1") == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'missing.json'}: no such meta file\n"

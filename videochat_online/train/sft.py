@@ -25,6 +25,7 @@ from torch import nn
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from ..errors import VideoChatOnlineError
 from ..model import load_pretrained
 from .dataset import DataConfig, SFTDataset, collate, load_meta
 
@@ -100,6 +101,7 @@ class SFTTrainer(Trainer):
 
 
 def build(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments):
+    specs = [spec for path in data_args.meta_path for spec in load_meta(path, data_args.data_dir)]  # fail early
     dtype = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32"
     model, tokenizer = load_pretrained(model_args.model_name_or_path, dtype=dtype,
                                        attn_implementation=model_args.attn_implementation)
@@ -111,7 +113,6 @@ def build(model_args: ModelArguments, data_args: DataArguments, training_args: T
                       sample_intervals=tuple(int(x) for x in data_args.pyramid_intervals.split(",")),
                       max_dynamic_patch=data_args.max_dynamic_patch, max_failed_samples=data_args.max_failed_samples,
                       seed=training_args.seed)
-    specs = [spec for path in data_args.meta_path for spec in load_meta(path, data_args.data_dir)]
     dataset = SFTDataset(specs, tokenizer, model.config, data)
     trainer = SFTTrainer(model=model, args=training_args, train_dataset=dataset, processing_class=tokenizer,
                          data_collator=partial(collate, pad_token_id=tokenizer.pad_token_id or 0))
@@ -149,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     logging.basicConfig(level=logging.INFO if training_args.local_process_index == 0 else logging.WARNING,
                         format="%(asctime)s %(name)s: %(message)s")
-    train(model_args, data_args, training_args)
+    try:
+        train(model_args, data_args, training_args)
+    except VideoChatOnlineError as err:  # a bad checkpoint, meta or annotation file: one line, not a traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
