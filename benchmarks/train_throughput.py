@@ -42,7 +42,8 @@ def main() -> None:
     with torch.device(device):
         model = VideoChatOnlineModel(config).to(dtype)
     model.vision_model.requires_grad_(False)
-    model.activation_checkpointing_enable({"use_reentrant": False})
+    # activation_checkpointing_enable in newer transformers, gradient_checkpointing_enable (its alias) in 5.17
+    model.gradient_checkpointing_enable({"use_reentrant": False})
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
 

@@ -134,7 +134,7 @@ def losses(out):
 def test_tiny_model_trains_on_every_format_and_reloads(tiny_dir, demo, tmp_path):
     out = tmp_path / "run"
     assert run_sft(tiny_dir(), demo, out, "--max_steps", "36", "--train_sampling_strategy", "group_by_length",
-                   "--activation_checkpointing", "True") == 0
+                   "--gradient_checkpointing", "True") == 0
     history = losses(out)
     assert len(history) == 36
     assert sum(history[-6:]) / 6 < 0.6 * sum(history[:6]) / 6, history

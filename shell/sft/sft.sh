@@ -46,7 +46,7 @@ run=()
   --model_name_or_path "$MODEL" "${meta_args[@]}" ${DATA_DIR:+--data_dir "$DATA_DIR"} --output_dir "$OUTPUT_DIR" \
   --freeze_vision True --freeze_projector False --freeze_llm False \
   --max_dynamic_patch 12 --fps 1 --max_num_frames 64 --pyramid_intervals 8,4,1 --max_seq_length 32768 \
-  --bf16 True --activation_checkpointing True --train_sampling_strategy group_by_length \
+  --bf16 True --gradient_checkpointing True --train_sampling_strategy group_by_length \
   --num_train_epochs 1 --learning_rate 1e-4 --weight_decay 0.05 --warmup_steps 0.03 --lr_scheduler_type cosine \
   --per_device_train_batch_size "$PER_DEVICE_BATCH" --gradient_accumulation_steps "$grad_acc" \
   --save_strategy steps --save_steps 500 --save_total_limit 2 --logging_steps 1 --report_to "${REPORT_TO:-none}" \

@@ -9,8 +9,7 @@ The model is InternVL-style (DESIGN.md section 1):
 from __future__ import annotations
 
 from huggingface_hub.dataclasses import strict
-from transformers import AutoConfig, InternVLVisionConfig, PreTrainedConfig
-from transformers.configuration_utils import SubConfigSpec
+from transformers import CONFIG_MAPPING, AutoConfig, InternVLVisionConfig, PreTrainedConfig
 
 # InternVL's chat() default system message, used when a caller gives none.
 INTERNVL_SYSTEM_MESSAGE = (
@@ -51,10 +50,8 @@ class VideoChatOnlineConfig(PreTrainedConfig):
     """
 
     model_type = "videochat_online"
-    sub_configs_defaults = {
-        "vision_config": InternVLVisionConfig,
-        "llm_config": SubConfigSpec(config_class=AutoConfig, model_type="phi3"),
-    }
+    sub_configs = {"vision_config": InternVLVisionConfig, "llm_config": AutoConfig}
+    default_llm_type = "phi3"  # the published 4B model's LLM, used when llm_config names no model_type
 
     vision_config: dict | PreTrainedConfig | None = None
     llm_config: dict | PreTrainedConfig | None = None
@@ -70,6 +67,20 @@ class VideoChatOnlineConfig(PreTrainedConfig):
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs):
+        # Sub-configs given as dicts (as read from config.json) become config objects. This is the plain
+        # pattern every transformers 5.x release supports (newer releases add helpers for it).
+        if isinstance(self.vision_config, dict):
+            self.vision_config = InternVLVisionConfig(**self.vision_config)
+        elif self.vision_config is None:
+            self.vision_config = InternVLVisionConfig()
+        if isinstance(self.llm_config, dict):
+            llm = dict(self.llm_config)
+            model_type = llm.pop("model_type", None) or self.default_llm_type
+            if model_type not in CONFIG_MAPPING:
+                raise ValueError(f"llm_config: unknown model_type {model_type!r}")
+            self.llm_config = CONFIG_MAPPING[model_type](**llm)
+        elif self.llm_config is None:
+            self.llm_config = CONFIG_MAPPING[self.default_llm_type]()
         super().__post_init__(**kwargs)
         if self.ps_version not in ("v1", "v2"):
             raise ValueError(f"ps_version must be 'v1' or 'v2', got {self.ps_version!r}")

@@ -2,7 +2,7 @@
 
     torchrun --nproc_per_node 8 -m videochat_online.train.sft \\
         --model_name_or_path /ckpt/InternVL2-4B --meta_path anno_data/stage1_offline.json \\
-        --output_dir runs/stage1 --freeze_vision True --bf16 True --activation_checkpointing True \\
+        --output_dir runs/stage1 --freeze_vision True --bf16 True --gradient_checkpointing True \\
         --train_sampling_strategy group_by_length --deepspeed shell/sft/zero_stage1_config.json
 
 `main()` parses, builds, trains and saves: the model and tokenizer come from any checkpoint
@@ -121,9 +121,11 @@ def build(model_args: ModelArguments, data_args: DataArguments, training_args: T
 
 def train(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> Path:
     """Train and save; returns the output directory holding the final checkpoint."""
-    if training_args.activation_checkpointing:
-        training_args.activation_checkpointing_kwargs = (training_args.activation_checkpointing_kwargs
-                                                         or {"use_reentrant": False})
+    # transformers >= 5.2x calls it activation checkpointing (`--gradient_checkpointing` is its alias); 5.17 only
+    # knows gradient checkpointing. The launchers pass `--gradient_checkpointing True`, which both accept.
+    name = "activation_checkpointing" if hasattr(training_args, "activation_checkpointing") else "gradient_checkpointing"
+    if getattr(training_args, name):
+        setattr(training_args, f"{name}_kwargs", getattr(training_args, f"{name}_kwargs") or {"use_reentrant": False})
     trainer, dataset = build(model_args, data_args, training_args)
     out = Path(training_args.output_dir)
     if trainer.is_world_process_zero():
