@@ -17,7 +17,7 @@ TINY_NOTE = @$(if $(filter $(TINY),$(MODEL)),echo "(model: a tiny randomly initi
 .PHONY: setup test demo chat
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml lmms-eval-ovbench/pyproject.toml scripts/setup_env.sh
+$(VENV)/.installed: pyproject.toml lmms-eval-ovbench/pyproject.toml requirements.txt scripts/setup_env.sh
 	VENV=$(VENV) bash scripts/setup_env.sh
 	touch $@
 

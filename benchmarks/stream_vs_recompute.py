@@ -1,9 +1,10 @@
 """Streaming vs per-question recomputation on OVBench: vision-tower frame encodes and wall time.
 
     python benchmarks/stream_vs_recompute.py --anno-dir ../shared/ovbench [--model PATH] [--videos-per-subset 2]
+        [--preset published|project] [--fps F]
 
-1. Planned: frame encodes over the whole question set, from the question times alone (every
-   video at --fps; and with AVA's 1 fps frame folders capped at their rate).
+1. Planned: frame encodes over the whole question set, from the question times alone (frame folders
+   at their own rate, video files assumed at --video-fps).
 2. Measured: a seeded sample of videos with all their questions, on synthetic media exactly as
    long as those questions need, answered by both protocols with the model (a tiny random one
    unless --model is given): frames encoded (counted by the sessions), wall time, and whether the
@@ -28,23 +29,24 @@ from videochat_online.tools.demo_media import synthetic_ovbench_media
 from videochat_online.tools.make_tiny import make_tiny
 
 
-def planned(tasks, fps: float, cap_folders: bool) -> None:
-    print(f"\nplanned frame encodes at {fps:g} fps{' (frame folders capped at their rate)' if cap_folders else ''}:")
+def planned(tasks, preset: str, fps: float | None, video_fps: float) -> None:
+    stream, recompute = (ProtocolConfig(name=name, preset=preset, fps=fps) for name in ("stream", "recompute"))
+    print(f"\nplanned frame encodes, preset {preset} at {stream.fps:g} fps (video files at {video_fps:g} fps):")
     print(f"{'subset':<8} {'videos':>7} {'questions':>9} {'stream':>10} {'recompute':>11} {'ratio':>6}")
     totals = [0, 0, 0, 0]
     for subset in SUBSETS:
         part = [t for t in tasks if t.subset == subset]
-        rate = lambda t: t.folder_fps if cap_folders else None  # noqa: E731
-        s = sum(planned_encodes(t, ProtocolConfig("stream", fps), rate(t)) for t in part)
-        r = sum(planned_encodes(t, ProtocolConfig("recompute", fps), rate(t)) for t in part)
+        rate = lambda t: t.folder_fps or video_fps  # noqa: E731
+        s = sum(planned_encodes(t, stream, rate(t)) for t in part)
+        r = sum(planned_encodes(t, recompute, rate(t)) for t in part)
         n = sum(len(t.questions) for t in part)
         print(f"{subset:<8} {len(part):>7} {n:>9} {s:>10} {r:>11} {r / s:>6.2f}")
         totals = [a + b for a, b in zip(totals, (len(part), n, s, r))]
     print(f"{'all':<8} {totals[0]:>7} {totals[1]:>9} {totals[2]:>10} {totals[3]:>11} {totals[3] / totals[2]:>6.2f}")
 
 
-def measure(engine: ChatEngine, tasks, protocol: str, fps: float) -> tuple[list[dict], int, float]:
-    runner = ProtocolRunner(engine, ProtocolConfig(protocol, fps, max_new_tokens=8))
+def measure(engine: ChatEngine, tasks, protocol: str, preset: str, fps: float | None) -> tuple[list[dict], int, float]:
+    runner = ProtocolRunner(engine, ProtocolConfig(name=protocol, preset=preset, fps=fps, max_new_tokens=8))
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -60,14 +62,15 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="checkpoint (default: a tiny random one)")
     parser.add_argument("--videos-per-subset", type=int, default=2)
     parser.add_argument("--max-seconds", type=float, default=1000, help="sample only videos watched at most this long")
-    parser.add_argument("--fps", type=float, default=2.0)
+    parser.add_argument("--preset", choices=["published", "project"], default="published")
+    parser.add_argument("--fps", type=float, default=None, help="default: the preset's")
+    parser.add_argument("--video-fps", type=float, default=30.0, help="frame rate assumed for video files in the plan")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="default: the first GPU, else the CPU")
     args = parser.parse_args()
 
     tasks = load_ovbench(args.anno_dir)
-    planned(tasks, args.fps, cap_folders=False)
-    planned(tasks, args.fps, cap_folders=True)
+    planned(tasks, args.preset, args.fps, args.video_fps)
 
     rng = random.Random(args.seed)
     sample = []
@@ -81,9 +84,9 @@ def main() -> None:
         for task in sample:
             task.path = roots[task.subset] / task.video
         engine = ChatEngine.from_pretrained(model, device=args.device)
-        measure(engine, sample[:1], "stream", args.fps)  # warm-up
-        stream, stream_frames, stream_s = measure(engine, sample, "stream", args.fps)
-        again, again_frames, again_s = measure(engine, sample, "recompute", args.fps)
+        measure(engine, sample[:1], "stream", args.preset, args.fps)  # warm-up
+        stream, stream_frames, stream_s = measure(engine, sample, "stream", args.preset, args.fps)
+        again, again_frames, again_s = measure(engine, sample, "recompute", args.preset, args.fps)
     n = sum(len(t.questions) for t in sample)
     print(f"\nmeasured on {len(sample)} videos, {n} questions ({'tiny random model' if not args.model else args.model}, "
           f"{engine.device}, {torch.get_num_threads()} threads):")

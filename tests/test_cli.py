@@ -100,7 +100,7 @@ def test_stream_frame_folder_and_window(tiny_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("ask, message", [
-    ("-1:Why?", "--ask '-1:Why?': the question time must be >= 0 seconds"),
+    ("-1:Why?", "--ask '-1:Why?': the question time must be a finite number of seconds >= 0"),
     ("soon:Why?", "--ask 'soon:Why?': write it as SECONDS:QUESTION"),
 ])
 def test_stream_bad_question(tiny_dir, demo_mp4, capsys, ask, message):

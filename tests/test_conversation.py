@@ -1,6 +1,7 @@
 import pytest
 
 from videochat_online.conversation import FrameSlot, build_prompt, get_template, images_message
+from videochat_online.errors import InputError
 
 
 def ctx(n):
@@ -39,7 +40,7 @@ def test_images_message_forms():
     assert images_message([2], "What?") == f"<img>{ctx(2)}</img>\nWhat?"
     assert images_message([1, 2], "Compare.") == f"Image-1: <img>{ctx(1)}</img>\nImage-2: <img>{ctx(2)}</img>\nCompare."
     assert images_message([1, 3], "<image> vs <image>") == f"<img>{ctx(1)}</img> vs <img>{ctx(3)}</img>"
-    with pytest.raises(ValueError, match="1 <image> placeholders but 2 images"):
+    with pytest.raises(InputError, match="1 <image> placeholders but 2 images"):
         images_message([1, 1], "<image> only one")
 
 

@@ -61,13 +61,13 @@ def test_ovbench_runs_end_to_end(ovbench_run):
     results = json.loads(newest_results(out).read_text())["results"]
     for subset in SUBSETS:
         metrics = {k.split(",")[0] for k in results[f"ovbench_{subset}"] if "stderr" not in k and "," in k}
-        expected = {"ovbench_overall", "ovbench_PastMemory", "ovbench_TemporalPerception", "ovbench_FuturePrediction",
-                    "ovbench_Hallucination"}
+        expected = {"ovbench_overall", "ovbench_macro", "ovbench_published_rule", "ovbench_failed",
+                    "ovbench_PastMemory", "ovbench_TemporalPerception", "ovbench_FuturePrediction", "ovbench_Hallucination"}
         if subset in ("ava", "tao"):
             expected |= {"ovbench_SpatialPerception", "ovbench_SpatioTemporalPerception"}
         assert metrics == expected
         assert len(samples(out, f"ovbench_{subset}")) == LIMIT
-
+        assert results[f"ovbench_{subset}"]["ovbench_failed,none"] == 0
 
 def test_lmms_eval_agrees_with_the_projects_evaluation(ovbench_run, tiny_dir, media, tmp_path):
     out, _ = ovbench_run
@@ -115,10 +115,11 @@ def test_other_models_get_frames_of_the_clip_only(media, monkeypatch):
     from videochat_online.tools.demo_media import frame_number
 
     shown = [frame_number(np.asarray(f)) for f in frames]
-    native = [int(doc["end"] * (i + 0.5) / 4 * 5) for i in range(4)]  # segment middles; synthetic mp4s run at 5 fps
+    # 4 times over [0, end], end points included (the published reader); synthetic mp4s run at 5 fps
+    native = [int(doc["end"] * i / 3 * 5 + 1e-6) for i in range(4)]
     drawn = [round((3 * j) % 256 / 3) for j in native]  # the grey level each frame number is drawn with
     assert all(abs(a - b) <= 1 for a, b in zip(shown, drawn)), (shown, drawn)  # H.264 is lossy
-    assert max(native) <= doc["end"] * 5
+    assert max(native) == doc["end"] * 5  # the frame at the question's moment is shown, none after it
     clip = utils.ovbench_doc_to_visual(doc, {"visual": "clip"})
     assert clip == [{"video": str(Path(env["OVBENCH_COIN_ROOT"]) / doc["video"]), "start": 0.0, "end": doc["end"],
                      "folder_fps": None}]
@@ -151,16 +152,7 @@ def process_results(doc, results):
 '''
 
 
-def test_generic_video_and_image_tasks(tiny_dir, tmp_path):
-    tasks = tmp_path / "tasks"
-    tasks.mkdir()
-    (tasks / "generic_utils.py").write_text(GENERIC_UTILS)
-    video = write_video(tmp_path / "clip.mp4", seconds=6, fps=5)
-    Image.new("RGB", (300, 200), (200, 30, 30)).save(tmp_path / "red.png")
-    (tasks / "video.json").write_text(json.dumps([{"video": str(video), "question": "What moves?"}] * 2))
-    (tasks / "image.json").write_text(json.dumps([{"image": str(tmp_path / "red.png"), "question": "Color?"}]))
-    for name in ("video", "image"):
-        (tasks / f"generic_{name}.yaml").write_text(f"""task: generic_{name}
+GENERIC_TASK = """task: generic_{name}
 dataset_path: json
 dataset_kwargs:
   data_files:
@@ -177,7 +169,19 @@ metric_list:
   - metric: answered
     aggregation: mean
     higher_is_better: true
-""")
+"""
+
+
+def test_generic_video_and_image_tasks(tiny_dir, tmp_path):
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "generic_utils.py").write_text(GENERIC_UTILS)
+    video = write_video(tmp_path / "clip.mp4", seconds=6, fps=5)
+    Image.new("RGB", (300, 200), (200, 30, 30)).save(tmp_path / "red.png")
+    (tasks / "video.json").write_text(json.dumps([{"video": str(video), "question": "What moves?"}] * 2))
+    (tasks / "image.json").write_text(json.dumps([{"image": str(tmp_path / "red.png"), "question": "Color?"}]))
+    for name in ("video", "image"):
+        (tasks / f"generic_{name}.yaml").write_text(GENERIC_TASK.format(name=name))
     out = tmp_path / "out"
     result = lmms_eval(["--model", "videochat_online", "--model_args", f"pretrained={tiny_dir()},fps=2",
                         "--tasks", "generic_video,generic_image", "--include_path", str(tasks), "--output_path",
@@ -186,3 +190,88 @@ metric_list:
     results = json.loads(newest_results(out).read_text())["results"]
     assert results["generic_video"]["answered,none"] == 1.0
     assert results["generic_image"]["answered,none"] == 1.0
+
+
+# --------------------------------------------------------------------------------------------------
+# Several processes, and documents that fail
+# --------------------------------------------------------------------------------------------------
+COIN_DOCS = 6  # the first questions of coin.json (several videos, so that both processes get work)
+
+
+@pytest.fixture(scope="module")
+def coin_media(ovbench_sample):
+    anno, roots = ovbench_sample("lmms_coin", lambda entries: entries[:COIN_DOCS])
+    return {f"OVBENCH_{s.upper()}_ROOT": str(roots[s]) for s in SUBSETS}
+
+
+def coin_args(tiny, out):
+    return ["--model", "videochat_online", "--model_args", f"pretrained={tiny},fps=1,system_message=ovbench",
+            "--tasks", "ovbench_coin", "--include_path", str(TASKS_DIR), "--limit", str(COIN_DOCS),
+            "--log_samples", "--output_path", str(out)]
+
+
+def test_two_processes_give_the_same_scores_as_one(tiny_dir, coin_media, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    first = lmms_eval(coin_args(tiny_dir(), one), coin_media)
+    assert check(one, ["ovbench_coin"]) == [], first.stdout + first.stderr
+    torchrun = Path(sys.executable).parent / "torchrun"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **coin_media}
+    second = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29541", "-m", "lmms_eval",
+                             *coin_args(tiny_dir(), two)], capture_output=True, text=True, timeout=900, env=env)
+    assert check(two, ["ovbench_coin"]) == [], second.stdout[-3000:] + second.stderr[-5000:]
+    scores = [json.loads(newest_results(out).read_text())["results"]["ovbench_coin"] for out in (one, two)]
+    metrics = [{k: v for k, v in s.items() if k.startswith("ovbench_")} for s in scores]
+    assert metrics[0] == metrics[1] and metrics[0]["ovbench_failed,none"] == 0
+    replies = [{s["doc_id"]: s["filtered_resps"] for s in samples(out, "ovbench_coin")} for out in (one, two)]
+    assert len(replies[0]) == COIN_DOCS and replies[0] == replies[1]  # every document answered once, identically
+
+
+def test_a_missing_video_fails_the_check(tiny_dir, coin_media, tmp_path):
+    media = Path(coin_media["OVBENCH_COIN_ROOT"])
+    broken = tmp_path / "coin"
+    broken.mkdir()
+    videos = sorted(media.iterdir())
+    for video in videos[1:]:  # every video but the first
+        (broken / video.name).symlink_to(video)
+    out = tmp_path / "out"
+    result = lmms_eval(coin_args(tiny_dir(), out), {**coin_media, "OVBENCH_COIN_ROOT": str(broken)})
+    log = result.stdout + result.stderr
+    assert result.returncode == 0  # lmms-eval's exit code says nothing: the check must
+    docs = json.loads((coin_media_anno(coin_media) / "coin.json").read_text())
+    missing = sum(d["video"] == videos[0].name for d in docs)
+    assert missing >= 1
+    assert f"{missing} of {COIN_DOCS} documents failed" in log
+    results = json.loads(newest_results(out).read_text())["results"]["ovbench_coin"]
+    assert results["ovbench_failed,none"] == missing
+    problems = check(out, ["ovbench_coin"])
+    assert any(f"{missing} questions failed" in p for p in problems), problems
+    assert any(f"{missing} documents failed" in p and videos[0].name in p for p in problems), problems
+    from lmms_eval_ovbench import FAILED_REPLY_PREFIX
+
+    replies = [str(s["filtered_resps"]) for s in samples(out, "ovbench_coin")]
+    assert len(replies) == COIN_DOCS  # the other videos' questions were still answered
+    assert sum(FAILED_REPLY_PREFIX in r for r in replies) == missing
+
+
+def coin_media_anno(coin_media):
+    return Path(coin_media["OVBENCH_COIN_ROOT"]).parents[1] / "anno"
+
+
+def test_image_count_mismatch_is_a_per_document_failure(tiny_dir, tmp_path):
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "generic_utils.py").write_text(GENERIC_UTILS)
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "red.png")
+    docs = [{"image": str(tmp_path / "red.png"), "question": "<image> and <image>: which is red?"},
+            {"image": str(tmp_path / "red.png"), "question": "<image> Color?"}]
+    (tasks / "image.json").write_text(json.dumps(docs))
+    (tasks / "generic_image.yaml").write_text(GENERIC_TASK.format(name="image"))
+    out = tmp_path / "out"
+    result = lmms_eval(["--model", "videochat_online", "--model_args", f"pretrained={tiny_dir()}", "--tasks",
+                        "generic_image", "--include_path", str(tasks), "--log_samples", "--output_path", str(out)])
+    log = result.stdout + result.stderr
+    assert "generic_image/0 failed: the question has 2 <image> placeholders but 1 images were given" in log
+    assert "1 of 2 documents failed" in log
+    assert json.loads(newest_results(out).read_text())["results"]["generic_image"]["answered,none"] == 1.0
+    (problem,) = check(out, ["generic_image"])
+    assert "generic_image: 1 documents failed, first: doc 0: the question has 2 <image> placeholders" in problem

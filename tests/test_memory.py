@@ -159,8 +159,10 @@ def test_published_defaults_hold_832_tokens():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="same number"):
+    with pytest.raises(ValueError, match="--grid-sizes 16: give one grid size per level"):
         PyramidMemoryBank(capacities=(2, 2), grid_sizes=(16,), sample_intervals=(8, 1))
+    with pytest.raises(ValueError, match="--intervals 8,4,2: the last level's interval must be 1"):
+        PyramidMemoryBank(sample_intervals=(8, 4, 2))  # a frame no interval divides would have no level
     with pytest.raises(ValueError, match=r"feature grid \[C, 16, 16\], got \[8, 8, 8\]"):
         PyramidMemoryBank().add(torch.zeros(8, 8, 8), 0)
 

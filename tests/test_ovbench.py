@@ -7,6 +7,7 @@ question times, and synthetic videos and frame folders exactly as long as those 
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -14,15 +15,17 @@ from pathlib import Path
 
 import pytest
 
+from videochat_online.chat import Reply
 from videochat_online.eval.ovbench import (
+    WINDOW_SUFFIX,
     OVBenchError,
     Question,
-    extract_option,
     format_question,
     load_ovbench,
     load_questions,
 )
 from videochat_online.eval.protocols import ProtocolConfig, planned_encodes, record
+from videochat_online.eval.scoring import extract_option, published_choice
 from videochat_online.eval.results import accuracy_table
 from videochat_online.eval.runner import main as eval_main
 from videochat_online.eval.runner import shard
@@ -48,12 +51,11 @@ def test_real_question_files():
 
 def test_planned_encode_ratio_on_the_full_question_set():
     tasks = load_ovbench(ANNO)
-    stream = sum(planned_encodes(t, ProtocolConfig("stream")) for t in tasks)
-    recompute = sum(planned_encodes(t, ProtocolConfig("recompute")) for t in tasks)
-    assert 4.8 < recompute / stream < 5.1  # the ~5x of the question times (299 h vs 60 h of video)
+    stream, recompute = ProtocolConfig(name="stream", preset="project"), ProtocolConfig(name="recompute", preset="project")
+    ratio = sum(planned_encodes(t, recompute) for t in tasks) / sum(planned_encodes(t, stream) for t in tasks)
+    assert 4.8 < ratio < 5.1  # the ~5x of the question times (299 h vs 60 h of video)
     ava = [t for t in tasks if t.subset == "ava"]
-    ratio = sum(planned_encodes(t, ProtocolConfig("recompute"), 1.0) for t in ava) / sum(
-        planned_encodes(t, ProtocolConfig("stream"), 1.0) for t in ava)
+    ratio = sum(planned_encodes(t, recompute, 1.0) for t in ava) / sum(planned_encodes(t, stream, 1.0) for t in ava)
     assert 10.5 < ratio < 11.5  # AVA: 11x
 
 
@@ -87,7 +89,7 @@ def test_unreadable_question_files(tmp_path):
 
 
 def question(**kw):
-    base = dict(qid="coin/0", subset="coin", video="v.mp4", start=0.0, end=12.0, reference_time=12.0,
+    base = dict(qid="coin/0", subset="coin", video="v.mp4", start=0.0, end=12.0, reference_time=12.0, asked_time=12.0,
                 question="What is the person doing?", candidates=["cutting", "pouring", "mixing"], answer="pouring",
                 answer_type="PastMemory", sub_answer_type="PastMemory-1")
     return Question(**{**base, **kw})
@@ -96,6 +98,10 @@ def question(**kw):
 def test_question_prompt_is_pinned():
     assert format_question(question()) == ("Question at 12.0s: What is the person doing?\nOptions:\n(A) cutting\n"
                                            "(B) pouring\n(C) mixing\nAnswer:")
+    ava = question(subset="ava", end=50.0, reference_time=45.0, asked_time=945.0)  # as ava.json's first entry
+    assert format_question(ava).startswith("Question at 945.0s: ")  # published: middle_frame_timestamp as written
+    assert format_question(ava, time=ava.end).startswith("Question at 50.0s: ")  # project preset
+    assert format_question(ava, suffix=WINDOW_SUFFIX).endswith("(C) mixing\nOnly give the best option.")
 
 
 @pytest.mark.parametrize("reply, letter", [
@@ -108,16 +114,70 @@ def test_extract_option(reply, letter):
     assert extract_option(reply, ["cutting", "pouring", "mixing"]) == letter
 
 
+def reply(text):
+    return Reply(text=text, token_ids=[], prompt="<|user|>\n" + "<IMG_CONTEXT>" * 3 + "\nQ<|end|><|assistant|>\n")
+
+
 def test_accuracy_table_counts():
     q = question()
-    records = [record(question(qid=f"coin/{i}", answer_type=t, sub_answer_type=f"{t}-1"), reply, "stream")
-               for i, (t, reply) in enumerate([("PastMemory", "(B)"), ("PastMemory", "(A)"), ("Hallucination", "B")])]
-    records.append(record(q, None, "stream", error="video missing"))
+    cases = [("PastMemory-1", "(B)"), ("PastMemory-1", "(A)"), ("PastMemory-2", "pouring"),
+             ("Hallucination-1", "B"), ("Hallucination-1", "a pouring motion")]
+    records = [record(question(qid=f"coin/{i + 1}", answer_type=sub.split("-")[0], sub_answer_type=sub), reply(text),
+                      [], "stream") for i, (sub, text) in enumerate(cases)]
+    records.append(record(q, None, [], "stream", error="video missing"))  # a PastMemory-1 question
     table = accuracy_table(records)
-    assert table["overall"] == {"correct": 2, "total": 4, "failed": 1, "accuracy": 50.0}
-    assert table["answer_type"]["PastMemory"] == {"correct": 1, "total": 3, "failed": 1, "accuracy": 33.33}
-    assert table["sub_answer_type"]["Hallucination-1"]["accuracy"] == 100.0
+    # strict: B, A, B, B, B ("pouring" as whole words) -> 4 right; published rule: B, A, pouring, B, A -> 2 right
+    assert table["overall"] == {"accuracy": 66.67, "accuracy_published_rule": 33.33, "correct": 4,
+                                "correct_published_rule": 2, "total": 6, "failed": 1}
+    assert table["answer_type"]["PastMemory"]["accuracy"] == 50.0  # 2 of 4
+    # macro: cells PastMemory-1 (1/3), PastMemory-2 (1/1), Hallucination-1 (2/2) -> (33.33 + 100 + 100) / 3
+    assert table["headline"] == {"macro": 77.78, "macro_published_rule": round((100 / 3 + 0 + 50) / 3, 2), "cells": 3}
+    assert table["subset_x_answer_type"]["coin/PastMemory"]["total"] == 4
     assert table["failed"] == [{"id": "coin/0", "video": "v.mp4", "error": "video missing"}]
+
+
+# Replies and the option each rule chooses, worked out by hand from the rules (scoring.py's docstring):
+# candidates ["Yes", "No"] (1582 of the 7005 questions) and ["cutting", "pouring", "mixing"].
+YES_NO, ACTIONS = ["Yes", "No"], ["cutting", "pouring", "mixing"]
+SCORING_TABLE = [
+    # reply,                               candidates, strict, published rule (letter or normalised text)
+    ("A", YES_NO, "A", "A"),
+    ("B.", YES_NO, "B", "B"),
+    ("(B) No", YES_NO, "B", "B"),
+    ("No", YES_NO, "B", "no"),
+    ("No.", YES_NO, "B", "no"),
+    ("Yes, it is still there.", YES_NO, "A", "yes it is still there"),
+    ("I don't know.", YES_NO, None, "i don't know"),
+    ("Not sure", YES_NO, None, "not sure"),
+    ("Cannot tell", YES_NO, None, "cannot tell"),
+    ("Yesterday", YES_NO, None, "yesterday"),
+    ("Nothing moved", YES_NO, None, "nothing moved"),
+    ("a", YES_NO, None, "A"),
+    ("The answer is (A).", YES_NO, "A", "A"),
+    ("b", ACTIONS, None, "B"),
+    ("c. mixing", ACTIONS, "C", "C"),
+    ("pouring", ACTIONS, "B", "pouring"),
+    ("The person is mixing.", ACTIONS, "C", "the person is mixing"),
+    ("a person is pouring water", ACTIONS, "B", "A"),
+    ("A person is pouring water", ACTIONS, "B", "A"),
+    ("cutting or pouring", ACTIONS, None, "cutting or pouring"),
+    ("premixing", ACTIONS, None, "premixing"),
+    ("D", ACTIONS, None, "D"),
+    ("I think it's B, because the person pours water", ACTIONS, "B", "B"),
+    ("", ACTIONS, None, ""),
+]
+
+
+@pytest.mark.parametrize("text, candidates, strict, published", SCORING_TABLE)
+def test_scoring_rules_table(text, candidates, strict, published):
+    assert extract_option(text, candidates) == strict
+    assert published_choice(text) == published
+
+
+def test_candidate_text_counts_only_when_no_other_candidate_shares_it():
+    assert extract_option("the red ball", ["ball", "red ball"]) == "B"  # "ball" lies inside the other match
+    assert extract_option("a ball", ["ball", "red ball"]) == "A"
+    assert extract_option("the ball is red", ["blue ball", "red ball"]) is None  # neither text stands whole
 
 
 def test_shards_balance_duration_and_cover_every_video():
@@ -169,9 +229,11 @@ def test_all_protocols_end_to_end(tiny_dir, sample, tmp_path):
     tiny = tiny_dir("native", "phi3")
     n = sum(len(t.questions) for t in load_ovbench(anno))
     assert n >= 18
-    for protocol in ("stream", "recompute", "window", "uniform"):
-        out = tmp_path / protocol
-        assert eval_main(eval_args(tiny, anno, roots, out, protocol)) == 0
+    runs = [(protocol, preset) for preset in ("published", "project")
+            for protocol in ("stream", "recompute", "window", "uniform")]
+    for protocol, preset in runs:
+        out = tmp_path / f"{protocol}-{preset}"
+        assert eval_main(eval_args(tiny, anno, roots, out, protocol, extra=("--preset", preset))) == 0
         for name in ("predictions.jsonl", "results.json", "results.csv", "results.md", "config.json",
                      "charts/answer_types.png"):
             assert (out / name).is_file(), name
@@ -180,18 +242,34 @@ def test_all_protocols_end_to_end(tiny_dir, sample, tmp_path):
         assert set(results["subset"]) == set(SUBSETS)
         for answer_type in results["answer_type"]:
             assert (out / "charts" / f"{answer_type}.png").is_file()
-        assert len((out / "results.csv").read_text().splitlines()) == 1 + 1 + sum(
-            len(results[g]) for g in ("subset", "answer_type", "sub_answer_type"))
+        assert len((out / "results.csv").read_text().splitlines()) == 1 + 2 + sum(
+            len(results[g]) for g in ("subset", "answer_type", "sub_answer_type", "subset_x_answer_type"))
+        assert results["headline"]["cells"] == len(results["sub_answer_type"])
+        assert "Macro average" in (out / "results.md").read_text()
         records = predictions(out)
         assert [r["id"] for r in records] == sorted((r["id"] for r in records),
                                                    key=lambda i: (SUBSETS.index(i.split("/")[0]), int(i.split("/")[1])))
         assert all(r["status"] == "ok" and r["reply"] is not None and r["protocol"] == protocol for r in records)
-    stream, recompute = predictions(tmp_path / "stream"), predictions(tmp_path / "recompute")
-    assert [r["reply"] for r in stream] == [r["reply"] for r in recompute]
-    assert table(tmp_path / "stream") == table(tmp_path / "recompute")
+        for r in records:  # what the model saw: the frames held and the exact prompt, one line per frame
+            assert r["frames"] and all(t <= r["time"] for _, t, _ in r["frames"])
+            assert r["prompt"].count("<img>") == len(r["frames"])
+            assert [int(n) for n in re.findall(r"<IMG_CONTEXT>\*(\d+)", r["prompt"])] == [n for _, _, n in r["frames"]]
+    for preset in ("published", "project"):
+        stream, recompute = predictions(tmp_path / f"stream-{preset}"), predictions(tmp_path / f"recompute-{preset}")
+        assert [r["reply"] for r in stream] == [r["reply"] for r in recompute]
+        assert [r["frames"] for r in stream] == [r["frames"] for r in recompute]
+        assert table(tmp_path / f"stream-{preset}") == table(tmp_path / f"recompute-{preset}")
+    # the presets differ in what they show: the published window holds every frame of the last 32 s
+    published, project = predictions(tmp_path / "window-published"), predictions(tmp_path / "window-project")
+    assert [r["frames"] for r in published] != [r["frames"] for r in project]
 
 
-def test_unreadable_video_fails_its_questions_and_the_run_goes_on(tiny_dir, sample, tmp_path):
+def error_lines(capsys) -> list[str]:
+    """The lines of the command's own messages on stderr (libraries may log warnings there too)."""
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith(("error:", "warning:"))]
+
+
+def test_unreadable_video_fails_its_questions_and_the_run_goes_on(tiny_dir, sample, tmp_path, capsys):
     anno, roots = sample
     task = next(t for t in load_ovbench(anno, roots) if t.subset == "coin")
     broken = tmp_path / "coin"
@@ -199,12 +277,50 @@ def test_unreadable_video_fails_its_questions_and_the_run_goes_on(tiny_dir, samp
     for video in roots["coin"].iterdir():
         (broken / video.name).write_bytes(b"corrupt" if video.name == task.video else video.read_bytes())
     out = tmp_path / "out"
-    assert eval_main(eval_args(tiny_dir(), anno, {**roots, "coin": broken}, out)) == 0
+    capsys.readouterr()
+    assert eval_main(eval_args(tiny_dir(), anno, {**roots, "coin": broken}, out)) == 1  # results written, run failed
     results = json.loads((out / "results.json").read_text())
-    assert results["overall"]["failed"] == len(task.questions)
+    n = len(task.questions)
+    assert results["overall"]["failed"] == n
     assert {f["id"] for f in results["failed"]} == {q.qid for q in task.questions}
     assert all("not a readable video" in f["error"] for f in results["failed"])
-    assert sum(r["status"] == "ok" for r in predictions(out)) == results["overall"]["total"] - len(task.questions)
+    assert sum(r["status"] == "ok" for r in predictions(out)) == results["overall"]["total"] - n
+    (line,) = error_lines(capsys)
+    assert line.startswith(f"error: {n} of {results['overall']['total']} questions failed") and task.video in line
+    assert eval_main(eval_args(tiny_dir(), anno, {**roots, "coin": broken}, out) + ["--allow-failures"]) == 0
+    # The video mended, a rerun answers only the failed questions and keeps everything computed before.
+    before = (out / "predictions.rank0.jsonl").read_text().splitlines()
+    assert eval_main(eval_args(tiny_dir(), anno, roots, out)) == 0
+    after = (out / "predictions.rank0.jsonl").read_text().splitlines()
+    assert after[: len(before)] == before and len(after) == len(before) + n
+    assert json.loads((out / "results.json").read_text())["overall"]["failed"] == 0
+
+
+def test_a_wrong_data_root_fails_the_run(tiny_dir, sample, tmp_path, capsys):
+    anno, roots = sample
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert eval_main(eval_args(tiny_dir(), anno, {**roots, "hirest": tmp_path / "nowhere"}, out)) == 1
+    (line,) = error_lines(capsys)
+    n = sum(len(t.questions) for t in load_ovbench(anno, roots) if t.subset == "hirest")
+    assert line.startswith(f"error: {n} of ") and "nowhere" in line
+    assert (out / "results.json").exists()  # what was computed is written all the same
+
+
+def test_resume_with_other_settings_is_refused(tiny_dir, sample, tmp_path, capsys):
+    anno, roots = sample
+    out = tmp_path / "out"
+    args = eval_args(tiny_dir(), anno, roots, out) + ["--max-videos", "1"]
+    assert eval_main(args) == 0
+    kept = (out / "predictions.rank0.jsonl").read_text()
+    for extra, setting in ((["--fps", "2"], "fps=1.0"), (["--protocol", "window"], "name='stream'"),
+                           (["--capacities", "1,1,4"], "capacities=[2, 2, 12]")):
+        capsys.readouterr()
+        assert eval_main(args + extra) == 2
+        (line,) = error_lines(capsys)
+        assert line.startswith(f"error: {out}: holds predictions made with {setting}, this run has "), line
+        assert (out / "predictions.rank0.jsonl").read_text() == kept  # nothing lost, nothing mixed in
+    assert eval_main(args + ["--batch-size", "3"]) == 0  # batching decides no answer: resuming is fine
 
 
 def run_module(args, env_extra=None, **kw):

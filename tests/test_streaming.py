@@ -11,7 +11,8 @@ from videochat_online.chat import ChatEngine
 from videochat_online.data.video import VideoFrame, open_video
 from videochat_online.memory import PyramidMemoryBank
 from videochat_online.model import load_pretrained
-from videochat_online.streaming import StreamingSession, TimedQuestion, answer_along, build_memory
+from videochat_online.settings import MemorySettings, SettingsError
+from videochat_online.streaming import StreamingSession, TimedQuestion, answer_along
 from videochat_online.tools.demo_media import write_video
 
 
@@ -36,14 +37,14 @@ def snapshot(frames):
 
 def test_streaming_equals_recomputing(engine, video):
     fps = 2
-    session = StreamingSession(engine, build_memory("pyramid", engine.config.grid_size))
+    session = StreamingSession(engine, MemorySettings().build(engine.config.grid_size))
     streamed = list(answer_along(session, open_video(video).sample(fps), QUESTIONS, batch_size=4,
                                  max_new_tokens=8))
     assert [a.question.time for a in streamed] == [3.0, 7.5, 12.0, 19.5]
     streaming_encodes = session.frames_encoded
     assert streaming_encodes == int(19.5 * fps) + 1  # each frame up to the last question, once
 
-    fresh = StreamingSession(engine, build_memory("pyramid", engine.config.grid_size))
+    fresh = StreamingSession(engine, MemorySettings().build(engine.config.grid_size))
     for answer in streamed:
         fresh.reset()  # rebuild memory from frame 0 for this question
         seen = [f for f in open_video(video).sample(fps) if f.timestamp <= answer.question.time]
@@ -64,12 +65,12 @@ def test_streaming_equals_recomputing(engine, video):
 
 
 def test_questions_only_see_the_past(engine, video):
-    session = StreamingSession(engine, build_memory("window", engine.config.grid_size, window=100))
+    session = StreamingSession(engine, MemorySettings("window", window=100).build(engine.config.grid_size))
     answers = list(answer_along(session, open_video(video).sample(2), [TimedQuestion(2.2, "Now?"),
                                                                      TimedQuestion(2.5, "And now?")]))
     assert max(f.timestamp for f in answers[0].memory) == 2.0
     assert max(f.timestamp for f in answers[1].memory) == 2.5  # a frame at the question's time is seen
-    late = list(answer_along(StreamingSession(engine, build_memory("window", 8, window=100)),
+    late = list(answer_along(StreamingSession(engine, MemorySettings("window", window=100).build(8)),
                              open_video(video).sample(1), [TimedQuestion(99.0, "After the end?")]))
     assert max(f.timestamp for f in late[0].memory) == 23.0  # everything seen
 
@@ -78,18 +79,18 @@ def test_memory_modes_shape_the_prompt(engine, video):
     frames = list(open_video(video).sample(2, end=9.5))  # 20 frames
     g = engine.config.grid_size
     for mode, kwargs, expected in [("window", dict(window=5), list(range(15, 20))),
-                                   ("uniform", dict(num_frames=4), [2, 7, 12, 17])]:
-        session = StreamingSession(engine, build_memory(mode, g, **kwargs))
+                                   ("uniform", dict(uniform_frames=4), [2, 7, 12, 17])]:
+        session = StreamingSession(engine, MemorySettings(mode, **kwargs).build(g))
         session.push(frames)
         assert [f.index for f in session.held_frames()] == expected
         prompt, tokens = session.prompt_for("Q?")
         assert prompt.count("<IMG_CONTEXT>") == tokens.shape[0] == len(expected) * g * g
-    with pytest.raises(ValueError, match="unknown memory mode 'all'"):
-        build_memory("all", g)
+    with pytest.raises(SettingsError, match="--memory all: use one of pyramid, window, uniform"):
+        MemorySettings("all")
 
 
 def test_multi_turn_history_and_reset(engine, video):
-    session = StreamingSession(engine, build_memory("pyramid", engine.config.grid_size), system_message="S.")
+    session = StreamingSession(engine, MemorySettings().build(engine.config.grid_size), system_message="S.")
     session.push(list(open_video(video).sample(1, end=3)))
     first = session.ask("First?", remember=True, max_new_tokens=4)
     second = session.ask("Second?", remember=True, max_new_tokens=4)
@@ -110,7 +111,7 @@ def rss_mb() -> float:
 def test_constant_memory_over_20000_frames(engine):
     g = engine.config.grid_size
     bank = PyramidMemoryBank(grid_sizes=(g, g // 2, g // 4))
-    session = StreamingSession(engine, build_memory("pyramid", g))
+    session = StreamingSession(engine, MemorySettings().build(g))
     rng = np.random.RandomState(0)
     images = [rng.randint(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(16)]
     held_tokens, rss = [], []

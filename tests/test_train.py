@@ -12,7 +12,8 @@ from videochat_online.chat import ChatEngine
 from videochat_online.conversation import IMG_CONTEXT
 from videochat_online.data.video import open_video
 from videochat_online.model import load_pretrained
-from videochat_online.streaming import StreamingSession, build_memory
+from videochat_online.settings import MemorySettings
+from videochat_online.streaming import StreamingSession
 from videochat_online.tools.demo_training_data import write_demo_training_data
 from videochat_online.train.dataset import DataConfig, SFTDataset, load_meta
 from videochat_online.train.formats import parse, read_annotation
@@ -144,7 +145,7 @@ def test_tiny_model_trains_on_every_format_and_reloads(tiny_dir, demo, tmp_path)
     before, _ = load_pretrained(tiny_dir())
     assert not torch.equal(model.mlp1[1].weight, before.mlp1[1].weight)
     assert torch.equal(model.vision_model.embeddings.cls_token, before.vision_model.embeddings.cls_token)  # frozen
-    session = StreamingSession(ChatEngine(model, tokenizer), build_memory("pyramid", model.config.grid_size))
+    session = StreamingSession(ChatEngine(model, tokenizer), MemorySettings().build(model.config.grid_size))
     session.push(list(open_video(demo.parent / "videos" / "clip0.mp4").sample(2)))
     reply = session.ask("Which way does the ball move?", max_new_tokens=8)
     assert reply.prompt.count("Frame") == 8 and reply.token_ids

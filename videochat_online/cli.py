@@ -5,25 +5,20 @@
     videochat-online eval --model PATH --anno-dir DIR --data-root coin=DIR ... --output-dir OUT
     videochat-online convert ORIGINAL_DIR OUT_DIR
 
-A user error (bad checkpoint, unreadable image) prints one line `error: ...` and exits with status 2.
+A user error (a bad option, checkpoint or image) prints one line `error: ...` and exits with status 2.
+Options are checked before any model is loaded (`check_*` below).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from pathlib import Path
 
 from .errors import InputError, VideoChatOnlineError
-
-
-def _add_model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="checkpoint directory (this project's or the original "
-                        "InternVL layout) or a hub id")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    parser.add_argument("--dtype", default=None, choices=["bf16", "fp16", "fp32"],
-                        help="default: bf16 on a GPU, fp32 on the CPU")
-    parser.add_argument("--attn", default=None, choices=["sdpa", "flash_attention_2", "eager"],
-                        help="attention implementation (default: flash_attention_2 when installed on a GPU, else sdpa)")
+from .options import Parser, add_memory_args, add_model_args, check_model_args, memory_settings
+from .settings import check_positive
 
 
 def _engine(args):
@@ -71,16 +66,38 @@ def parse_question(text: str):
         seconds = None
     if not sep or seconds is None or not question.strip():
         raise InputError(f"--ask {text!r}: write it as SECONDS:QUESTION, e.g. \"12.5:What is the man holding?\"")
-    if seconds < 0:
-        raise InputError(f"--ask {text!r}: the question time must be >= 0 seconds")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InputError(f"--ask {text!r}: the question time must be a finite number of seconds >= 0")
     return TimedQuestion(seconds, question.strip())
 
 
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+def check_chat(args) -> None:
+    check_positive(args.max_new_tokens, "--max-new-tokens", integer=True)
+    check_model_args(args)
+
+
+def check_stream(args) -> None:
+    from .data.video import open_video
+
+    args.questions = [parse_question(q) for q in args.ask]
+    if not args.questions:
+        raise InputError("stream: give at least one --ask SECONDS:QUESTION")
+    check_positive(args.fps, "--fps")
+    if args.folder_fps is not None:
+        check_positive(args.folder_fps, "--folder-fps")
+    check_positive(args.batch_size, "--batch-size", integer=True)
+    check_positive(args.max_new_tokens, "--max-new-tokens", integer=True)
+    args.memory_settings = memory_settings(args)
+    check_model_args(args, args.memory_settings)
+    args.source = open_video(args.video, folder_fps=args.folder_fps)
+
+
+def check_convert(args) -> None:
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a directory; convert writes a checkpoint directory")
+    if out.is_dir() and any(out.iterdir()):
+        raise InputError(f"{out}: the directory is not empty; convert writes into a new or empty one")
 
 
 def cmd_stream(args) -> int:
@@ -88,22 +105,16 @@ def cmd_stream(args) -> int:
 
     from tqdm import tqdm
 
-    from .data.video import open_video
-    from .streaming import StreamingSession, answer_along, build_memory
+    from .streaming import StreamingSession, answer_along
 
-    questions = [parse_question(q) for q in args.ask]
-    if not questions:
-        raise InputError("stream: give at least one --ask SECONDS:QUESTION")
-    source = open_video(args.video, folder_fps=args.folder_fps)
+    questions, source = args.questions, args.source
     duration = source.duration
     for q in questions:
         if duration is not None and q.time > duration:
             print(f"warning: the question at {q.time:g}s comes after the end of {args.video} ({duration:.1f}s): "
                   "it is answered with everything seen", file=sys.stderr)
     engine = _engine(args)
-    memory = build_memory(args.memory, engine.config.grid_size, capacities=args.capacities,
-                          grid_sizes=args.grid_sizes, sample_intervals=args.intervals, window=args.window,
-                          num_frames=args.uniform_frames)
+    memory = args.memory_settings.build(engine.config.grid_size)
     session = StreamingSession(engine, memory, system_message=args.system)
     last = max(q.time for q in questions)
     total = None if duration is None else int(min(duration, last) * args.fps) + 1
@@ -129,10 +140,9 @@ def cmd_stream(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .eval.runner import run
+    from .eval.runner import exit_status, run
 
-    run(args)
-    return 0
+    return exit_status(run(args), args.allow_failures)
 
 
 def cmd_convert(args) -> int:
@@ -145,50 +155,44 @@ def cmd_convert(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="videochat-online", description="Online video understanding.")
+    parser = Parser(prog="videochat-online", description="Online video understanding.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     chat = sub.add_parser("chat", help="ask about images (or plain text); interactive without a question")
-    _add_model_args(chat)
+    add_model_args(chat)
     chat.add_argument("question", nargs="?", help="the question; omit it to chat turn by turn on stdin")
     chat.add_argument("--image", action="append", default=[], help="an image file (repeat for several)")
     chat.add_argument("--system", default=None, help="system message (default: the model's)")
     chat.add_argument("--max-new-tokens", type=int, default=256)
-    chat.set_defaults(func=cmd_chat)
+    chat.set_defaults(func=cmd_chat, check=check_chat)
 
     stream = sub.add_parser("stream", help="watch a video as a stream and answer questions at their times")
     stream.add_argument("video", help="a video file, or a folder of frames (with --folder-fps)")
-    _add_model_args(stream)
+    add_model_args(stream)
     stream.add_argument("--ask", action="append", default=[], metavar="SECONDS:QUESTION",
                         help="a question and the time it is asked (repeat for several)")
     stream.add_argument("--fps", type=float, default=2.0, help="frames sampled per second of video (default 2)")
     stream.add_argument("--folder-fps", type=float, default=None, help="frame rate of a frame folder")
-    stream.add_argument("--memory", choices=["pyramid", "window", "uniform"], default="pyramid")
-    stream.add_argument("--capacities", type=_int_list, default=(2, 2, 12), help="pyramid: frames per level")
-    stream.add_argument("--grid-sizes", type=_int_list, default=None,
-                        help="pyramid: grid side per level (default: the model's g, g/2, g/4)")
-    stream.add_argument("--intervals", type=_int_list, default=(8, 4, 1), help="pyramid: sample interval per level")
-    stream.add_argument("--window", type=int, default=32, help="window: frames kept")
-    stream.add_argument("--uniform-frames", type=int, default=16, help="uniform: frames shown")
+    add_memory_args(stream)
     stream.add_argument("--batch-size", type=int, default=8, help="frames per vision-tower batch")
     stream.add_argument("--multi-turn", action="store_true", help="later questions see earlier answers")
     stream.add_argument("--system", default=None, help="system message (default: the model's)")
     stream.add_argument("--max-new-tokens", type=int, default=256)
     stream.add_argument("--show-memory", action="store_true", help="list the frames held at each question")
     stream.add_argument("--json", action="store_true", help="one JSON object per answer")
-    stream.set_defaults(func=cmd_stream)
+    stream.set_defaults(func=cmd_stream, check=check_stream)
 
-    from .eval.runner import add_eval_args
+    from .eval.runner import add_eval_args, check_eval_args
 
     evaluate = sub.add_parser("eval", help="OVBench evaluation (streaming, window, uniform or recompute protocol)")
     add_eval_args(evaluate)
-    evaluate.set_defaults(func=cmd_eval)
+    evaluate.set_defaults(func=cmd_eval, check=check_eval_args)
 
     convert = sub.add_parser("convert", help="rewrite a checkpoint (e.g. the original layout) in this project's layout")
     convert.add_argument("src")
     convert.add_argument("out")
     convert.add_argument("--dtype", default=None, choices=["bf16", "fp16", "fp32"], help="default: the source's")
-    convert.set_defaults(func=cmd_convert)
+    convert.set_defaults(func=cmd_convert, check=check_convert)
     return parser
 
 
@@ -199,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.set_verbosity_error()  # keep the output to answers and our own messages
     hf_logging.disable_progress_bar()
     try:
+        args.check(args)  # every option, before any model is loaded
         return args.func(args)
     except VideoChatOnlineError as err:
         print(f"error: {err}", file=sys.stderr)

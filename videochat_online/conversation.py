@@ -12,8 +12,11 @@ memory is written as ``Frame{index+1} at {t:.1f}s: <img><IMG_CONTEXT>...</img>``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from .errors import InputError
 
 IMG_START = "<img>"
 IMG_END = "</img>"
@@ -102,7 +105,7 @@ def images_message(tokens_per_image: Sequence[int], question: str) -> str:
     """The user message for still images (InternVL style): `<image>` slots, or a prefix per image."""
     if IMAGE_PLACEHOLDER in question:
         if question.count(IMAGE_PLACEHOLDER) != len(tokens_per_image):
-            raise ValueError(f"the question has {question.count(IMAGE_PLACEHOLDER)} {IMAGE_PLACEHOLDER} "
+            raise InputError(f"the question has {question.count(IMAGE_PLACEHOLDER)} {IMAGE_PLACEHOLDER} "
                              f"placeholders but {len(tokens_per_image)} images were given")
         message = question
     elif len(tokens_per_image) == 1:
@@ -124,3 +127,17 @@ def build_prompt(
 ) -> str:
     """The whole prompt for a question about the given frames, after an earlier text-only history."""
     return template.render(system, history, video_message(frames, question))
+
+
+_CONTEXT_RUN = re.compile(f"(?:{re.escape(IMG_CONTEXT)})+")
+_COMPACT_RUN = re.compile(re.escape(IMG_CONTEXT) + r"\*(\d+)")
+
+
+def compact_prompt(prompt: str) -> str:
+    """The prompt with each run of n `<IMG_CONTEXT>` written `<IMG_CONTEXT>*n` (for logs; `expand_prompt` undoes it)."""
+    return _CONTEXT_RUN.sub(lambda m: f"{IMG_CONTEXT}*{len(m.group(0)) // len(IMG_CONTEXT)}", prompt)
+
+
+def expand_prompt(compact: str) -> str:
+    """The exact prompt back from `compact_prompt`'s form."""
+    return _COMPACT_RUN.sub(lambda m: IMG_CONTEXT * int(m.group(1)), compact)

@@ -3,7 +3,8 @@
 `PyramidMemoryBank` keeps a constant token budget over an unbounded stream (DESIGN.md section 2):
 
 1. Frame `i` enters the first level `k` whose `sample_intervals[k]` divides `i` (defaults 8, 4, 1:
-   every 8th frame enters level 0, other multiples of 4 level 1, the rest level 2).
+   every 8th frame enters level 0, other multiples of 4 level 1, the rest level 2; the last interval
+   is always 1). `settings.MemorySettings` holds these settings for the commands.
 2. Entering level `k`, its full grid is adaptive-average-pooled to `grid_sizes[k]`.
 3. Each level keeps its frames in the order they entered it. A new frame arriving at a full level
    evicts the earlier frame of the first most similar neighbouring pair (cosine similarity of the
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+
+from .settings import DEFAULT_CAPACITIES, DEFAULT_INTERVALS, check_pyramid, level_of
 
 
 @dataclass
@@ -68,13 +71,9 @@ def _check_grid(features: torch.Tensor, size: int) -> None:
 class PyramidMemoryBank:
     """Multi-level frame memory with a constant token budget (see the module docstring)."""
 
-    def __init__(self, capacities: Sequence[int] = (2, 2, 12), grid_sizes: Sequence[int] = (16, 8, 4),
-                 sample_intervals: Sequence[int] = (8, 4, 1), full_cascade: bool = False):
-        if not (len(capacities) == len(grid_sizes) == len(sample_intervals)) or not capacities:
-            raise ValueError(f"capacities {tuple(capacities)}, grid_sizes {tuple(grid_sizes)} and sample_intervals "
-                             f"{tuple(sample_intervals)} must name the same number (>= 1) of levels")
-        if any(c < 0 for c in capacities) or any(g < 1 for g in grid_sizes) or any(s < 1 for s in sample_intervals):
-            raise ValueError("capacities must be >= 0, grid sizes and sample intervals >= 1")
+    def __init__(self, capacities: Sequence[int] = DEFAULT_CAPACITIES, grid_sizes: Sequence[int] = (16, 8, 4),
+                 sample_intervals: Sequence[int] = DEFAULT_INTERVALS, full_cascade: bool = False):
+        check_pyramid(capacities, grid_sizes, sample_intervals)  # SettingsError (a ValueError) naming the problem
         self.capacities = tuple(int(c) for c in capacities)
         self.grid_sizes = tuple(int(g) for g in grid_sizes)
         self.sample_intervals = tuple(int(s) for s in sample_intervals)
@@ -93,9 +92,7 @@ class PyramidMemoryBank:
     def add(self, features: torch.Tensor, index: int, timestamp: float | None = None) -> None:
         """Add frame `index` given its full-resolution grid [C, g, g] (g = grid_sizes[0])."""
         _check_grid(features, self.grid_sizes[0])
-        level = next((k for k, s in enumerate(self.sample_intervals) if index % s == 0), None)
-        if level is None:
-            return  # no level samples this frame
+        level = level_of(index, self.sample_intervals)
         grid = F.adaptive_avg_pool2d(features, self.grid_sizes[level])
         self._insert(level, MemoryFrame(index, level, grid, timestamp), cascade=True)
 

@@ -1,6 +1,6 @@
 """Streaming sessions: watch a video once, answer questions at any moment from what memory holds.
 
-    session = StreamingSession(engine, PyramidMemoryBank(grid_sizes=(16, 8, 4)))
+    session = StreamingSession(engine, MemorySettings().build(engine.config.grid_size))
     session.push(frames)                  # each frame goes through the vision tower once, as one batch
     reply = session.ask("What is the man holding?")
 
@@ -18,30 +18,7 @@ import torch
 from .chat import ChatEngine, Reply
 from .conversation import FrameSlot, build_prompt
 from .data.video import VideoFrame
-from .memory import MemoryFrame, PyramidMemoryBank, SlidingWindowMemory, UniformMemory
-
-MEMORY_MODES = ("pyramid", "window", "uniform")
-
-
-def build_memory(mode: str, grid_size: int, *, capacities: Sequence[int] = (2, 2, 12),
-                 grid_sizes: Sequence[int] | None = None, sample_intervals: Sequence[int] = (8, 4, 1),
-                 full_cascade: bool = False, window: int = 32, num_frames: int = 16):
-    """A memory for frames of `grid_size` x `grid_size` features (the model's `config.grid_size`).
-
-    pyramid: `grid_sizes` default to (g, g/2, g/4), i.e. (16, 8, 4) for the published model.
-    """
-    if mode == "pyramid":
-        sizes = tuple(grid_sizes) if grid_sizes else tuple(max(1, grid_size >> k) for k in range(len(capacities)))
-        if sizes[0] != grid_size:
-            raise ValueError(f"the first pyramid level must keep the model's full {grid_size}x{grid_size} grid, "
-                             f"got grid_sizes {sizes}")
-        return PyramidMemoryBank(capacities, sizes, sample_intervals, full_cascade=full_cascade)
-    if mode == "window":
-        return SlidingWindowMemory(window)
-    if mode == "uniform":
-        return UniformMemory(num_frames)
-    raise ValueError(f"unknown memory mode {mode!r}; use one of {', '.join(MEMORY_MODES)}")
-
+from .memory import MemoryFrame
 
 class StreamingSession:
     def __init__(self, engine: ChatEngine, memory, system_message: str | None = None):

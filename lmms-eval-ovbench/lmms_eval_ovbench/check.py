@@ -4,7 +4,9 @@
 
 Passes (exit 0, printing the metrics) when the newest `*_results.json` under OUTPUT_PATH, written
 after the run started, holds a numeric `ovbench_overall` (or any metric, for other tasks) for
-every TASK; otherwise prints what is missing and exits 1.
+every TASK, and no document failed: an OVBench task's `ovbench_failed` is 0, and no logged sample
+(`--log_samples`) of the run holds the videochat_online model's failure reply. Otherwise it prints
+what is wrong and exits 1.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import json
 import math
 import sys
 from pathlib import Path
+
+from . import FAILED_REPLY_PREFIX
 
 
 def newest_results(output_path: Path) -> Path | None:
@@ -35,6 +39,40 @@ def check(output_path: Path, tasks: list[str], since: float = 0.0) -> list[str]:
             problems.append(f"{file}: no metrics for task {task}")
         elif task.startswith("ovbench") and not math.isfinite(metrics.get("ovbench_overall,none", math.nan)):
             problems.append(f"{file}: task {task} has no ovbench_overall")
+        elif metrics.get("ovbench_failed,none", 0) > 0:
+            problems.append(f"{file}: task {task}: {int(metrics['ovbench_failed,none'])} questions failed "
+                            "(see the run's log)")
+    problems += failed_samples(file.parent, tasks, since)
+    return problems
+
+
+def _replies(sample: dict) -> list[str]:
+    """Every reply string of a logged sample (lmms-eval nests them in lists)."""
+    found, stack = [], [sample.get("resps"), sample.get("filtered_resps")]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found.append(item)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def failed_samples(folder: Path, tasks: list[str], since: float) -> list[str]:
+    """Logged samples of this run whose reply is the model's failure reply, summed up per task."""
+    problems = []
+    for task in tasks:
+        failed = []
+        for file in folder.glob(f"*_samples_{task}.jsonl"):
+            if file.stat().st_mtime < since:
+                continue
+            for line in file.read_text().splitlines():
+                sample = json.loads(line)
+                reasons = [r for r in _replies(sample) if r.startswith(FAILED_REPLY_PREFIX)]
+                if reasons:
+                    failed.append(f"doc {sample.get('doc_id')}: {reasons[0][len(FAILED_REPLY_PREFIX):]}")
+        if failed:
+            problems.append(f"{folder}: task {task}: {len(failed)} documents failed, first: {failed[0]}")
     return problems
 
 

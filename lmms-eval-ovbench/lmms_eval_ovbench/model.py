@@ -1,7 +1,7 @@
 """VideoChat-Online as an lmms-eval model (registered through the `lmms_eval.models` entry point).
 
     python -m lmms_eval --model videochat_online \
-        --model_args pretrained=OpenGVLab/VideoChat-Online-4B,memory=pyramid,fps=2,system_message=ovbench \
+        --model_args pretrained=OpenGVLab/VideoChat-Online-4B,memory=pyramid,system_message=ovbench \
         --tasks ovbench --include_path lmms-eval-ovbench/tasks/ovbench
 
 Visual input, by what a task's `doc_to_visual` returns:
@@ -13,10 +13,19 @@ Visual input, by what a task's `doc_to_visual` returns:
 - nothing: a text-only question.
 
 Model arguments: pretrained, device, dtype (bf16/fp16/fp32), attn_implementation,
-memory (pyramid/window/uniform), fps, capacities and intervals (dash-separated, e.g. 2-2-12),
+memory (pyramid/window/uniform), preset (published: the published evaluation's frame step for a rate
+of `fps`, 8 by default; project: sampling at `fps`, 2 by default; see videochat_online.eval.protocols),
+fps, capacities and intervals (dash-separated, e.g. 2-2-12),
 window, uniform_frames, frame_batch (frames per vision-tower batch), max_new_tokens,
 system_message ("model": the checkpoint's; "ovbench": the published OVBench evaluation's; a path:
 that file's text, verbatim).
+
+Several processes (`torchrun` or `accelerate launch`): lmms-eval gives each process its share of the
+documents and gathers the results on rank 0; each process uses the GPU of its local rank.
+
+A document that cannot be answered (an unreadable video, an `<image>` count that does not match the
+images) is a per-document failure: it gets the reply `FAILED_REPLY_PREFIX + reason` (scored wrong and
+counted by the OVBench tasks), it is logged, and the run goes on; `lmms_eval_ovbench.check` then fails.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
+import torch
 from accelerate import PartialState
 from lmms_eval.api.model import lmms
 from lmms_eval.models.registry_v2 import ModelManifest
@@ -35,17 +45,17 @@ from videochat_online.chat import ChatEngine, default_device
 from videochat_online.data.video import open_video
 from videochat_online.errors import InputError
 from videochat_online.eval.ovbench import SYSTEM_MESSAGE as OVBENCH_SYSTEM_MESSAGE
-from videochat_online.streaming import StreamingSession, TimedQuestion, answer_along, build_memory
+from videochat_online.eval.protocols import ProtocolConfig, stream_frames
+from videochat_online.settings import DEFAULT_CAPACITIES, DEFAULT_INTERVALS, MemorySettings, parse_int_list
+from videochat_online.streaming import StreamingSession, TimedQuestion, answer_along
+
+from . import FAILED_REPLY_PREFIX
 
 log = logging.getLogger("lmms_eval_ovbench")
 
 
 def manifest() -> ModelManifest:
     return ModelManifest(model_id="videochat_online", simple_class_path="lmms_eval_ovbench.model.VideoChatOnline")
-
-
-def _dashed(text: str | tuple) -> tuple[int, ...]:
-    return tuple(int(x) for x in str(text).split("-")) if not isinstance(text, tuple) else text
 
 
 def generation_options(gen_kwargs: dict, max_new_tokens: int) -> dict:
@@ -60,8 +70,10 @@ def generation_options(gen_kwargs: dict, max_new_tokens: int) -> dict:
 
 class VideoChatOnline(lmms):
     def __init__(self, pretrained: str, device: str | None = None, dtype: str | None = None,
-                 attn_implementation: str | None = None, memory: str = "pyramid", fps: float = 2.0,
-                 capacities: str = "2-2-12", intervals: str = "8-4-1", window: int = 32, uniform_frames: int = 16,
+                 attn_implementation: str | None = None, memory: str = "pyramid", preset: str = "published",
+                 fps: float | None = None,
+                 capacities: str | tuple = DEFAULT_CAPACITIES, intervals: str | tuple = DEFAULT_INTERVALS,
+                 window: int = 32, uniform_frames: int = 16,
                  frame_batch: int = 8, max_new_tokens: int = 256, system_message: str = "model",
                  batch_size: int = 1, **unused):
         super().__init__()
@@ -78,21 +90,37 @@ class VideoChatOnline(lmms):
         self.engine = ChatEngine.from_pretrained(pretrained, device=device or default_device(state.local_process_index),
                                                  dtype=dtype,
                                                  attn_implementation=attn_implementation, system_message=system)
-        self.memory_options = dict(mode=memory, grid_size=self.engine.config.grid_size, capacities=_dashed(capacities),
-                                   sample_intervals=_dashed(intervals), window=int(window), num_frames=int(uniform_frames))
-        build_memory(**self.memory_options)  # check the options now rather than at the first video
-        self.fps, self.frame_batch, self.max_new_tokens = float(fps), int(frame_batch), int(max_new_tokens)
+        self.memory = MemorySettings(mode=memory, capacities=parse_int_list(capacities, "capacities"),
+                                     sample_intervals=parse_int_list(intervals, "intervals"), window=int(window),
+                                     uniform_frames=int(uniform_frames))
+        self.memory.build(self.engine.config.grid_size)  # check the settings against the model now
+        self.sampling = ProtocolConfig(name="stream", preset=preset, fps=None if fps is None else float(fps))
+        self.frame_batch, self.max_new_tokens = int(frame_batch), int(max_new_tokens)
+        self.failures: list[str] = []  # "task/doc_id: reason", this process's
+
+    @property
+    def device(self):
+        """The device this process runs on (lmms-eval reads it when several processes run)."""
+        return self.engine.device
+
+    def _fail(self, where: str, reason: str) -> str:
+        reason = reason.splitlines()[0]
+        self.failures.append(f"{where}: {reason}")
+        log.error("videochat_online: %s failed: %s", where, reason)
+        return FAILED_REPLY_PREFIX + reason
 
     def _session(self) -> StreamingSession:
-        return StreamingSession(self.engine, build_memory(**self.memory_options))
+        return StreamingSession(self.engine, self.memory.build(self.engine.config.grid_size))
 
     # ----------------------------------------------------------------------------------------------
     def generate_until(self, requests) -> list[str]:
         answers: list[str | None] = [None] * len(requests)
         clips: dict[tuple, list[tuple[int, float, str, dict]]] = defaultdict(list)
         direct = []
+        where = []  # "task/doc_id" of each request, for failure messages
         for i, request in enumerate(requests):
             context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
+            where.append(f"{task}/{doc_id}")
             visuals = doc_to_visual(self.task_dict[task][split][doc_id]) or []
             if len(visuals) == 1 and isinstance(visuals[0], dict):
                 clip = visuals[0]
@@ -102,47 +130,63 @@ class VideoChatOnline(lmms):
                 direct.append((i, visuals, context, gen_kwargs))
         progress = tqdm(total=len(requests), disable=self.rank != 0, desc="videochat_online")
         for (video, start, folder_fps), items in clips.items():
-            for i, text in self._watch_clip(video, start, folder_fps, items):
-                answers[i] = text
+            for i, text, error in self._watch_clip(video, start, folder_fps, items):
+                answers[i] = text if error is None else self._fail(where[i], error)
             progress.update(len(items))
         for i, visuals, context, gen_kwargs in direct:
-            answers[i] = self._answer(visuals, context, generation_options(gen_kwargs, self.max_new_tokens))
+            try:
+                answers[i] = self._answer(visuals, context, generation_options(gen_kwargs, self.max_new_tokens))
+            except InputError as err:
+                answers[i] = self._fail(where[i], str(err))
             progress.update(1)
         progress.close()
+        self._report_failures(len(requests))
         return answers
 
+    def _report_failures(self, n_requests: int) -> None:
+        """One summary on rank 0: how many documents failed over all processes, and the first reasons."""
+        failures, total = self.failures, n_requests
+        if self.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered = [None] * self.world_size
+            torch.distributed.all_gather_object(gathered, (self.failures, n_requests))
+            failures = [f for fs, _ in gathered for f in fs]
+            total = sum(n for _, n in gathered)
+        if failures and self.rank == 0:
+            log.error("videochat_online: %d of %d documents failed; first: %s", len(failures), total,
+                      "; ".join(failures[:3]))
+
     def _watch_clip(self, video: str, start: float, folder_fps: float | None, items):
-        """Watch one video from `start` once; answer each question at its end time."""
+        """Watch one video from `start` once; answer each question at its end time.
+
+        Yields (request index, reply, None), or (request index, None, reason) for each question left
+        unanswered when the video cannot be read (answers already given stand).
+        """
         options = generation_options(items[0][3], self.max_new_tokens)
         questions = [TimedQuestion(end, context, key=i) for i, end, context, _ in items]
         answered = set()
         try:
             source = open_video(video, folder_fps=folder_fps)
-            frames = source.sample(min(self.fps, source.native_fps), start=start)
+            frames = stream_frames(source, self.sampling, start=start)
             for done in answer_along(self._session(), frames, questions, batch_size=self.frame_batch, **options):
                 answered.add(done.question.key)
-                yield done.question.key, done.reply.text
-        except InputError as err:  # answers already given stand; the rest are empty (scored wrong)
-            log.error("%s; %d questions get an empty answer", str(err).splitlines()[0], len(items) - len(answered))
+                yield done.question.key, done.reply.text, None
+        except InputError as err:
             for q in questions:
                 if q.key not in answered:
-                    yield q.key, ""
+                    yield q.key, None, str(err)
 
     def _answer(self, visuals: list, context: str, options: dict) -> str:
-        try:
-            if not visuals:
-                return self.engine.ask(context, **options).text
-            if all(isinstance(v, Image.Image) for v in visuals):
-                return self.engine.ask_images([v.convert("RGB") for v in visuals], context, **options).text
-            if len(visuals) == 1 and isinstance(visuals[0], (str, Path)):
-                source = open_video(visuals[0])
-                session = self._session()
-                for done in answer_along(session, source.sample(min(self.fps, source.native_fps)),
-                                         [TimedQuestion(float("inf"), context)], batch_size=self.frame_batch, **options):
-                    return done.reply.text
-        except InputError as err:
-            log.error("%s; the question gets an empty answer", str(err).splitlines()[0])
-            return ""
+        """The reply to one document that is not an OVBench clip; raises InputError when it cannot be answered."""
+        if not visuals:
+            return self.engine.ask(context, **options).text
+        if all(isinstance(v, Image.Image) for v in visuals):
+            return self.engine.ask_images([v.convert("RGB") for v in visuals], context, **options).text
+        if len(visuals) == 1 and isinstance(visuals[0], (str, Path)):
+            source = open_video(visuals[0])
+            session = self._session()
+            for done in answer_along(session, stream_frames(source, self.sampling),
+                                     [TimedQuestion(float("inf"), context)], batch_size=self.frame_batch, **options):
+                return done.reply.text
         raise InputError(f"videochat_online cannot read visuals of types {sorted({type(v).__name__ for v in visuals})}")
 
     def loglikelihood(self, requests):

@@ -10,9 +10,11 @@
 # ANNO_DIR   folder with ava.json coin.json hirest.json tao.json   (required)
 # *_ROOT     where each subset's videos / frame folders are; only subsets with a root are evaluated
 # GPUS       processes (one per GPU) on this node                  (default 1)
-# FPS        frames sampled per second                             (default 2)
+# PRESET     published | project (README: OVBench)                 (default published)
+# FPS        sampling rate                    (default: the preset's: published 8 for stream, 2 for window)
 # CAPACITIES, GRID_SIZES, INTERVALS   pyramid memory               (default 2,2,12 / the model's / 8,4,1)
-# WINDOW     frames in the sliding window                          (default 32)
+# WINDOW_SECONDS  published window: seconds before the question    (default 32)
+# WINDOW     project window: sampled frames                        (default 32)
 # UNIFORM_FRAMES  frames per question, uniform protocol            (default 16)
 # OUTPUT_DIR (default runs/ovbench_$PROTOCOL); run again with the same one to resume
 # Extra arguments are passed to `python -m videochat_online.eval`.
@@ -24,9 +26,10 @@ PROTOCOL=${PROTOCOL:-stream}
 GPUS=${GPUS:-1}
 OUTPUT_DIR=${OUTPUT_DIR:-runs/ovbench_${PROTOCOL}}
 
-args=(--model "$MODEL" --anno-dir "$ANNO_DIR" --protocol "$PROTOCOL" --output-dir "$OUTPUT_DIR"
-      --fps "${FPS:-2}" --capacities "${CAPACITIES:-2,2,12}" --intervals "${INTERVALS:-8,4,1}"
-      --window "${WINDOW:-32}" --uniform-frames "${UNIFORM_FRAMES:-16}")
+args=(--model "$MODEL" --anno-dir "$ANNO_DIR" --protocol "$PROTOCOL" --preset "${PRESET:-published}"
+      --output-dir "$OUTPUT_DIR" --capacities "${CAPACITIES:-2,2,12}" --intervals "${INTERVALS:-8,4,1}"
+      --window-seconds "${WINDOW_SECONDS:-32}" --window "${WINDOW:-32}" --uniform-frames "${UNIFORM_FRAMES:-16}")
+[ -n "${FPS:-}" ] && args+=(--fps "$FPS")
 [ -n "${GRID_SIZES:-}" ] && args+=(--grid-sizes "$GRID_SIZES")
 subsets=()
 for subset in ava coin hirest tao; do

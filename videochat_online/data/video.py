@@ -12,9 +12,10 @@ place in the sampled stream; `timestamp` is `t_k` in seconds from the start of t
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +70,25 @@ class VideoSource:
         wanted = ((k, t, native_index(t, self.native_fps))
                   for k, t in enumerate(sample_times(fps, start, end, self.duration)))
         yield from self._read(wanted)
+
+    def sample_every(self, step: int, start: float = 0.0, end: float | None = None) -> Iterator[VideoFrame]:
+        """Every `step`-th native frame, from the first at or after `start` to the last at or before `end`.
+
+        Sample `k` is native frame `j = first + k * step`, stamped with that frame's own time `j / native_fps`
+        (the published OVBench evaluation reads videos this way: a frame step, not a rate).
+        """
+        if step < 1 or start < 0 or (end is not None and end < start):
+            raise InputError(f"{self.path}: bad frame step {step} or clip [{start}, {end}]")
+        first = math.ceil(start * self.native_fps - _EPS)
+        last = None if end is None else native_index(end, self.native_fps)
+        if self.num_frames is not None:
+            last = self.num_frames - 1 if last is None else min(last, self.num_frames - 1)
+        js = itertools.count(first, step) if last is None else range(first, last + 1, step)
+        yield from self.read_native(js)
+
+    def read_native(self, indices: Iterable[int]) -> Iterator[VideoFrame]:
+        """Native frames by number (ascending), indexed 0, 1, ... in that order, stamped `j / native_fps`."""
+        yield from self._read((k, j / self.native_fps, j) for k, j in enumerate(indices))
 
     def frames_at(self, times: list[float]) -> Iterator[VideoFrame]:
         """The frames on screen at the given times (ascending), indexed 0, 1, ... in that order."""

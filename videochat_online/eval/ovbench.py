@@ -8,16 +8,15 @@ asked at `end` may see only frames with timestamp <= `end`. Scoring is pure func
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from .scoring import LETTERS, extract_option, published_correct  # noqa: F401  (re-exported: OVBench scoring)
 
 SUBSETS = ("ava", "coin", "hirest", "tao")
 FRAME_FOLDER_SUBSETS = ("ava", "tao")
 AVA_CLIP_START = 900.0  # AVA's `middle_frame_timestamp` counts from the movie start; its clips start at 900 s
-LETTERS = "ABCDE"
 
 SYSTEM_MESSAGE = (
     "Carefully watch the video and pay attention to the cause and sequence of events, the detail and movement of "
@@ -40,6 +39,7 @@ class Question:
     start: float
     end: float  # the question is asked here
     reference_time: float  # the moment the question is about, in seconds of the video
+    asked_time: float  # `middle_frame_timestamp` as the file has it (AVA: absolute, 900 s + reference_time)
     question: str
     candidates: list[str]
     answer: str
@@ -115,6 +115,7 @@ def load_questions(file: str | Path, subset: str) -> list[Question]:
         questions.append(Question(
             qid=f"{subset}/{i}", subset=subset, video=entry["video"], start=float(entry["start"]),
             end=float(entry["end"]), reference_time=float(entry["middle_frame_timestamp"]) - offset,
+            asked_time=float(entry["middle_frame_timestamp"]),
             question=entry["question"], candidates=list(entry["candidates"]), answer=entry["answer"],
             answer_type=entry["answer_type"], sub_answer_type=entry["sub_answer_type"],
             folder_fps=float(entry["fps"]) if "fps" in entry else None, image_file=entry.get("image_file"),
@@ -158,37 +159,15 @@ def load_ovbench(anno_dir: str | Path, roots: dict[str, str | Path] | None = Non
 # --------------------------------------------------------------------------------------------------
 # Prompt and scoring (pure functions)
 # --------------------------------------------------------------------------------------------------
-def format_question(q: Question) -> str:
-    """`Question at {t}s: {question}\\nOptions:\\n(A) ...\\nAnswer:` (DESIGN.md section 3)."""
-    options = "\n".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(q.candidates))
-    return f"Question at {q.end}s: {q.question}\nOptions:\n{options}\nAnswer:"
+ANSWER_SUFFIX = "\nAnswer:"  # after the options, in the published streaming evaluation
+WINDOW_SUFFIX = "\nOnly give the best option."  # after the options, in the published sliding-window evaluation
 
 
-_LEADING = re.compile(r"^\s*(?:\(([A-E])\)|([A-E])(?:[.):]|\s*$))")
-_STATED = re.compile(r"(?:answer|option)\s*(?:is|:)?\s*[:\-]?\s*\(?([A-E])\b(?!')")
-_LONE = re.compile(r"(?<![A-Za-z'])([A-E])(?![A-Za-z'])")
+def format_question(q: Question, time: float | None = None, suffix: str = ANSWER_SUFFIX) -> str:
+    """`Question at {time}s: {question}\nOptions:\n(A) ...` + suffix (DESIGN.md section 3).
 
-
-def extract_option(reply: str, candidates: list[str]) -> str | None:
-    """The option letter a free-form reply chooses, or None.
-
-    In order: a leading "(A)" / "A." / "A)" / "A:" / a bare "A"; "the answer is (B)" forms; the text
-    of exactly one candidate; a lone letter, if exactly one valid letter stands alone.
+    `time` defaults to the question's `middle_frame_timestamp` as the file has it, as the published
+    evaluation writes it (on AVA the absolute time, e.g. 945.0); the `project` preset passes `end`.
     """
-    valid = LETTERS[: len(candidates)]
-    text = reply.strip()
-    match = _LEADING.match(text)
-    if match and (match.group(1) or match.group(2)) in valid:
-        return match.group(1) or match.group(2)
-    match = _STATED.search(text)
-    if match and match.group(1) in valid:
-        return match.group(1)
-    lowered = text.lower().rstrip(".")
-    options = [c.strip().lower() for c in candidates]
-    if lowered in options:
-        return LETTERS[options.index(lowered)]
-    named = [LETTERS[i] for i, c in enumerate(options) if c and c in lowered]
-    if len(named) == 1:
-        return named[0]
-    lone = {m for m in _LONE.findall(text) if m in valid}
-    return lone.pop() if len(lone) == 1 else None
+    options = "\n".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(q.candidates))
+    return f"Question at {q.asked_time if time is None else time}s: {q.question}\nOptions:\n{options}{suffix}"

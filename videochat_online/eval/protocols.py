@@ -1,63 +1,176 @@
 """OVBench protocols: how a model sees a video before each question (DESIGN.md section 5).
 
-- stream:    each video watched once at `fps`; each frame through the vision tower once; each
-             question answered from the Pyramid Memory Bank at its time.
-- window:    the same single pass, memory = the last `window` frames at full resolution.
+- stream:    each video watched once; each frame through the vision tower once; each question
+             answered from the Pyramid Memory Bank at its time.
+- window:    the frames just before each question.
 - uniform:   per question, `uniform_frames` frames spread over its clip [start, end].
 - recompute: per question, the pyramid memory rebuilt from frame 0 (what the published code did);
              the same answers as `stream`, at several times the vision work.
 
-A frame-folder video is never sampled faster than its own frame rate (AVA folders hold 1 frame a
-second: sampling them at 2 fps would only repeat frames).
+Two presets fix the frame selection and the prompt:
+
+`published` (the default) reproduces the published evaluation (MCG-NJU/VideoChat-Online,
+`eval/evaluate_online_stream_single.py`, `eval/evaluate_online_sliding_window.py`, `shell/eval/`):
+- stream/recompute: a native frame step for a rate of 8 fps: `max(1, round(native_fps / 8))` for video
+  files (every 4th frame of a 30 fps file, 7.5 fps), `max(1, int(fps) // 8)` for frame folders (every
+  3rd of a 30 fps TAO folder, every frame of a 1 fps AVA folder); frames numbered by their place in
+  the sampled stream and stamped with their own time; replies up to 128 tokens; the question says
+  `Question at {middle_frame_timestamp}s` (on AVA the absolute time) and ends with "\\nAnswer:".
+- window: per question, the native frames of the last 32 seconds, stepping backwards from the frame
+  at the question's time by `max(1, round(native_fps / 2))` (2 fps; that frame is always in), thinned
+  to 64 with `linspace` when there are more, numbered Frame1..FrameN within the window, sent through a
+  fresh Pyramid Memory Bank (the published model's chat does so); the question ends with
+  "\\nOnly give the best option.".
+- uniform: `uniform_frames` times spread over [start, end] end points included, so the frame at the
+  question's moment is shown.
+One published behaviour is not copied: there, the last question of each video saw every frame of the
+clip, later than its own time. Here no protocol ever shows a frame after the question's `end`.
+
+`project` is this project's own choice: sampling at `fps` (2) by time, replies up to 32 tokens,
+`Question at {end}s`, a window of the last `window` sampled frames at full resolution, uniform
+frames at segment middles.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
-from ..chat import ChatEngine
-from ..data.video import open_video, sample_times
-from ..memory import UniformMemory
-from ..streaming import StreamingSession, TimedQuestion, answer_along, build_memory
-from .ovbench import SYSTEM_MESSAGE, Question, VideoTask, extract_option, format_question
+import numpy as np
+
+from ..chat import ChatEngine, Reply
+from ..conversation import compact_prompt
+from ..data.video import FrameFolderSource, VideoSource, native_index, open_video, sample_times
+from ..memory import MemoryFrame
+from ..settings import MemorySettings, SettingsError, check_positive
+from ..streaming import StreamingSession, TimedQuestion, answer_along
+from .ovbench import ANSWER_SUFFIX, SYSTEM_MESSAGE, WINDOW_SUFFIX, Question, VideoTask, format_question
+from .scoring import extract_option, published_choice
 
 PROTOCOLS = ("stream", "window", "uniform", "recompute")
+PRESETS = ("published", "project")
+# The published settings (see the module docstring).
+PUBLISHED_STREAM_FPS = 8.0
+PUBLISHED_WINDOW_FPS = 2.0
+PUBLISHED_WINDOW_SECONDS = 32.0
+PUBLISHED_WINDOW_MAX_FRAMES = 64
+PUBLISHED_MAX_NEW_TOKENS = 128
+PROJECT_FPS = 2.0
+PROJECT_MAX_NEW_TOKENS = 32
 
 
 @dataclass
 class ProtocolConfig:
     name: str = "stream"
-    fps: float = 2.0
-    capacities: tuple[int, ...] = (2, 2, 12)
-    grid_sizes: tuple[int, ...] | None = None  # default: the model's (g, g/2, g/4)
-    sample_intervals: tuple[int, ...] = (8, 4, 1)
-    window: int = 32
-    uniform_frames: int = 16
+    preset: str = "published"
+    fps: float | None = None  # default: the preset's (published: 8 for stream, 2 for window; project: 2)
+    # the pyramid's levels, the project window's frames (`window`), the uniform protocol's frames; the
+    # protocol picks the mode (stream, recompute and the published window: pyramid)
+    memory: MemorySettings = field(default_factory=MemorySettings)
+    window_seconds: float = PUBLISHED_WINDOW_SECONDS  # published window: seconds before the question
+    window_max_frames: int = PUBLISHED_WINDOW_MAX_FRAMES  # published window: thinned beyond this
     batch_size: int = 8
-    max_new_tokens: int = 32
+    max_new_tokens: int | None = None  # default: the preset's (published 128, project 32)
     system_message: str = SYSTEM_MESSAGE
 
     def __post_init__(self):
         if self.name not in PROTOCOLS:
-            raise ValueError(f"unknown protocol {self.name!r}; use one of {', '.join(PROTOCOLS)}")
+            raise SettingsError(f"--protocol {self.name}: use one of {', '.join(PROTOCOLS)}")
+        if self.preset not in PRESETS:
+            raise SettingsError(f"--preset {self.preset}: use one of {', '.join(PRESETS)}")
+        published = self.preset == "published"
+        if self.fps is None:
+            self.fps = (PUBLISHED_WINDOW_FPS if self.name == "window" else PUBLISHED_STREAM_FPS) if published \
+                else PROJECT_FPS
+        if self.max_new_tokens is None:
+            self.max_new_tokens = PUBLISHED_MAX_NEW_TOKENS if published else PROJECT_MAX_NEW_TOKENS
+        check_positive(self.fps, "--fps")
+        check_positive(self.max_new_tokens, "--max-new-tokens", integer=True)
+        check_positive(self.window_seconds, "--window-seconds")
+        check_positive(self.window_max_frames, "--window-max-frames", integer=True)
+        check_positive(self.batch_size, "--batch-size", integer=True)
+
+    @property
+    def published(self) -> bool:
+        return self.preset == "published"
 
 
-def record(q: Question, reply: str | None, protocol: str, error: str | None = None) -> dict:
-    """One prediction line: the question, the model's reply, the chosen letter and whether it is right."""
-    prediction = None if reply is None else extract_option(reply, q.candidates)
-    return {"id": q.qid, "subset": q.subset, "video": q.video, "time": q.end, "answer_type": q.answer_type,
-            "sub_answer_type": q.sub_answer_type, "answer": q.answer_letter, "prediction": prediction,
-            "correct": prediction == q.answer_letter, "reply": reply, "protocol": protocol,
-            "status": "failed" if error else "ok", "error": error}
+# --------------------------------------------------------------------------------------------------
+# Frame selection (pure functions of the video's frame rate, length and the question's time)
+# --------------------------------------------------------------------------------------------------
+def published_stream_step(native_fps: float, is_folder: bool, fps: float = PUBLISHED_STREAM_FPS) -> int:
+    """Native frames between two sampled ones: round(native/fps) for video files, int(native)//fps for folders."""
+    if is_folder:
+        return max(1, int(native_fps) // int(fps))
+    return max(1, round(native_fps / fps))
 
 
-def uniform_times(start: float, end: float, n: int, native_fps: float) -> list[float]:
-    """Middles of `n` equal segments of [start, end], no more than the clip's native frames."""
+def published_window_frames(end: float, native_fps: float, num_frames: int | None, is_folder: bool,
+                            fps: float = PUBLISHED_WINDOW_FPS, seconds: float = PUBLISHED_WINDOW_SECONDS,
+                            max_frames: int = PUBLISHED_WINDOW_MAX_FRAMES) -> list[int]:
+    """Native frame numbers of the published sliding window for a question asked at `end`.
+
+    From the frame on screen at `end` backwards by `max(1, round(native_fps / fps))` to the window's
+    first frame (folders: `seconds * native_fps` frames earlier; video files: the first frame ending at
+    or after `end - seconds`), in time order, thinned to `max_frames` with `linspace` when longer.
+    """
+    end_frame = native_index(end, native_fps)
+    if num_frames is not None:
+        end_frame = min(end_frame, num_frames - 1)
+    if is_folder:
+        start_frame = max(0, end_frame - int(seconds * native_fps))
+    else:  # frame i lasts until (i + 1) / native_fps
+        start_frame = max(0, math.ceil((end - seconds) * native_fps - 1 - 1e-6))
+    step = max(1, round(native_fps / fps))
+    frames = list(range(end_frame, start_frame - 1, -step))[::-1]
+    if len(frames) > max_frames:
+        frames = [frames[i] for i in np.linspace(0, len(frames) - 1, max_frames).astype(np.int32)]
+    return frames
+
+
+def uniform_times(start: float, end: float, n: int, native_fps: float, include_end: bool = False) -> list[float]:
+    """`n` times over [start, end], no more than the clip's native frames: end points included
+    (`include_end`, the published reader) or the middles of n equal segments (the project's)."""
     n = max(1, min(n, int((end - start) * native_fps) + 1))
+    if include_end:
+        return [start + (end - start) * i / (n - 1) for i in range(n)] if n > 1 else [end]
     return [start + (end - start) * (i + 0.5) / n for i in range(n)]
 
 
+def stream_frames(source: VideoSource, config: ProtocolConfig, start: float = 0.0,
+                  end: float | None = None) -> Iterator:
+    """The frames a stream (or a recomputation) watches over [start, end] (end None: to the video's end),
+    by the preset's rule: a native frame step (published) or a rate capped at the video's own (project)."""
+    if config.published:
+        step = published_stream_step(source.native_fps, isinstance(source, FrameFolderSource), config.fps)
+        return source.sample_every(step, start, end)
+    return source.sample(min(config.fps, source.native_fps), start=start, end=end)
+
+
+# --------------------------------------------------------------------------------------------------
+# Prediction records
+# --------------------------------------------------------------------------------------------------
+def record(q: Question, reply: Reply | None, held: Sequence[MemoryFrame], protocol: str,
+           error: str | None = None) -> dict:
+    """One prediction line: the question, what the model saw (frames held, exact prompt), its reply and
+    the choice under both scoring rules. `prompt` writes each run of n `<IMG_CONTEXT>` as `<IMG_CONTEXT>*n`
+    (`videochat_online.conversation.expand_prompt` restores it)."""
+    text = None if reply is None else reply.text
+    prediction = None if text is None else extract_option(text, q.candidates)
+    published = None if text is None else published_choice(text)
+    return {"id": q.qid, "subset": q.subset, "video": q.video, "time": q.end, "answer_type": q.answer_type,
+            "sub_answer_type": q.sub_answer_type, "answer": q.answer_letter, "prediction": prediction,
+            "correct": prediction == q.answer_letter, "published_choice": published,
+            "published_correct": published == q.answer_letter, "reply": text, "protocol": protocol,
+            "frames": [[f.index, f.timestamp, f.num_tokens] for f in held],
+            "prompt": None if reply is None else compact_prompt(reply.prompt),
+            "status": "failed" if error else "ok", "error": error}
+
+
+# --------------------------------------------------------------------------------------------------
+# Running a protocol
+# --------------------------------------------------------------------------------------------------
 class ProtocolRunner:
     """Answers a video's questions under one protocol; counts the vision work it does."""
 
@@ -67,11 +180,24 @@ class ProtocolRunner:
         self.frames_encoded = 0
 
     def _session(self, mode: str) -> StreamingSession:
-        c, g = self.config, self.engine.config.grid_size
-        memory = (UniformMemory(c.uniform_frames) if mode == "uniform" else
-                  build_memory(mode, g, capacities=c.capacities, grid_sizes=c.grid_sizes,
-                               sample_intervals=c.sample_intervals, window=c.window))
-        return StreamingSession(self.engine, memory, system_message=c.system_message)
+        memory = replace(self.config.memory, mode=mode).build(self.engine.config.grid_size)
+        return StreamingSession(self.engine, memory, system_message=self.config.system_message)
+
+    def question_text(self, q: Question) -> str:
+        c = self.config
+        if not c.published:
+            return format_question(q, time=q.end)
+        return format_question(q, suffix=WINDOW_SUFFIX if c.name == "window" else ANSWER_SUFFIX)
+
+    def question_frames(self, source: VideoSource, q: Question) -> Iterator:
+        """The frames a per-question protocol (window, uniform) shows for `q`."""
+        c = self.config
+        if c.name == "window":
+            return source.read_native(published_window_frames(
+                q.end, source.native_fps, source.num_frames, isinstance(source, FrameFolderSource), c.fps,
+                c.window_seconds, c.window_max_frames))
+        return source.frames_at(uniform_times(q.start, q.end, c.memory.uniform_frames, source.native_fps,
+                                              include_end=c.published))
 
     def answer_video(self, task: VideoTask, questions: Sequence[Question]) -> Iterator[dict]:
         """Prediction records for `questions` (a subset of the task's), in time order.
@@ -80,28 +206,27 @@ class ProtocolRunner:
         """
         c = self.config
         source = open_video(task.path, folder_fps=task.folder_fps)
-        fps = min(c.fps, source.native_fps)
         questions = sorted(questions, key=lambda q: (q.end, q.qid))
-        if c.name in ("stream", "window"):
+        if c.name == "stream" or (c.name == "window" and not c.published):  # one pass over the video
             session = self._session("pyramid" if c.name == "stream" else "window")
-            timed = [TimedQuestion(q.end, format_question(q), key=q) for q in questions]
+            timed = [TimedQuestion(q.end, self.question_text(q), key=q) for q in questions]
+            end = max(q.end for q in questions) if questions else 0.0
             try:
-                for done in answer_along(session, source.sample(fps), timed, batch_size=c.batch_size,
-                                         max_new_tokens=c.max_new_tokens):
-                    yield record(done.question.key, done.reply.text, c.name)
+                for done in answer_along(session, stream_frames(source, c, end=end), timed,
+                                         batch_size=c.batch_size, max_new_tokens=c.max_new_tokens):
+                    yield record(done.question.key, done.reply, done.memory, c.name)
             finally:
                 self.frames_encoded += session.frames_encoded
             return
-        for q in questions:
-            session = self._session("pyramid" if c.name == "recompute" else "uniform")
-            frames = (source.sample(fps, start=0.0, end=q.end) if c.name == "recompute"
-                      else source.frames_at(uniform_times(q.start, q.end, c.uniform_frames, source.native_fps)))
+        for q in questions:  # a fresh memory per question
+            session = self._session("uniform" if c.name == "uniform" else "pyramid")
+            frames = stream_frames(source, c, end=q.end) if c.name == "recompute" else self.question_frames(source, q)
             try:
                 self._push_all(session, frames)
-                reply = session.ask(format_question(q), max_new_tokens=c.max_new_tokens)
+                reply = session.ask(self.question_text(q), max_new_tokens=c.max_new_tokens)
             finally:
                 self.frames_encoded += session.frames_encoded
-            yield record(q, reply.text, c.name)
+            yield record(q, reply, session.held_frames(), c.name)
 
     def _push_all(self, session: StreamingSession, frames) -> None:
         batch = []
@@ -113,12 +238,24 @@ class ProtocolRunner:
         session.push(batch)
 
 
-def planned_encodes(task: VideoTask, config: ProtocolConfig, native_fps: float | None = None) -> int:
+def planned_encodes(task: VideoTask, config: ProtocolConfig, native_fps: float | None = None,
+                    num_frames: int | None = None) -> int:
     """Frames the protocol sends through the vision tower for a task, from its question times alone."""
-    fps = config.fps if native_fps is None else min(config.fps, native_fps)
-    if config.name in ("stream", "window"):
-        return sum(1 for _ in sample_times(fps, 0.0, task.watch_seconds, None))
-    if config.name == "recompute":
-        return sum(sum(1 for _ in sample_times(fps, 0.0, q.end, None)) for q in task.questions)
-    return sum(len(uniform_times(q.start, q.end, config.uniform_frames, native_fps or config.fps))
+    c = config
+    native = native_fps or c.fps
+    is_folder = task.folder_fps is not None
+
+    def watched(end: float) -> int:
+        if c.published:
+            return len(range(0, native_index(end, native) + 1, published_stream_step(native, is_folder, c.fps)))
+        return sum(1 for _ in sample_times(min(c.fps, native), 0.0, end, None))
+
+    if c.name == "stream" or (c.name == "window" and not c.published):
+        return watched(task.watch_seconds)
+    if c.name == "recompute":
+        return sum(watched(q.end) for q in task.questions)
+    if c.name == "window":
+        return sum(len(published_window_frames(q.end, native, num_frames, is_folder, c.fps, c.window_seconds,
+                                               c.window_max_frames)) for q in task.questions)
+    return sum(len(uniform_times(q.start, q.end, c.memory.uniform_frames, native, include_end=c.published))
                for q in task.questions)

@@ -1,6 +1,12 @@
 """OVBench results: accuracy tables from prediction records (pure functions) and the files they are written to.
 
-    results.json   overall / per subset / per answer_type / per sub_answer_type, with counts and failures
+The headline is the published "Avg": the mean over (answer_type, sub_answer_type) cells of each
+cell's accuracy (a macro average), reported beside the accuracy over questions. Each figure comes
+under two scoring rules (`scoring.py`): the project's strict rule (`accuracy`, `macro`) and the
+published `mcq_acc` rule (`accuracy_published_rule`, `macro_published_rule`).
+
+    results.json   headline, overall / per subset / per answer_type / per sub_answer_type, subset x answer_type,
+                   with counts and failures
     results.csv    the same, one row per group
     results.md     the same as markdown tables
     charts/*.png   one bar chart per task type (answer_type): accuracy of each sub-type, and an overview
@@ -15,44 +21,96 @@ from collections.abc import Iterable
 from pathlib import Path
 
 GROUPS = ("subset", "answer_type", "sub_answer_type")
+COLUMNS = ("accuracy", "accuracy_published_rule", "correct", "correct_published_rule", "total", "failed")
+
+
+def _percent(part: int, total: int) -> float:
+    return round(100.0 * part / total, 2) if total else 0.0
 
 
 def _cell(records: list[dict]) -> dict:
     correct = sum(bool(r["correct"]) for r in records)
+    published = sum(bool(r.get("published_correct")) for r in records)
     total = len(records)
-    return {"correct": correct, "total": total, "failed": sum(r["status"] == "failed" for r in records),
-            "accuracy": round(100.0 * correct / total, 2) if total else 0.0}
+    return {"accuracy": _percent(correct, total), "accuracy_published_rule": _percent(published, total),
+            "correct": correct, "correct_published_rule": published, "total": total,
+            "failed": sum(r["status"] == "failed" for r in records)}
+
+
+def _buckets(records: list[dict], key) -> dict:
+    buckets: dict = defaultdict(list)
+    for r in records:
+        buckets[key(r)].append(r)
+    return dict(sorted(buckets.items()))
+
+
+def macro_average(records: list[dict], field: str = "correct") -> float:
+    """The published "Avg": the mean over (answer_type, sub_answer_type) cells of each cell's accuracy."""
+    cells = _buckets(records, lambda r: (r["answer_type"], r["sub_answer_type"]))
+    if not cells:
+        return 0.0
+    return round(sum(100.0 * sum(bool(r.get(field)) for r in rs) / len(rs) for rs in cells.values()) / len(cells), 2)
 
 
 def accuracy_table(records: Iterable[dict]) -> dict:
-    """Accuracy overall and per group. A failed question counts as answered wrongly (and is listed)."""
+    """The headline (macro average) and accuracy overall, per group and per subset x answer_type.
+
+    A failed question counts as answered wrongly (and is listed).
+    """
     records = list(records)
-    table: dict = {"overall": _cell(records)}
+    table: dict = {"headline": {"macro": macro_average(records), "macro_published_rule":
+                                macro_average(records, "published_correct"),
+                                "cells": len(_buckets(records, lambda r: (r["answer_type"], r["sub_answer_type"])))},
+                   "overall": _cell(records)}
     for group in GROUPS:
-        buckets: dict[str, list[dict]] = defaultdict(list)
-        for r in records:
-            buckets[r[group]].append(r)
-        table[group] = {name: _cell(rs) for name, rs in sorted(buckets.items())}
+        table[group] = {name: _cell(rs) for name, rs in _buckets(records, lambda r: r[group]).items()}
+    table["subset_x_answer_type"] = {f"{s}/{t}": _cell(rs) for (s, t), rs in
+                                     _buckets(records, lambda r: (r["subset"], r["answer_type"])).items()}
     table["failed"] = [{"id": r["id"], "video": r["video"], "error": r["error"]}
                        for r in records if r["status"] == "failed"]
     return table
 
 
 def table_rows(table: dict) -> list[dict]:
-    rows = [{"group": "overall", "name": "overall", **table["overall"]}]
-    for group in GROUPS:
+    head = table["headline"]
+    rows = [{"group": "headline", "name": "macro average", "accuracy": head["macro"],
+             "accuracy_published_rule": head["macro_published_rule"], "total": head["cells"]},
+            {"group": "overall", "name": "overall", **table["overall"]}]
+    for group in (*GROUPS, "subset_x_answer_type"):
         rows += [{"group": group, "name": name, **cell} for name, cell in table[group].items()]
     return rows
 
 
+def _rows_md(title: str, first: str, cells: dict) -> list[str]:
+    lines = [f"## {title}", "", f"| {first} | accuracy | published rule | correct | total | failed |",
+             "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {name} | {c['accuracy']:.2f} | {c['accuracy_published_rule']:.2f} | {c['correct']} | {c['total']} | "
+              f"{c['failed']} |" for name, c in cells.items()]
+    return lines + [""]
+
+
+def _grid_md(table: dict) -> list[str]:
+    """subset x answer_type accuracy (strict rule) as one grid."""
+    subsets = list(table["subset"])
+    types = list(table["answer_type"])
+    lines = ["## Subset x answer_type (accuracy, strict rule)", "", "| subset | " + " | ".join(types) + " |",
+             "|---|" + "---:|" * len(types)]
+    for s in subsets:
+        cells = [table["subset_x_answer_type"].get(f"{s}/{t}") for t in types]
+        lines.append(f"| {s} | " + " | ".join(f"{c['accuracy']:.2f}" if c else "-" for c in cells) + " |")
+    return lines + [""]
+
+
 def markdown(table: dict, title: str = "OVBench") -> str:
-    lines = [f"# {title}", "", f"Overall: **{table['overall']['accuracy']:.2f}%** "
-             f"({table['overall']['correct']}/{table['overall']['total']}, {table['overall']['failed']} failed)", ""]
+    head, overall = table["headline"], table["overall"]
+    lines = [f"# {title}", "",
+             f"Macro average (the published \"Avg\": mean of {head['cells']} answer_type x sub_answer_type cells): "
+             f"**{head['macro']:.2f}** (strict rule), {head['macro_published_rule']:.2f} (published `mcq_acc` rule)", "",
+             f"Accuracy over questions: {overall['accuracy']:.2f}% ({overall['correct']}/{overall['total']}, "
+             f"{overall['failed']} failed); published rule {overall['accuracy_published_rule']:.2f}%", ""]
     for group in GROUPS:
-        lines += [f"## By {group}", "", f"| {group} | accuracy | correct | total | failed |", "|---|---:|---:|---:|---:|"]
-        lines += [f"| {name} | {c['accuracy']:.2f} | {c['correct']} | {c['total']} | {c['failed']} |"
-                  for name, c in table[group].items()]
-        lines.append("")
+        lines += _rows_md(f"By {group}", group, table[group])
+    lines += _grid_md(table)
     if table["failed"]:
         lines += ["## Failed questions", ""] + [f"- {f['id']} ({f['video']}): {f['error']}" for f in table["failed"]]
     return "\n".join(lines) + "\n"
@@ -79,7 +137,7 @@ def write_results(out_dir: str | Path, records: list[dict], meta: dict | None = 
     table = accuracy_table(records)
     (out / "results.json").write_text(json.dumps({"meta": meta or {}, **table}, indent=2, ensure_ascii=False))
     with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["group", "name", "accuracy", "correct", "total", "failed"])
+        writer = csv.DictWriter(f, fieldnames=["group", "name", *COLUMNS])
         writer.writeheader()
         writer.writerows(table_rows(table))
     (out / "results.md").write_text(markdown(table))

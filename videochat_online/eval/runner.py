@@ -9,7 +9,12 @@ flushes it at once. A run started again in the same output directory skips every
 already answered (by any earlier process), so a killed run resumes where it stopped and ends with
 the same results. A video that cannot be read marks its questions `failed` (retried by the next
 run) and the run goes on. When all processes are done, rank 0 merges the predictions into
-`predictions.jsonl` and writes the results files (see `results.py`).
+`predictions.jsonl` and writes the results files (see `results.py`); the run then exits non-zero
+if any question failed (`--allow-failures` accepts that), after printing how many and why.
+
+The settings that decide an answer (model, protocol, frame rate, memory, generation) are written to
+`run_settings.json` beside the predictions; resuming into a folder made with other settings is
+refused, naming the setting that differs, so that predictions of two set-ups never mix.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError, VideoChatOnlineError
+from ..options import Parser, add_memory_args, add_model_args, check_model_args, memory_settings
+from ..settings import check_positive
 from .ovbench import SUBSETS, VideoTask, load_ovbench
-from .protocols import PROTOCOLS, ProtocolConfig, ProtocolRunner, record
+from .protocols import PRESETS, PROTOCOLS, ProtocolConfig, ProtocolRunner, record
 from .results import write_results
 
 log = logging.getLogger("videochat_online.eval")
@@ -87,6 +94,42 @@ def read_predictions(out_dir: Path) -> dict[str, dict]:
     return best
 
 
+SETTINGS_FILE = "run_settings.json"
+
+
+def answer_settings(model: str, config: ProtocolConfig, dtype: str | None) -> dict:
+    """The settings that decide a prediction: two runs may share an output folder only if these agree.
+
+    Flat, as JSON has them (tuples as lists); batching decides no answer and is left out.
+    """
+    protocol = asdict(config)
+    memory = {k: v for k, v in protocol.pop("memory").items() if k != "mode"}  # the protocol picks the mode
+    protocol.pop("batch_size")
+    return json.loads(json.dumps({"model": model, "dtype": dtype, **protocol, **memory}))
+
+
+def check_settings(out_dir: Path, settings: dict) -> None:
+    """Record the run's settings, or refuse to resume into a folder whose predictions were made otherwise."""
+    file = out_dir / SETTINGS_FILE
+    if file.exists():
+        try:
+            before = json.loads(file.read_text())
+        except json.JSONDecodeError:
+            raise InputError(f"{file}: not valid JSON; delete it only if every prediction beside it was made "
+                             "with this run's settings") from None
+        differ = [k for k in sorted(set(before) | set(settings)) if before.get(k) != settings.get(k)]
+        if differ:
+            k = differ[0]
+            raise InputError(f"{out_dir}: holds predictions made with {k}={before.get(k)!r}, this run has "
+                             f"{k}={settings.get(k)!r}; use another --output-dir"
+                             + (f" ({len(differ) - 1} more settings differ)" if len(differ) > 1 else ""))
+    elif list(out_dir.glob("predictions.rank*.jsonl")):
+        raise InputError(f"{out_dir}: holds predictions but no {SETTINGS_FILE} saying how they were made; "
+                         "use another --output-dir")
+    else:
+        file.write_text(json.dumps(settings, indent=2))
+
+
 class PredictionWriter:
     """Appends records to a JSONL file, each flushed to disk before the next question."""
 
@@ -138,58 +181,77 @@ def evaluate_tasks(runner: ProtocolRunner, tasks: list[VideoTask], done: set[str
             log.warning("%s: %d questions failed: %s", task.key, len(todo) - len(written), message)
             for q in todo:
                 if q.qid not in written:
-                    writer.write(record(q, None, runner.config.name, error=message))
+                    writer.write(record(q, None, [], runner.config.name, error=message))
             if isinstance(err, torch.cuda.OutOfMemoryError):
                 torch.cuda.empty_cache()
         if progress is not None:
             progress.update(1)
 
 
-def _int_tuple(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in text.split(","))
-
-
 def add_eval_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="checkpoint directory or hub id")
     parser.add_argument("--anno-dir", required=True, help="folder with ava.json, coin.json, hirest.json, tao.json")
     parser.add_argument("--data-root", action="append", default=[], metavar="SUBSET=DIR",
                         help="where a subset's videos or frame folders are (repeat per subset)")
     parser.add_argument("--subsets", default=",".join(SUBSETS), help="comma-separated (default: all four)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="stream")
+    parser.add_argument("--preset", choices=PRESETS, default="published",
+                        help="published: the published evaluation's frame selection, prompt and reply length "
+                             "(README: OVBench); project: this project's own")
     parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--fps", type=float, default=2.0, help="frames sampled per second (capped at a folder's rate)")
-    parser.add_argument("--capacities", type=_int_tuple, default=(2, 2, 12))
-    parser.add_argument("--grid-sizes", type=_int_tuple, default=None, help="default: the model's g, g/2, g/4")
-    parser.add_argument("--intervals", type=_int_tuple, default=(8, 4, 1))
-    parser.add_argument("--window", type=int, default=32)
-    parser.add_argument("--uniform-frames", type=int, default=16)
+    parser.add_argument("--fps", type=float, default=None,
+                        help="sampling rate (default: published 8 for stream, 2 for window; project 2). The published "
+                             "preset turns it into a native frame step")
+    add_memory_args(parser, mode=False)  # the protocol picks the memory: --window is the project window's frames
+    parser.add_argument("--window-seconds", type=float, default=32.0, help="published window: seconds before the question")
+    parser.add_argument("--window-max-frames", type=int, default=64, help="published window: thinned beyond this")
     parser.add_argument("--batch-size", type=int, default=8, help="frames per vision-tower batch")
-    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="default: published 128, project 32")
     parser.add_argument("--max-videos", type=int, default=None, help="evaluate only the first N videos (a smoke test)")
-    parser.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default=None)
-    parser.add_argument("--attn", choices=["sdpa", "flash_attention_2", "eager"], default=None)
+    add_model_args(parser, device=False)  # each process uses the GPU of its local rank
+    parser.add_argument("--allow-failures", action="store_true",
+                        help="exit 0 even when some questions failed (they are scored wrong and listed)")
+
+
+def check_eval_args(args: argparse.Namespace) -> None:
+    """Every option, before anything is loaded: sets args.roots, args.subset_list and args.protocol_config."""
+    args.roots = {}
+    for item in args.data_root:
+        subset, sep, path = item.partition("=")
+        if not sep or subset not in SUBSETS or not path:
+            raise InputError(f"--data-root {item}: write it as SUBSET=DIR with SUBSET one of {', '.join(SUBSETS)}")
+        args.roots[subset] = path
+    args.subset_list = tuple(s for s in args.subsets.split(",") if s)
+    unknown = [s for s in args.subset_list if s not in SUBSETS]
+    if unknown or not args.subset_list:
+        raise InputError(f"--subsets {args.subsets}: use one or more of {', '.join(SUBSETS)}, comma-separated")
+    if args.max_videos is not None:
+        check_positive(args.max_videos, "--max-videos", integer=True)
+    out = Path(args.output_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--output-dir {out}: exists and is not a directory")
+    memory = memory_settings(args)
+    args.protocol_config = ProtocolConfig(
+        name=args.protocol, preset=args.preset, fps=args.fps, memory=memory, window_seconds=args.window_seconds,
+        window_max_frames=args.window_max_frames, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    check_model_args(args, memory)
 
 
 def run(args: argparse.Namespace) -> dict | None:
+    """The evaluation of checked options (`check_eval_args`); returns the results table on rank 0."""
     rank, world, local_rank = init_distributed()
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format="%(message)s")
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    roots = {}
-    for item in args.data_root:
-        subset, sep, path = item.partition("=")
-        if not sep or subset not in SUBSETS:
-            raise InputError(f"--data-root {item!r}: write it as SUBSET=DIR with SUBSET one of {', '.join(SUBSETS)}")
-        roots[subset] = path
-    subsets = tuple(s for s in args.subsets.split(",") if s)
+    roots, subsets, config = args.roots, args.subset_list, args.protocol_config
     tasks = load_ovbench(args.anno_dir, roots, subsets)
     if args.max_videos is not None:
         tasks = tasks[: args.max_videos]
-    config = ProtocolConfig(args.protocol, args.fps, args.capacities, args.grid_sizes, args.intervals, args.window,
-                            args.uniform_frames, args.batch_size, args.max_new_tokens)
+    if not tasks:
+        raise InputError(f"{args.anno_dir}: no questions to evaluate in subsets {', '.join(subsets)}")
     meta = {"model": args.model, "anno_dir": str(args.anno_dir), "roots": roots, "subsets": list(subsets),
             "protocol": asdict(config), "world_size": world}
     if rank == 0:
+        check_settings(out, answer_settings(args.model, config, args.dtype))
         given = {k: v for k, v in vars(args).items() if not callable(v)}
         (out / "config.json").write_text(json.dumps({**given, "resolved": meta}, indent=2, default=str))
 
@@ -218,16 +280,30 @@ def run(args: argparse.Namespace) -> dict | None:
     table = None
     if rank == 0:
         table = merge(out, tasks, meta)
-        log.info("overall accuracy %.2f%% (%d/%d, %d failed); results in %s", table["overall"]["accuracy"],
-                 table["overall"]["correct"], table["overall"]["total"], table["overall"]["failed"], out)
+        head, overall = table["headline"], table["overall"]
+        log.info("macro average %.2f (published rule %.2f); accuracy %.2f%% (%d/%d, %d failed); results in %s",
+                 head["macro"], head["macro_published_rule"], overall["accuracy"], overall["correct"],
+                 overall["total"], overall["failed"], out)
     barrier(world)
     if world > 1:
         torch.distributed.destroy_process_group()
     return table
 
 
+def exit_status(table: dict | None, allow_failures: bool) -> int:
+    """0, or 1 when questions failed (printing how many and the first reasons) unless failures are allowed."""
+    failed = (table or {}).get("failed", [])
+    if not failed:
+        return 0
+    reasons = "; ".join(f"{f['id']} ({f['video']}): {f['error']}" for f in failed[:3])
+    level = "warning" if allow_failures else "error"
+    print(f"{level}: {len(failed)} of {table['overall']['total']} questions failed (scored wrong; listed in "
+          f"results.md); first: {reasons}", file=sys.stderr)
+    return 0 if allow_failures else 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m videochat_online.eval", description="OVBench evaluation")
+    parser = Parser(prog="python -m videochat_online.eval", description="OVBench evaluation")
     add_eval_args(parser)
     args = parser.parse_args(argv)
     from transformers.utils import logging as hf_logging
@@ -235,8 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        run(args)
+        check_eval_args(args)
+        table = run(args)
     except VideoChatOnlineError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return 0
+    return exit_status(table, args.allow_failures)

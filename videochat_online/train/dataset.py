@@ -32,6 +32,7 @@ from ..data.image import dynamic_tiles, frames_to_pixel_values, load_image
 from ..data.video import open_video
 from ..errors import InputError
 from ..model.configuration import VideoChatOnlineConfig
+from ..settings import DEFAULT_INTERVALS, check_intervals, resolve_grid_sizes
 from .formats import Conversation, parse, read_annotation
 from .sampling import pyramid_grid_sizes, sample_times
 from .tokenize import IGNORE, SampleTooLong, count_image_tokens, tokenize_conversation
@@ -84,7 +85,7 @@ class DataConfig:
     fps: float = 1.0  # video frames per second, unless a dataset sets num_frames
     min_frames: int = 1
     max_frames: int = 64
-    sample_intervals: tuple[int, ...] = (8, 4, 1)  # pyramid token arrangement of video frames
+    sample_intervals: tuple[int, ...] = DEFAULT_INTERVALS  # pyramid token arrangement of video frames
     pyramid_grid_sizes: tuple[int, ...] | None = None  # default: the model's (g, g/2, g/4)
     max_dynamic_patch: int | None = None  # default: the model config's
     system_message: str | None = None  # default: the model config's
@@ -98,8 +99,8 @@ class SampleBuilder:
     def __init__(self, tokenizer, config: VideoChatOnlineConfig, data: DataConfig):
         self.tokenizer, self.config, self.data = tokenizer, config, data
         self.template = get_template(config.template)
-        g = config.grid_size
-        self.grid_sizes = data.pyramid_grid_sizes or tuple(max(1, g >> k) for k in range(len(data.sample_intervals)))
+        levels = len(check_intervals(data.sample_intervals, len(data.sample_intervals), "--pyramid_intervals"))
+        self.grid_sizes = resolve_grid_sizes(data.pyramid_grid_sizes, levels, config.grid_size)
         self.system = config.system_message if data.system_message is None else data.system_message
 
     def _video_times(self, spec: DatasetSpec, start: float, end: float, rng) -> list[float]:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from ..settings import DEFAULT_INTERVALS, level_of
+
 
 def sample_times(start: float, end: float, *, fps: float | None = None, num_frames: int | None = None,
                  min_frames: int = 1, max_frames: int = 64, mode: str = "middle",
@@ -33,10 +35,6 @@ def sample_times(start: float, end: float, *, fps: float | None = None, num_fram
 
 
 def pyramid_grid_sizes(num_frames: int, grid_sizes: Sequence[int] = (16, 8, 4),
-                       sample_intervals: Sequence[int] = (8, 4, 1)) -> list[int]:
-    """Grid side of each of `num_frames` frames under the pyramid arrangement."""
-    sizes = []
-    for i in range(num_frames):
-        level = next((k for k, s in enumerate(sample_intervals) if i % s == 0), len(grid_sizes) - 1)
-        sizes.append(grid_sizes[level])
-    return sizes
+                       sample_intervals: Sequence[int] = DEFAULT_INTERVALS) -> list[int]:
+    """Grid side of each of `num_frames` frames under the pyramid arrangement (the memory bank's level rule)."""
+    return [grid_sizes[level_of(i, sample_intervals)] for i in range(num_frames)]

@@ -27,6 +27,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from ..errors import VideoChatOnlineError
 from ..model import load_pretrained
+from ..settings import DEFAULT_INTERVALS, check_intervals, parse_int_list
 from .dataset import DataConfig, SFTDataset, collate, load_meta
 
 log = logging.getLogger("videochat_online.train")
@@ -51,7 +52,8 @@ class DataArguments:
     fps: float = 1.0
     min_num_frames: int = 1
     max_num_frames: int = 64
-    pyramid_intervals: str = field(default="8,4,1", metadata={"help": "sample intervals of the pyramid arrangement"})
+    pyramid_intervals: str = field(default=",".join(map(str, DEFAULT_INTERVALS)),
+                                   metadata={"help": "sample intervals of the pyramid arrangement"})
     max_dynamic_patch: int | None = None
     max_failed_samples: int = 100
 
@@ -102,6 +104,8 @@ class SFTTrainer(Trainer):
 
 def build(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments):
     specs = [spec for path in data_args.meta_path for spec in load_meta(path, data_args.data_dir)]  # fail early
+    intervals = parse_int_list(data_args.pyramid_intervals, "--pyramid_intervals")
+    check_intervals(intervals, len(intervals), "--pyramid_intervals")
     dtype = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32"
     model, tokenizer = load_pretrained(model_args.model_name_or_path, dtype=dtype,
                                        attn_implementation=model_args.attn_implementation)
@@ -110,7 +114,7 @@ def build(model_args: ModelArguments, data_args: DataArguments, training_args: T
     model = prepare_model(model, model_args)
     data = DataConfig(max_seq_length=data_args.max_seq_length, fps=data_args.fps, min_frames=data_args.min_num_frames,
                       max_frames=data_args.max_num_frames,
-                      sample_intervals=tuple(int(x) for x in data_args.pyramid_intervals.split(",")),
+                      sample_intervals=intervals,
                       max_dynamic_patch=data_args.max_dynamic_patch, max_failed_samples=data_args.max_failed_samples,
                       seed=training_args.seed)
     dataset = SFTDataset(specs, tokenizer, model.config, data)

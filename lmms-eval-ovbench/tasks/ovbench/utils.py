@@ -6,7 +6,8 @@ variable per subset: OVBENCH_AVA_ROOT, OVBENCH_COIN_ROOT, OVBENCH_HIREST_ROOT, O
 
 Visual input (`lmms_eval_specific_kwargs.visual`):
 - "frames" (every model by default): `num_frames` frames spread over the question's clip
-  [start, end], as PIL images; nothing after `end` is shown.
+  [start, end], end points included (as the published reader), as PIL images; nothing after `end`
+  is shown.
 - "clip" (the videochat_online model): the clip itself, {"video", "start", "end", "folder_fps"},
   which the model watches as a stream.
 """
@@ -16,9 +17,12 @@ from pathlib import Path
 
 from PIL import Image
 
+from lmms_eval_ovbench import FAILED_REPLY_PREFIX
 from videochat_online.data.video import open_video
-from videochat_online.eval.ovbench import OVBenchError, Question, extract_option, format_question, video_path
+from videochat_online.eval.ovbench import AVA_CLIP_START, OVBenchError, Question, format_question, video_path
 from videochat_online.eval.protocols import uniform_times
+from videochat_online.eval.results import macro_average
+from videochat_online.eval.scoring import extract_option, published_correct
 
 ANSWER_TYPES = ("PastMemory", "SpatialPerception", "TemporalPerception", "SpatioTemporalPerception",
                 "FuturePrediction", "Hallucination")
@@ -52,8 +56,10 @@ process_ava, process_coin, process_hirest, process_tao = (_process(s) for s in (
 
 
 def question_of(doc: dict) -> Question:
+    offset = AVA_CLIP_START if doc["subset"] == "ava" else 0.0
     return Question(qid=doc["qid"], subset=doc["subset"], video=doc["video"], start=float(doc["start"]),
-                    end=float(doc["end"]), reference_time=float(doc["middle_frame_timestamp"]),
+                    end=float(doc["end"]), reference_time=float(doc["middle_frame_timestamp"]) - offset,
+                    asked_time=float(doc["middle_frame_timestamp"]),
                     question=doc["question"], candidates=list(doc["candidates"]), answer=doc["answer"],
                     answer_type=doc["answer_type"], sub_answer_type=doc["sub_answer_type"],
                     folder_fps=float(doc["fps"]) if doc.get("fps") else None, image_file=doc.get("image_file"))
@@ -65,7 +71,8 @@ def ovbench_doc_to_visual(doc: dict, lmms_eval_specific_kwargs: dict):
     if lmms_eval_specific_kwargs.get("visual") == "clip":
         return [{"video": str(path), "start": q.start, "end": q.end, "folder_fps": q.folder_fps}]
     source = open_video(path, folder_fps=q.folder_fps)
-    times = uniform_times(q.start, q.end, int(lmms_eval_specific_kwargs.get("num_frames", 16)), source.native_fps)
+    times = uniform_times(q.start, q.end, int(lmms_eval_specific_kwargs.get("num_frames", 16)), source.native_fps,
+                          include_end=True)  # as the published reader: the frame at the question's moment is shown
     return [Image.fromarray(frame.image) for frame in source.frames_at(times)]
 
 
@@ -80,10 +87,13 @@ def ovbench_doc_to_target(doc: dict) -> str:
 
 def ovbench_process_results(doc: dict, results: list[str]) -> dict:
     q = question_of(doc)
-    prediction = extract_option(results[0], q.candidates)
+    failed = results[0].startswith(FAILED_REPLY_PREFIX)  # the model could not answer: scored wrong, counted
+    prediction = None if failed else extract_option(results[0], q.candidates)
     record = {"id": q.qid, "answer_type": q.answer_type, "sub_answer_type": q.sub_answer_type,
-              "answer": q.answer_letter, "prediction": prediction, "correct": prediction == q.answer_letter}
-    return {"ovbench_overall": record, **{f"ovbench_{t}": record for t in SUBSET_TYPES[q.subset]}}
+              "answer": q.answer_letter, "prediction": prediction, "correct": prediction == q.answer_letter,
+              "published_correct": not failed and published_correct(results[0], q.answer_letter)}
+    return {"ovbench_overall": record, **{f"ovbench_{t}": record for t in SUBSET_TYPES[q.subset]},
+            "ovbench_macro": record, "ovbench_published_rule": record, "ovbench_failed": int(failed)}
 
 
 def _accuracy(records: list[dict]) -> float:
@@ -92,6 +102,21 @@ def _accuracy(records: list[dict]) -> float:
 
 def aggregate_overall(records: list[dict]) -> float:
     return _accuracy(records)
+
+
+def aggregate_macro(records: list[dict]) -> float:
+    """The published "Avg": the mean over (answer_type, sub_answer_type) cells of each cell's accuracy."""
+    return macro_average(records)
+
+
+def aggregate_published_rule(records: list[dict]) -> float:
+    """Accuracy over questions under the published `mcq_acc` scoring rule."""
+    return 100.0 * sum(r["published_correct"] for r in records) / len(records) if records else float("nan")
+
+
+def aggregate_failed(flags: list[int]) -> int:
+    """How many questions the model could not answer (`lmms_eval_ovbench.check` fails a run with any)."""
+    return int(sum(flags))
 
 
 def _aggregate_type(answer_type: str):

@@ -1,0 +1,101 @@
+"""Which option a free-form reply chooses: two rules, both pure functions.
+
+- `extract_option` (the project's strict rule, the one `correct` uses): an explicit letter, or a
+  candidate's text standing as the whole reply or as whole words of it that no other candidate's
+  text contains; anything else chooses nothing. "Not sure" does not choose "No"; "Yesterday" does
+  not choose "Yes".
+- `published_choice` (the published evaluation's `mcq_acc`, reported beside it): a leading "A." form,
+  else the reply with punctuation removed, lower-cased, and its first stand-alone letter a-e in either
+  case, so "a" as an article reads as option A; a reply with no such letter is compared as text and
+  never matches.
+
+The two agree on clean replies ("A", "(B) cutting", "C."); `results.py` reports accuracy under each
+so that a user sees when they differ.
+"""
+
+from __future__ import annotations
+
+import re
+
+LETTERS = "ABCDE"
+
+_LEADING = re.compile(r"^\s*(?:\(([A-E])\)|([A-E])(?:[.):]|\s*$))")
+_STATED = re.compile(r"(?:answer|option)\s*(?:is|:)?\s*[:\-]?\s*\(?([A-E])\b(?!')")
+_LONE = re.compile(r"(?<![A-Za-z'])([A-E])(?![A-Za-z'])")
+_ARTICLE = re.compile(r"\bA(?= (?!or\b|and\b)[a-z])")  # "A dog ...": the article, not option A ("A or B" stays)
+_WORDS = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def _words(text: str) -> list[str]:
+    return _WORDS.findall(text.lower())
+
+
+def _contains_words(words: list[str], part: list[str]) -> bool:
+    """Whether `part` occurs in `words` as a run of whole words."""
+    n = len(part)
+    return n > 0 and any(words[i:i + n] == part for i in range(len(words) - n + 1))
+
+
+def extract_option(reply: str, candidates: list[str]) -> str | None:
+    """The option letter a reply chooses under the strict rule, or None.
+
+    In order: a leading "(A)" / "A." / "A)" / "A:" / a bare "A"; "the answer is (B)" forms; a
+    candidate's text as the whole reply; a candidate's text as whole words of the reply, when exactly
+    one candidate matches after dropping any whose words lie inside another match; a lone capital
+    letter, if exactly one valid letter stands alone (the article "A" before a lower-case word excepted).
+    """
+    valid = LETTERS[: len(candidates)]
+    text = reply.strip()
+    match = _LEADING.match(text)
+    if match and (match.group(1) or match.group(2)) in valid:
+        return match.group(1) or match.group(2)
+    match = _STATED.search(text)
+    if match and match.group(1) in valid:
+        return match.group(1)
+    reply_words = _words(text)
+    options = [_words(c) for c in candidates]
+    if reply_words and reply_words in options and options.count(reply_words) == 1:
+        return LETTERS[options.index(reply_words)]
+    named = [i for i, words in enumerate(options) if _contains_words(reply_words, words)]
+    named = [i for i in named if not any(j != i and _contains_words(options[j], options[i]) for j in named)]
+    if len(named) == 1:
+        return LETTERS[named[0]]
+    lone = {m for m in _LONE.findall(_ARTICLE.sub(" ", text)) if m in valid}
+    return lone.pop() if len(lone) == 1 else None
+
+
+# ----------------------------------------------------------------------------------------------------
+# The published rule
+# ----------------------------------------------------------------------------------------------------
+_OPTION_FIRST = re.compile(r"^([A-E])\.\s*(.+)$", re.IGNORECASE)
+_PERIOD = re.compile(r"(?!<=\d)(\.)(?!\d)")  # as published: a period not followed by a digit
+_DIGIT_COMMA = re.compile(r"(\d)(,)(\d)")
+_PUNCTUATION = [";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",",
+                "?", "!"]
+_ANY_LETTER = re.compile(r"\b([A-E])\b", re.IGNORECASE)
+
+
+def _strip_punctuation(text: str) -> str:
+    """Each punctuation mark: deleted where it touches a space (or the text has a digit comma), else a space."""
+    out = text
+    keep_together = _DIGIT_COMMA.search(text) is not None
+    for mark in _PUNCTUATION:
+        touches_space = mark + " " in text or " " + mark in text
+        out = out.replace(mark, "" if touches_space or keep_together else " ")
+    return _PERIOD.sub("", out)
+
+
+def published_choice(reply: str) -> str:
+    """What the published `mcq_acc` reads from a reply: an upper-case letter, or the normalised text."""
+    match = _OPTION_FIRST.match(reply.strip())
+    if match:
+        return match.group(1).upper()
+    text = reply.replace("\n", " ").replace("\t", " ").strip()
+    text = _strip_punctuation(text).strip("'").strip('"').strip(")").strip("(").strip().lower()
+    match = _ANY_LETTER.search(text)
+    return match.group(1).upper() if match else text
+
+
+def published_correct(reply: str, answer_letter: str) -> bool:
+    """The published rule's verdict: the reply reads as the answer's letter."""
+    return published_choice(reply) == answer_letter
