@@ -24,7 +24,8 @@ import torch
 
 from videochat_online.chat import ChatEngine
 from videochat_online.eval.ovbench import SUBSETS, load_ovbench
-from videochat_online.eval.protocols import ProtocolConfig, ProtocolRunner, planned_encodes
+from videochat_online.eval.presets import ProtocolConfig, planned_encodes
+from videochat_online.eval.protocols import ProtocolRunner
 from videochat_online.tools.demo_media import synthetic_ovbench_media
 from videochat_online.tools.make_tiny import make_tiny
 

@@ -139,3 +139,85 @@ def test_llm_model_type_is_inferred_or_checked(copy_of):
     config["llm_config"]["model_type"] = "qwen2"
     (root / "config.json").write_text(json.dumps(config))
     assert "llm_config model_type 'qwen2' does not match architecture Phi3ForCausalLM" in load_error(root)
+
+
+# --------------------------------------------------------------------------------------------------
+# Config fields, foreign code, shard paths and weight values
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("change, field", [({"hidden_size": "64"}, "hidden_size"),
+                                           ({"hidden_size": 96, "num_attention_heads": 5}, "short_factor")])
+def test_bad_llm_config_field_is_one_line(copy_of, change, field):
+    root = copy_of("native")
+    config = json.loads((root / "config.json").read_text())
+    config["llm_config"].update(change)
+    (root / "config.json").write_text(json.dumps(config))
+    message = load_error(root)
+    assert message.startswith(f"{root / 'config.json'}: invalid model config (") and field in message
+
+
+MARKER_CODE = '''
+import pathlib
+pathlib.Path(__file__).with_name("RAN").write_text("the checkpoint's code ran")
+from transformers import PreTrainedTokenizerFast
+
+
+class EvilTokenizer(PreTrainedTokenizerFast):
+    pass
+'''
+
+
+def test_a_checkpoints_code_never_runs_nor_prompts(copy_of):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    root = copy_of("native")
+    (root / "evil.py").write_text(MARKER_CODE)
+    tokenizer_config = json.loads((root / "tokenizer_config.json").read_text())
+    tokenizer_config["auto_map"] = {"AutoTokenizer": [None, "evil.EvilTokenizer"]}
+    (root / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
+    config = json.loads((root / "config.json").read_text())
+    config["auto_map"] = {"AutoConfig": "evil.EvilConfig", "AutoModel": "evil.EvilModel"}
+    (root / "config.json").write_text(json.dumps(config))
+    # A terminal on standard input, where transformers would ask "Do you wish to run the custom code?"
+    leader, follower = pty.openpty()
+    code = f"from videochat_online.model import load_pretrained; load_pretrained({str(root)!r}); print('loaded')"
+    try:
+        result = subprocess.run([sys.executable, "-c", code], stdin=follower, capture_output=True, text=True,
+                                timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert result.returncode == 0 and result.stdout.strip().endswith("loaded"), result.stderr[-2000:]
+    assert "custom code" not in result.stdout + result.stderr
+    assert not (root / "RAN").exists()
+
+
+def test_a_shard_outside_the_checkpoint_is_refused(copy_of, tmp_path):
+    root = copy_of("original", shards=2)
+    index = json.loads((root / "model.safetensors.index.json").read_text())
+    first = sorted(set(index["weight_map"].values()))[0]
+    shutil.move(root / first, tmp_path / "x.safetensors")  # the weights exist, but outside the folder
+    index["weight_map"] = {k: ("../x.safetensors" if v == first else v) for k, v in index["weight_map"].items()}
+    (root / "model.safetensors.index.json").write_text(json.dumps(index))
+    assert load_error(root) == (f"{root / 'model.safetensors.index.json'}: names the shard ../x.safetensors, "
+                                "outside the checkpoint folder")
+
+
+def test_non_finite_weights_fail_the_load(copy_of):
+    root = copy_of("native")
+    state = load_file(root / "model.safetensors")
+    state = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in state.items()}
+    save_file(state, root / "model.safetensors", metadata={"format": "pt"})
+    message = load_error(root)
+    assert message.startswith(f"{root}: ") and "weights hold NaN or infinite values" in message
+
+
+def test_missing_tokenizer_json_and_unknown_hub_id_are_one_line(copy_of, monkeypatch):
+    root = copy_of("native")
+    (root / "tokenizer.json").unlink()  # tokenizer_config.json is still there
+    assert load_error(root).startswith(f"{root}: the tokenizer does not load (")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert load_error("nobody-here/no-such-model").startswith(
+        "nobody-here/no-such-model: not a local directory, and the hub download failed (")

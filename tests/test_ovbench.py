@@ -24,7 +24,8 @@ from videochat_online.eval.ovbench import (
     load_ovbench,
     load_questions,
 )
-from videochat_online.eval.protocols import ProtocolConfig, planned_encodes, record
+from videochat_online.eval.presets import ProtocolConfig, planned_encodes
+from videochat_online.eval.protocols import record
 from videochat_online.eval.scoring import extract_option, published_choice
 from videochat_online.eval.results import accuracy_table
 from videochat_online.eval.runner import main as eval_main
@@ -394,3 +395,17 @@ def test_stream_launcher_runs_the_subsets_given_roots(tiny_dir, sample, tmp_path
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert set(results["subset"]) == {"coin", "tao"} and results["meta"]["protocol"]["name"] == "stream"
     assert (tmp_path / "out" / "eval.log").is_file()
+
+
+def test_resume_skips_lines_it_cannot_use(tiny_dir, sample, tmp_path, caplog):
+    anno, roots = sample
+    out = tmp_path / "out"
+    args = eval_args(tiny_dir(), anno, roots, out) + ["--max-videos", "1"]
+    assert eval_main(args) == 0
+    before = predictions(out)
+    with open(out / "predictions.rank0.jsonl", "a") as f:
+        f.write("{}\n[1, 2]\n" + json.dumps({"id": 7, "status": "ok", "correct": True}) + "\n")
+    with caplog.at_level("WARNING", logger="videochat_online.eval"):
+        assert eval_main(args) == 0
+    assert "skipped 3 prediction lines that cannot be used" in caplog.text
+    assert predictions(out) == before

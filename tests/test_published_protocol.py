@@ -20,7 +20,7 @@ import math
 import numpy as np
 import pytest
 
-from videochat_online.eval.protocols import published_window_frames
+from videochat_online.eval.presets import published_window_frames
 from videochat_online.eval.runner import main as eval_main
 from videochat_online.tools.demo_media import write_frame_folder, write_video
 

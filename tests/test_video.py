@@ -94,7 +94,7 @@ def test_bad_inputs(tmp_path, mp4):
     empty_dir.mkdir()
     assert error(empty_dir, folder_fps=1).startswith(f"{empty_dir}: the frame folder has no images")
     (empty_dir / "a.jpg").write_bytes(b"x")
-    assert error(empty_dir).startswith(f"{empty_dir}: a frame folder needs its frame rate")
+    assert error(empty_dir).startswith(f"{empty_dir}: is a folder, not a video file; to read it as a folder of frames")
     with pytest.raises(InputError, match=r"bad clip \[3, 1\]"):
         list(open_video(mp4).sample(fps=2, start=3, end=1))
 

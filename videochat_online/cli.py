@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -56,9 +57,8 @@ def cmd_chat(args) -> int:
         history.append((message, reply.text))
 
 
-def parse_question(text: str):
-    from .streaming import TimedQuestion
-
+def parse_question(text: str) -> tuple[float, str]:
+    """"12.5:What is the man holding?" -> (12.5, "What is the man holding?")."""
     time, sep, question = text.partition(":")
     try:
         seconds = float(time)
@@ -68,7 +68,7 @@ def parse_question(text: str):
         raise InputError(f"--ask {text!r}: write it as SECONDS:QUESTION, e.g. \"12.5:What is the man holding?\"")
     if not math.isfinite(seconds) or seconds < 0:
         raise InputError(f"--ask {text!r}: the question time must be a finite number of seconds >= 0")
-    return TimedQuestion(seconds, question.strip())
+    return seconds, question.strip()
 
 
 def check_chat(args) -> None:
@@ -105,9 +105,9 @@ def cmd_stream(args) -> int:
 
     from tqdm import tqdm
 
-    from .streaming import StreamingSession, answer_along
+    from .streaming import StreamingSession, TimedQuestion, answer_along
 
-    questions, source = args.questions, args.source
+    questions, source = [TimedQuestion(t, text) for t, text in args.questions], args.source
     duration = source.duration
     for q in questions:
         if duration is not None and q.time > duration:
@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--json", action="store_true", help="one JSON object per answer")
     stream.set_defaults(func=cmd_stream, check=check_stream)
 
-    from .eval.runner import add_eval_args, check_eval_args
+    from .eval.options import add_eval_args, check_eval_args
 
     evaluate = sub.add_parser("eval", help="OVBench evaluation (streaming, window, uniform or recompute protocol)")
     add_eval_args(evaluate)
@@ -198,12 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()  # keep the output to answers and our own messages
-    hf_logging.disable_progress_bar()
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # keep the output to answers and our own messages
     try:
         args.check(args)  # every option, before any model is loaded
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
         return args.func(args)
     except VideoChatOnlineError as err:
         print(f"error: {err}", file=sys.stderr)

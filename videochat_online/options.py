@@ -72,12 +72,12 @@ def memory_settings(args: argparse.Namespace) -> MemorySettings:
 def model_grid_size(path_or_id: str) -> int | None:
     """The feature-grid side of a local checkpoint, read from its config alone (None for a hub id or a bad folder:
     loading reports those)."""
-    from .errors import CheckpointError
-    from .model.checkpoint import CONFIG_NAME, read_config
-
     root = Path(path_or_id).expanduser()
-    if not (root / CONFIG_NAME).is_file():
+    if not (root / "config.json").is_file():
         return None
+    from .errors import CheckpointError
+    from .model.checkpoint import read_config
+
     try:
         return read_config(root)[0].grid_size
     except CheckpointError:

@@ -98,6 +98,9 @@ def check_pyramid(capacities: Sequence[int], grid_sizes: Sequence[int] | None, s
         raise SettingsError(f"--capacities {_show(caps)}: each level's capacity must be >= 0")
     if sum(caps) == 0:
         raise SettingsError(f"--capacities {_show(caps)}: at least one level must hold frames")
+    if len(tuple(sample_intervals)) != len(caps):
+        raise SettingsError(f"--capacities {_show(caps)} and --intervals {_show(sample_intervals)}: give one "
+                            "interval per level")
     check_intervals(sample_intervals, len(caps))
     return resolve_grid_sizes(grid_sizes, len(caps), grid_size)
 

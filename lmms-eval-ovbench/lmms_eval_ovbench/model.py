@@ -45,7 +45,7 @@ from videochat_online.chat import ChatEngine, default_device
 from videochat_online.data.video import open_video
 from videochat_online.errors import InputError
 from videochat_online.eval.ovbench import SYSTEM_MESSAGE as OVBENCH_SYSTEM_MESSAGE
-from videochat_online.eval.protocols import ProtocolConfig, stream_frames
+from videochat_online.eval.presets import ProtocolConfig, stream_frames
 from videochat_online.settings import DEFAULT_CAPACITIES, DEFAULT_INTERVALS, MemorySettings, parse_int_list
 from videochat_online.streaming import StreamingSession, TimedQuestion, answer_along
 

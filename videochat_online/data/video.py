@@ -108,7 +108,8 @@ class FrameFolderSource(VideoSource):
 
     def __init__(self, path: Path, fps: float):
         if fps is None or fps <= 0:
-            raise InputError(f"{path}: a frame folder needs its frame rate (folder fps), got {fps}")
+            raise InputError(f"{path}: is a folder, not a video file; to read it as a folder of frames, give "
+                             f"its frame rate (--folder-fps)" + ("" if fps is None else f", not {fps}"))
         files = [p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
         if not files:
             raise InputError(f"{path}: the frame folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from .scoring import LETTERS, extract_option, published_correct  # noqa: F401  (re-exported: OVBench scoring)
+from .scoring import LETTERS
 
 SUBSETS = ("ava", "coin", "hirest", "tao")
 FRAME_FOLDER_SUBSETS = ("ava", "tao")

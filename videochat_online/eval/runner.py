@@ -31,10 +31,11 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError, VideoChatOnlineError
-from ..options import Parser, add_memory_args, add_model_args, check_model_args, memory_settings
-from ..settings import check_positive
+from ..options import Parser
 from .ovbench import SUBSETS, VideoTask, load_ovbench
-from .protocols import PRESETS, PROTOCOLS, ProtocolConfig, ProtocolRunner, record
+from .options import add_eval_args, check_eval_args
+from .presets import ProtocolConfig
+from .protocols import ProtocolRunner, record
 from .results import write_results
 
 log = logging.getLogger("videochat_online.eval")
@@ -80,17 +81,31 @@ def shard(tasks: list[VideoTask], world: int, protocol: str) -> list[list[VideoT
 # --------------------------------------------------------------------------------------------------
 # Predictions on disk
 # --------------------------------------------------------------------------------------------------
-def read_predictions(out_dir: Path) -> dict[str, dict]:
-    """Every prediction any process wrote, one per question: an `ok` record wins over a `failed` one."""
+RECORD_KEYS = ("id", "status", "correct")  # what a prediction line needs to be used
+
+
+def read_predictions(out_dir: Path, report: bool = False) -> dict[str, dict]:
+    """Every prediction any process wrote, one per question: an `ok` record wins over a `failed` one.
+
+    A line that cannot be used (torn by a kill, or not a prediction) is skipped; with `report`, how many
+    is logged (those questions are answered again).
+    """
     best: dict[str, dict] = {}
+    skipped = 0
     for file in sorted(out_dir.glob("predictions.rank*.jsonl")):
         for line in file.read_text().splitlines():
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:
-                continue  # the torn last line of a killed process
+                rec = None
+            if not isinstance(rec, dict) or any(k not in rec for k in RECORD_KEYS) or not isinstance(rec["id"], str):
+                skipped += bool(line.strip())
+                continue
             if rec["id"] not in best or best[rec["id"]]["status"] == "failed":
                 best[rec["id"]] = rec
+    if report and skipped:
+        log.warning("%s: skipped %d prediction lines that cannot be used; their questions are answered again",
+                    out_dir, skipped)
     return best
 
 
@@ -188,54 +203,6 @@ def evaluate_tasks(runner: ProtocolRunner, tasks: list[VideoTask], done: set[str
             progress.update(1)
 
 
-def add_eval_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--anno-dir", required=True, help="folder with ava.json, coin.json, hirest.json, tao.json")
-    parser.add_argument("--data-root", action="append", default=[], metavar="SUBSET=DIR",
-                        help="where a subset's videos or frame folders are (repeat per subset)")
-    parser.add_argument("--subsets", default=",".join(SUBSETS), help="comma-separated (default: all four)")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="stream")
-    parser.add_argument("--preset", choices=PRESETS, default="published",
-                        help="published: the published evaluation's frame selection, prompt and reply length "
-                             "(README: OVBench); project: this project's own")
-    parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--fps", type=float, default=None,
-                        help="sampling rate (default: published 8 for stream, 2 for window; project 2). The published "
-                             "preset turns it into a native frame step")
-    add_memory_args(parser, mode=False)  # the protocol picks the memory: --window is the project window's frames
-    parser.add_argument("--window-seconds", type=float, default=32.0, help="published window: seconds before the question")
-    parser.add_argument("--window-max-frames", type=int, default=64, help="published window: thinned beyond this")
-    parser.add_argument("--batch-size", type=int, default=8, help="frames per vision-tower batch")
-    parser.add_argument("--max-new-tokens", type=int, default=None, help="default: published 128, project 32")
-    parser.add_argument("--max-videos", type=int, default=None, help="evaluate only the first N videos (a smoke test)")
-    add_model_args(parser, device=False)  # each process uses the GPU of its local rank
-    parser.add_argument("--allow-failures", action="store_true",
-                        help="exit 0 even when some questions failed (they are scored wrong and listed)")
-
-
-def check_eval_args(args: argparse.Namespace) -> None:
-    """Every option, before anything is loaded: sets args.roots, args.subset_list and args.protocol_config."""
-    args.roots = {}
-    for item in args.data_root:
-        subset, sep, path = item.partition("=")
-        if not sep or subset not in SUBSETS or not path:
-            raise InputError(f"--data-root {item}: write it as SUBSET=DIR with SUBSET one of {', '.join(SUBSETS)}")
-        args.roots[subset] = path
-    args.subset_list = tuple(s for s in args.subsets.split(",") if s)
-    unknown = [s for s in args.subset_list if s not in SUBSETS]
-    if unknown or not args.subset_list:
-        raise InputError(f"--subsets {args.subsets}: use one or more of {', '.join(SUBSETS)}, comma-separated")
-    if args.max_videos is not None:
-        check_positive(args.max_videos, "--max-videos", integer=True)
-    out = Path(args.output_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--output-dir {out}: exists and is not a directory")
-    memory = memory_settings(args)
-    args.protocol_config = ProtocolConfig(
-        name=args.protocol, preset=args.preset, fps=args.fps, memory=memory, window_seconds=args.window_seconds,
-        window_max_frames=args.window_max_frames, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
-    check_model_args(args, memory)
-
-
 def run(args: argparse.Namespace) -> dict | None:
     """The evaluation of checked options (`check_eval_args`); returns the results table on rank 0."""
     rank, world, local_rank = init_distributed()
@@ -255,7 +222,7 @@ def run(args: argparse.Namespace) -> dict | None:
         given = {k: v for k, v in vars(args).items() if not callable(v)}
         (out / "config.json").write_text(json.dumps({**given, "resolved": meta}, indent=2, default=str))
 
-    done = {qid for qid, rec in read_predictions(out).items() if rec["status"] == "ok"}
+    done = {qid for qid, rec in read_predictions(out, report=rank == 0).items() if rec["status"] == "ok"}
     mine = shard(tasks, world, args.protocol)[rank]
     n_questions = sum(len(t.questions) for t in tasks)
     log.info("OVBench %s: %d videos, %d questions (%d done before), %d processes", args.protocol, len(tasks),

@@ -2,8 +2,13 @@
 
 Loading is strict. Before any weight is read, the safetensors headers are checked against the model
 the config describes: a missing, unexpected or mis-shaped tensor, a missing shard, an unreadable
-file or config is a `CheckpointError` naming it. Weights are then handed to transformers'
-`from_pretrained`, which places them on the device in the asked dtype.
+file or config is a `CheckpointError` naming it in one line. Weights are then handed to transformers'
+`from_pretrained`, which places them on the device in the asked dtype, and a load that yields a
+non-finite weight fails.
+
+Loading is also safe: no code from a checkpoint is ever run (`trust_remote_code=False`, so a
+checkpoint's `auto_map` and `.py` files are ignored and nothing prompts), and a sharded index may
+only name files inside the checkpoint folder.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from huggingface_hub.errors import StrictDataclassError
 from safetensors import SafetensorError, safe_open
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
@@ -60,7 +66,8 @@ def resolve(path_or_id: str | Path) -> Path:
     try:
         return Path(snapshot_download(text, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"]))
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as err:
-        raise CheckpointError(f"{text}: not a local directory, and the hub download failed ({err})") from None
+        raise CheckpointError(f"{text}: not a local directory, and the hub download failed "
+                              f"({one_line(err)})") from None
 
 
 def read_config(root: Path) -> tuple[VideoChatOnlineConfig, str]:
@@ -80,8 +87,8 @@ def read_config(root: Path) -> tuple[VideoChatOnlineConfig, str]:
             return original_layout.config_from_original(raw, str(path)), "original"
         if model_type == NATIVE_MODEL_TYPE:
             return VideoChatOnlineConfig.from_dict(raw), "native"
-    except (TypeError, ValueError, KeyError) as err:
-        raise CheckpointError(f"{path}: invalid model config ({type(err).__name__}: {err})") from None
+    except (TypeError, ValueError, KeyError, StrictDataclassError) as err:
+        raise CheckpointError(f"{path}: invalid model config ({one_line(err)})") from None
     raise CheckpointError(f"{path}: model_type {model_type!r} is neither {NATIVE_MODEL_TYPE!r} (this project) "
                           f"nor {original_layout.ORIGINAL_MODEL_TYPE!r} (original InternVL layout)")
 
@@ -95,7 +102,10 @@ def weight_files(root: Path) -> list[Path]:
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise CheckpointError(f"{index}: not a safetensors index ({err})") from None
         shards = sorted(set(weight_map.values()))
+        inside = root.resolve()
         for shard in shards:
+            if not (root / shard).resolve().is_relative_to(inside):
+                raise CheckpointError(f"{index}: names the shard {shard}, outside the checkpoint folder")
             if not (root / shard).is_file():
                 raise CheckpointError(f"{root / shard}: missing shard (listed in {INDEX_NAME})")
         return [root / shard for shard in shards]
@@ -175,9 +185,10 @@ def load_tokenizer(root: Path) -> PreTrainedTokenizerBase:
     if not any((root / name).is_file() for name in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")):
         raise CheckpointError(f"{root}: no tokenizer files (tokenizer.json, tokenizer.model or tokenizer_config.json)")
     try:
-        return AutoTokenizer.from_pretrained(str(root))
-    except (OSError, ValueError) as err:
-        raise CheckpointError(f"{root}: the tokenizer does not load ({err})") from None
+        # Never run a checkpoint's code: with trust_remote_code=False transformers neither asks nor runs it.
+        return AutoTokenizer.from_pretrained(str(root), trust_remote_code=False)
+    except (OSError, ValueError, TypeError) as err:
+        raise CheckpointError(f"{root}: the tokenizer does not load ({one_line(err)})") from None
 
 
 def load_pretrained(
@@ -214,7 +225,21 @@ def load_pretrained(
     leftovers = {k: sorted(v) for k, v in info.items() if k != "error_msgs" and v}
     if leftovers or info.get("error_msgs"):
         raise CheckpointError(f"{ckpt.root}: transformers reported loading problems: {leftovers or info['error_msgs']}")
+    check_finite(model, ckpt.root)
     return model, tokenizer
+
+
+def check_finite(model: torch.nn.Module, root: Path) -> None:
+    """Fail on a weight holding NaN or infinity (a corrupt or badly converted checkpoint answers nothing useful)."""
+    with torch.no_grad():
+        bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise CheckpointError(f"{root}: {len(bad)} weights hold NaN or infinite values (first: {bad[0]})")
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message folded onto one line."""
+    return " ".join(str(err).split())
 
 
 def _attach_tokenizer(config: VideoChatOnlineConfig, tokenizer: PreTrainedTokenizerBase, root: Path) -> None:

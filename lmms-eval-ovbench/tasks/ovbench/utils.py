@@ -20,7 +20,7 @@ from PIL import Image
 from lmms_eval_ovbench import FAILED_REPLY_PREFIX
 from videochat_online.data.video import open_video
 from videochat_online.eval.ovbench import AVA_CLIP_START, OVBenchError, Question, format_question, video_path
-from videochat_online.eval.protocols import uniform_times
+from videochat_online.eval.presets import uniform_times
 from videochat_online.eval.results import macro_average
 from videochat_online.eval.scoring import extract_option, published_correct
 
