@@ -16,7 +16,8 @@ from videochat_online.settings import MemorySettings
 from videochat_online.streaming import StreamingSession
 from videochat_online.tools.demo_training_data import write_demo_training_data
 from videochat_online.train.dataset import DataConfig, SFTDataset, load_meta
-from videochat_online.train.formats import parse, read_annotation
+from videochat_online.train.failures import FailedSamplesError
+from videochat_online.train.formats import read_annotation
 from videochat_online.train.sampling import pyramid_grid_sizes, sample_times
 from videochat_online.train.sft import main as sft_main
 
@@ -50,7 +51,7 @@ def test_loss_covers_exactly_the_assistant_replies_of_every_format(demo, tiny):
     formats = set()
     for index, (d, i) in enumerate(dataset.items):
         spec = dataset.specs[d]
-        conv = parse(dataset.entries[d][i], spec.data_root)
+        conv = dataset.conversation(index)
         sample = dataset.load(index)
         runs = [tokenizer.decode(run) for run in labelled_runs(sample["labels"])]
         assert runs == [t.assistant + "<|end|>" for t in conv.turns], spec.name
@@ -58,7 +59,7 @@ def test_loss_covers_exactly_the_assistant_replies_of_every_format(demo, tiny):
         n_image_tokens = int((sample["input_ids"] == tokenizer.convert_tokens_to_ids(IMG_CONTEXT)).sum())
         assert n_image_tokens == int((sample["grid_sizes"] ** 2).sum()) > 0
         formats.add(spec.name)
-    assert formats == {"demo_llava", "demo_videochat2", "demo_online", "demo_tracking"}
+    assert formats == {"demo_llava", "demo_videochat2", "demo_online", "demo_tracking", "demo_online_frames"}
 
 
 def test_online_turns_show_the_frames_since_the_previous_turn(demo, tiny):
@@ -84,8 +85,8 @@ def test_truncation_keeps_whole_turns(demo, tiny):
     assert [tokenizer.decode(r) for r in labelled_runs(cut["labels"])] == ["On the right.<|end|>"]
     assert torch.equal(cut["pixel_values"], full["pixel_values"])  # the image is kept whole
     too_short = SFTDataset(specs, tokenizer, model.config, DataConfig(max_seq_length=100, max_failed_samples=1))
-    with pytest.raises(RuntimeError, match=r"2 samples failed to load, more than max_failed_samples=1; the last: "
-                                           r"demo_llava sample \d: SampleTooLong: the first turn alone is"):
+    with pytest.raises(FailedSamplesError, match=r"2 samples in a row fail to load; the first: demo_llava/0: "
+                                                 r"SampleTooLong: the first turn alone is"):
         too_short[0]
 
 
@@ -98,8 +99,11 @@ def test_failed_samples_are_skipped_and_counted(demo, tiny, tmp_path):
     meta.write_text(json.dumps({"broken": {"annotation": str(demo.parent / "broken.json"),
                                            "data_root": str(demo.parent)}}))
     dataset = SFTDataset(load_meta(meta), tokenizer, model.config, DataConfig(max_seq_length=8192))
-    sample = dataset[0]  # sample 0 fails: sample 1 comes instead
-    assert dataset.failed == 1 and torch.equal(sample["input_ids"], dataset.load(1)["input_ids"])
+    sample = dataset[0]  # sample 0 fails: sample 1 comes instead, carrying the failure
+    assert torch.equal(sample["input_ids"], dataset.load(1)["input_ids"])
+    (key, reason), = sample["failed_samples"]
+    assert key == "broken/0" and "missing.mp4" in reason
+    assert dataset[1]["failed_samples"] == []
 
 
 def test_sampling_and_pyramid_arrangement():
@@ -113,8 +117,10 @@ def test_sampling_and_pyramid_arrangement():
 
 def test_meta_files(demo, tmp_path):
     specs = load_meta(demo)
-    assert [s.name for s in specs] == ["demo_llava", "demo_videochat2", "demo_online", "demo_tracking"]
+    assert [s.name for s in specs] == ["demo_llava", "demo_videochat2", "demo_online", "demo_tracking",
+                                       "demo_online_frames"]
     assert specs[3].repeat_time == 0.5 and specs[2].data_augment and specs[1].max_frames == 8
+    assert specs[4].folder_fps == 2
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"x": {"annotation": "a.json", "repeat": 2}}))
     with pytest.raises(Exception, match=r"dataset 'x' has unknown keys \['repeat'\]"):
@@ -140,7 +146,7 @@ def test_tiny_model_trains_on_every_format_and_reloads(tiny_dir, demo, tmp_path)
     assert len(history) == 36
     assert sum(history[-6:]) / 6 < 0.6 * sum(history[:6]) / 6, history
     config = json.loads((out / "run_config.json").read_text())
-    assert config["samples"] == 11 and config["model"]["freeze_vision"] is True
+    assert config["samples"] == 13 and config["model"]["freeze_vision"] is True
     model, tokenizer = load_pretrained(out)  # strict: every weight present
     before, _ = load_pretrained(tiny_dir())
     assert not torch.equal(model.mlp1[1].weight, before.mlp1[1].weight)
@@ -209,3 +215,161 @@ def test_bad_meta_file_is_one_line(tiny_dir, tmp_path, capsys):
     capsys.readouterr()
     assert run_sft(tiny_dir(), tmp_path / "missing.json", tmp_path / "out", "--max_steps", "1") == 2
     assert capsys.readouterr().err == f"error: {tmp_path / 'missing.json'}: no such meta file\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# The published annotation layouts, failures over workers and ranks, ZeRO-3
+# --------------------------------------------------------------------------------------------------
+def published_tracking_set(root, n_files=10):
+    """One GOT-10k-style sample as the published annotations write it (facts from the published pipeline):
+    image files relative to the sample's own folder, a dict query template with a <bbox> slot."""
+    from videochat_online.tools.demo_media import write_frame_folder
+
+    write_frame_folder(root / "frames" / "GOT-10k_Train_000001", n_files, 64, 48, pattern="{:08d}.jpg")
+    boxes = [{"timestamp": 0.1 * j + 0.04, "bbox": [10 + j, 20, 30 + 2 * j, 40]} for j in range(n_files)]
+    entry = {"video": "GOT-10k_Train_000001", "all_image_files": [f"{j + 1:08d}.jpg" for j in range(n_files)],
+             "image_bboxes": boxes, "fps": 10,
+             "query_template": {"from": "human", "value": "<video>\nTrack the object at <bbox>. Where is it?"}}
+    (root / "got10k.json").write_text(json.dumps([entry]))
+    meta = root / "meta_tracking.json"
+    meta.write_text(json.dumps({"got10k": {"annotation": "got10k.json", "data_root": "frames", "max_frames": 4}}))
+    return meta, entry
+
+
+def test_tracking_labels_are_the_published_replies(tiny, tmp_path):
+    model, tokenizer = tiny
+    meta, entry = published_tracking_set(tmp_path)
+    dataset = SFTDataset(load_meta(meta), tokenizer, model.config, DataConfig(max_seq_length=8192))
+    sample = dataset.load(0)
+    kept = [0, 3, 6, 9]  # np.linspace(0, 9, 4, dtype=int): at most max_frames=4 frames, evenly spaced
+    boxes = [entry["image_bboxes"][j] for j in kept]
+    text = tokenizer.decode(sample["input_ids"])
+    k = next(j for j, b in enumerate(boxes) if f"Track the object at {b['bbox']}. Where is it?" in text)
+    line = lambda b: f"At {round(b['timestamp'], 1)}s, {b['bbox']}"  # noqa: E731
+    expected = ["\n".join(line(b) for b in boxes[: k + 1]) + "<|end|>"] + [line(b) + "<|end|>" for b in boxes[k + 1:]]
+    assert [tokenizer.decode(run) for run in labelled_runs(sample["labels"])] == expected
+    assert "At 0.0s, [10, 20, 30, 40]" in expected[0]  # t rounded to 0.1 s, the box as the file writes it
+    assert text.count("Frame") == 4 and f"Frame{k + 1} at {round(boxes[k]['timestamp'], 1)}s" in text
+
+
+def test_online_and_offline_frame_lines(demo, tiny):
+    model, tokenizer = tiny
+    dataset = SFTDataset(load_meta(demo), tokenizer, model.config, DataConfig(max_seq_length=8192))
+    names = [dataset.specs[d].name for d, _ in dataset.items]
+    offline = tokenizer.decode(dataset.load(names.index("demo_videochat2"))["input_ids"])
+    assert "Frame1: <img>" in offline and " at " not in offline.split("<|user|>")[1].split("\n")[0]
+    folder = tokenizer.decode(dataset.load(names.index("demo_online_frames"))["input_ids"])  # a frame folder, 2 fps
+    assert "Frame1 at 0.4s: <img>" in folder  # segment middles of the 2.5 s clip at 1 fps
+
+
+def test_a_frame_folder_without_a_rate_is_a_clear_skip(demo, tiny, tmp_path):
+    model, tokenizer = tiny
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps({"frames": {"annotation": str(demo.parent / "online_frames.jsonl"),
+                                           "data_root": str(demo.parent / "frames")}}))
+    dataset = SFTDataset(load_meta(meta), tokenizer, model.config, DataConfig(max_seq_length=8192))
+    with pytest.raises(Exception, match="a frame folder needs its frame rate: give the sample an 'fps' or the meta "
+                                        "file's dataset 'frames' a 'folder_fps'"):
+        dataset.load(0)
+
+
+def broken_meta(demo, tmp_path, broken=3):
+    """The demo sets plus `broken` samples (not in a row) whose videos are missing."""
+    entries = read_annotation(demo.parent / "videochat2.json")
+    bad = [dict(e, video=f"videos/missing{k}.mp4") for k, e in enumerate(entries[:broken])]
+    mixed = [x for pair in zip(bad, entries) for x in pair]
+    (tmp_path / "broken.json").write_text(json.dumps(mixed))
+    meta = json.loads(demo.read_text())
+    meta = {k: dict(v, annotation=str(demo.parent / v["annotation"]), data_root=str(demo.parent / v["data_root"]))
+            for k, v in meta.items()}
+    meta["broken"] = {"annotation": str(tmp_path / "broken.json"), "data_root": str(demo.parent), "max_frames": 8}
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    return tmp_path / "meta.json"
+
+
+def test_failed_samples_are_counted_once_over_workers(tiny_dir, demo, tmp_path, capsys):
+    meta = broken_meta(demo, tmp_path)
+    out = tmp_path / "run"
+    # two epochs (every sample, the broken ones too, is met twice), two DataLoader workers
+    assert run_sft(tiny_dir(), meta, out, "--num_train_epochs", "2", "--dataloader_num_workers", "2",
+                   "--train_sampling_strategy", "sequential") == 0
+    report = json.loads((out / "failed_samples.json").read_text())
+    assert report["total"] == 3 and sorted(f["sample"] for f in report["first"]) == ["broken/0", "broken/2", "broken/4"]
+    assert all("missing" in f["reason"] for f in report["first"])
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert [h["failed_samples"] for h in history if "loss" in h][-1] == 3
+    runs = losses(out)
+    assert sum(runs[-3:]) / 3 < sum(runs[:3]) / 3  # the loss falls
+    capsys.readouterr()
+    stopped = tmp_path / "stopped"
+    assert run_sft(tiny_dir(), meta, stopped, "--num_train_epochs", "2", "--dataloader_num_workers", "2",
+                   "--train_sampling_strategy", "sequential", "--max_failed_samples", "2") == 2
+    errors = [line[line.index("error: "):] for line in capsys.readouterr().err.splitlines() if "error: " in line]
+    assert len(errors) == 1  # one line (after the progress bar's), not a traceback
+    assert errors[0].startswith("error: 3 samples failed to load, more than max_failed_samples=2; the first: broken/")
+    assert json.loads((stopped / "failed_samples.json").read_text())["total"] == 3
+
+
+def run_deepspeed(tiny_path, meta, out, config, *extra, port=29581):
+    env = {**os.environ, "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(port)}
+    config = os.path.join(os.path.dirname(__file__), "..", "shell", "sft", config)
+    return subprocess.run([sys.executable, "-m", "videochat_online.train.sft", "--model_name_or_path", str(tiny_path),
+                           "--meta_path", str(meta), "--output_dir", str(out), "--per_device_train_batch_size", "1",
+                           "--logging_steps", "1", "--report_to", "none", "--max_seq_length", "4096", "--use_cpu",
+                           "True", "--seed", "0", "--save_strategy", "no", "--deepspeed", config, *extra],
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_zero3_saves_full_weights_that_load_back(tiny_dir, demo, tmp_path):
+    still = tmp_path / "still"
+    result = run_deepspeed(tiny_dir(), demo, still, "zero_stage3_config.json", "--max_steps", "2",
+                           "--learning_rate", "0", "--freeze_vision", "False")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    saved, _ = load_pretrained(still)  # strict: every weight, gathered from the ZeRO-3 partitions
+    base, _ = load_pretrained(tiny_dir())
+    assert all(torch.equal(a, b) for a, b in zip(saved.state_dict().values(), base.state_dict().values()))
+    lora = tmp_path / "lora"
+    result = run_deepspeed(tiny_dir(), demo, lora, "zero_stage3_config.json", "--max_steps", "2",
+                           "--learning_rate", "5e-3", "--use_llm_lora", "4", "--freeze_llm", "True", port=29582)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    merged, _ = load_pretrained(lora)  # LoRA folded into plain weights
+    layer = "language_model.model.layers.0.self_attn.qkv_proj.weight"
+    assert not torch.equal(merged.state_dict()[layer], base.state_dict()[layer])
+    assert torch.isfinite(merged.state_dict()["mlp1.1.weight"]).all()
+
+
+def test_drop_path_reaches_the_vision_layers(tiny_dir, tmp_path):
+    from videochat_online.model.original_layout import config_from_original, config_to_original
+
+    model, _ = load_pretrained(tiny_dir())
+    model.set_vision_drop_path(0.1)
+    rates = [layer.drop_path_rate for layer in model.vision_model.encoder.layer]
+    assert rates == pytest.approx([0.1 * i / (len(rates) - 1) for i in range(len(rates))]) and rates[-1] == 0.1
+    original = config_to_original(model.config)
+    assert original["vision_config"]["drop_path_rate"] == 0.1
+    assert config_from_original(original, "config.json").vision_drop_path_rate == 0.1
+    pixels = torch.randn(2, 3, 224, 224)
+    model.eval()
+    assert torch.equal(model.encode_frames(pixels), model.encode_frames(pixels))  # no effect at inference
+    model.vision_model.train()
+    torch.manual_seed(0)
+    assert not torch.equal(model.encode_frames(pixels), model.encode_frames(pixels))  # stochastic while training
+
+
+def test_zero2_on_two_processes_counts_failures_over_ranks(tiny_dir, demo, tmp_path):
+    meta = broken_meta(demo, tmp_path)
+    out = tmp_path / "two"
+    zero2 = os.path.join(os.path.dirname(__file__), "..", "shell", "sft", "zero_stage2_config.json")
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    result = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29591", "-m",
+                             "videochat_online.train.sft", "--model_name_or_path", str(tiny_dir()), "--meta_path",
+                             str(meta), "--output_dir", str(out), "--per_device_train_batch_size", "1",
+                             "--learning_rate", "2e-3", "--logging_steps", "1", "--report_to", "none",
+                             "--max_seq_length", "4096", "--use_cpu", "True", "--seed", "0", "--save_strategy", "no",
+                             "--num_train_epochs", "1", "--train_sampling_strategy", "sequential", "--deepspeed", zero2],
+                            capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # the broken samples (dataset items 13, 15, 17) fall to rank 1; rank 0 writes the report, gathered over ranks
+    assert json.loads((out / "failed_samples.json").read_text())["total"] == 3
+    load_pretrained(out)

@@ -82,7 +82,7 @@ class FrameSlot:
     """A video frame as the prompt sees it: its place in the stream and how many tokens it holds."""
 
     index: int  # 0-based frame index from the start of the stream
-    timestamp: float  # seconds
+    timestamp: float | None  # seconds; None writes the line without a time (offline training video)
     num_tokens: int
 
 
@@ -92,8 +92,9 @@ def image_tokens(num_tokens: int) -> str:
 
 
 def frames_text(frames: Sequence[FrameSlot]) -> str:
-    """One `Frame{n} at {t}s: <img>...</img>` line per frame, joined by newlines."""
-    return "\n".join(f"Frame{f.index + 1} at {f.timestamp:.1f}s: {image_tokens(f.num_tokens)}" for f in frames)
+    """One `Frame{n} at {t}s: <img>...</img>` line per frame (`Frame{n}: ...` without a time), joined by newlines."""
+    return "\n".join(f"Frame{f.index + 1}{'' if f.timestamp is None else f' at {f.timestamp:.1f}s'}: "
+                     f"{image_tokens(f.num_tokens)}" for f in frames)
 
 
 def video_message(frames: Sequence[FrameSlot], question: str) -> str:

@@ -44,7 +44,7 @@ run=()
 "${run[@]}" torchrun --nnodes "$NNODE" --node_rank "$NODE_RANK" --nproc_per_node "$GPUS" \
   --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" -m videochat_online.train.sft \
   --model_name_or_path "$MODEL" "${meta_args[@]}" ${DATA_DIR:+--data_dir "$DATA_DIR"} --output_dir "$OUTPUT_DIR" \
-  --freeze_vision True --freeze_projector False --freeze_llm False \
+  --freeze_vision True --freeze_projector False --freeze_llm False --drop_path_rate 0.1 \
   --max_dynamic_patch 12 --fps 1 --max_num_frames 64 --pyramid_intervals 8,4,1 --max_seq_length 32768 \
   --bf16 True --gradient_checkpointing True --train_sampling_strategy group_by_length \
   --num_train_epochs 1 --learning_rate 1e-4 --weight_decay 0.05 --warmup_steps 0.03 --lr_scheduler_type cosine \

@@ -21,6 +21,7 @@ import torch
 from huggingface_hub.errors import StrictDataclassError
 from safetensors import SafetensorError, safe_open
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers.integrations import is_deepspeed_zero3_enabled
 
 from ..conversation import IMG_CONTEXT, get_template
 from ..errors import CheckpointError
@@ -210,9 +211,10 @@ def load_pretrained(
     config = ckpt.config
     _attach_tokenizer(config, tokenizer, ckpt.root)
 
-    kwargs = dict(dtype=resolve_dtype(dtype), device_map={"": str(device)},
-                  attn_implementation=attn_implementation or default_attn_implementation(device),
+    kwargs = dict(dtype=resolve_dtype(dtype), attn_implementation=attn_implementation or default_attn_implementation(device),
                   output_loading_info=True)
+    if not is_deepspeed_zero3_enabled():  # under ZeRO-3 DeepSpeed places (and partitions) the weights itself
+        kwargs["device_map"] = {"": str(device)}
     if ckpt.layout == "native":
         model, info = VideoChatOnlineModel.from_pretrained(str(ckpt.root), config=config, **kwargs)
     else:
@@ -265,5 +267,20 @@ def save_pretrained(model: VideoChatOnlineModel, tokenizer: PreTrainedTokenizerB
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out), max_shard_size=max_shard_size)
+    tokenizer.save_pretrained(str(out))
+    return out
+
+
+def save_state_dict(config: VideoChatOnlineConfig, tokenizer: PreTrainedTokenizerBase, state: dict[str, torch.Tensor],
+                    out_dir: str | Path, max_shard_size: str = "5GB") -> Path:
+    """A checkpoint in this project's layout from a full state dict (e.g. gathered from DeepSpeed ZeRO-3 shards)."""
+    from huggingface_hub import save_torch_state_dict
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config.save_pretrained(str(out))
+    # own storage per tensor: DeepSpeed's gathered weights are views into flat buffers, which safetensors refuses
+    state = {name: t.detach().to("cpu", copy=True).contiguous() for name, t in state.items()}
+    save_torch_state_dict(state, str(out), max_shard_size=max_shard_size)  # shards and index as transformers writes
     tokenizer.save_pretrained(str(out))
     return out

@@ -44,6 +44,10 @@ class VideoChatOnlineConfig(PreTrainedConfig):
         Fewest tiles a still image is cut into.
     use_thumbnail (`bool`, defaults to `True`):
         Whether a tiled image also gets a whole-image thumbnail tile.
+    vision_drop_path_rate (`float`, defaults to 0.0):
+        Stochastic depth of the vision tower while training: layer i of N skips its residual branches with
+        probability `rate * i / (N - 1)` (InternViT's schedule; the published recipe trains with 0.1). No
+        effect at inference. The original layout keeps it as `vision_config.drop_path_rate`.
     image_token_id (`int`, *optional*):
         Id of `<IMG_CONTEXT>` in the model's tokenizer: the prompt positions that visual tokens fill.
         Filled in from the tokenizer by `load_pretrained` when a checkpoint does not record it.
@@ -63,6 +67,7 @@ class VideoChatOnlineConfig(PreTrainedConfig):
     max_dynamic_patch: int = 12
     min_dynamic_patch: int = 1
     use_thumbnail: bool = True
+    vision_drop_path_rate: float = 0.0
     image_token_id: int | None = None
     tie_word_embeddings: bool = False
 
@@ -82,6 +87,8 @@ class VideoChatOnlineConfig(PreTrainedConfig):
         elif self.llm_config is None:
             self.llm_config = CONFIG_MAPPING[self.default_llm_type]()
         super().__post_init__(**kwargs)
+        if not 0.0 <= self.vision_drop_path_rate < 1.0:
+            raise ValueError(f"vision_drop_path_rate must be in [0, 1), got {self.vision_drop_path_rate}")
         if self.ps_version not in ("v1", "v2"):
             raise ValueError(f"ps_version must be 'v1' or 'v2', got {self.ps_version!r}")
         patches = self.tile_size // self.vit_patch_size
@@ -120,3 +127,8 @@ class VideoChatOnlineConfig(PreTrainedConfig):
     def llm_hidden_size(self) -> int:
         """Width of the LLM, the projector's output."""
         return int(self.llm_config.hidden_size)
+
+    @property
+    def hidden_size(self) -> int:
+        """The model's width as libraries read it (DeepSpeed sizes its "auto" ZeRO-3 buckets from it): the LLM's."""
+        return self.llm_hidden_size

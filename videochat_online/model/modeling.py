@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, InternVLVisionModel, PreTrainedModel
+from transformers import InternVLVisionModel, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+from transformers.models.internvl.modeling_internvl import InternVLVisionLayer
 
 from .configuration import VideoChatOnlineConfig
 
@@ -37,6 +39,30 @@ def pixel_shuffle(x: torch.Tensor, ratio: float = 0.5, version: str = "v2") -> t
     return x
 
 
+def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: zero a residual branch for a random subset of samples, rescaling the rest."""
+    if rate == 0.0 or not training:
+        return x
+    keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1.0 - rate)  # [B, 1, 1]
+    return x * keep / (1.0 - rate)
+
+
+class VisionLayer(InternVLVisionLayer):
+    """transformers' InternViT layer with stochastic depth on its two residual branches (same weights, same names)."""
+
+    def __init__(self, config, drop_path_rate: float = 0.0):
+        super().__init__(config)
+        self.drop_path_rate = drop_path_rate
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        attention_output, _ = self.attention(self.layernorm_before(hidden_states))
+        hidden_states = hidden_states + drop_path(self.lambda_1 * attention_output, self.drop_path_rate, self.training)
+        layer_output = self.dropout(self.mlp(self.layernorm_after(hidden_states)))
+        if self.lambda_2 is not None:
+            layer_output = self.lambda_2 * layer_output
+        return hidden_states + drop_path(layer_output, self.drop_path_rate, self.training)
+
+
 class VideoChatOnlineModel(PreTrainedModel):
     config_class = VideoChatOnlineConfig
     config: VideoChatOnlineConfig
@@ -46,16 +72,28 @@ class VideoChatOnlineModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True
-    _no_split_modules = ["InternVLVisionLayer"]
+    _no_split_modules = ["VisionLayer"]
 
     def __init__(self, config: VideoChatOnlineConfig):
         super().__init__(config)
         self.vision_model = InternVLVisionModel(config.vision_config)
+        vision = config.vision_config
+        self.vision_model.encoder.layer = nn.ModuleList(VisionLayer(vision) for _ in range(vision.num_hidden_layers))
+        self.set_vision_drop_path(config.vision_drop_path_rate)
         c, d = config.feature_dim, config.llm_hidden_size
         # Module indices 0, 1, 3 match the original checkpoints' `mlp1.{0,1,3}` keys.
         self.mlp1 = nn.Sequential(nn.LayerNorm(c), nn.Linear(c, d), nn.GELU(), nn.Linear(d, d))
-        self.language_model = AutoModelForCausalLM.from_config(config.llm_config)
+        # The LLM class itself, not AutoModelForCausalLM.from_config: that starts its own DeepSpeed ZeRO-3
+        # initialisation, which fails inside ours (from_pretrained's) and on the meta device.
+        self.language_model = MODEL_FOR_CAUSAL_LM_MAPPING[type(config.llm_config)](config.llm_config)
         self.post_init()
+
+    def set_vision_drop_path(self, rate: float) -> None:
+        """Stochastic depth of the vision layers, rising linearly from 0 at the first to `rate` at the last."""
+        layers = self.vision_model.encoder.layer
+        self.config.vision_drop_path_rate = rate
+        for i, layer in enumerate(layers):
+            layer.drop_path_rate = rate * i / max(1, len(layers) - 1)
 
     def get_input_embeddings(self) -> nn.Module:
         return self.language_model.get_input_embeddings()

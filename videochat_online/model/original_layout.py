@@ -117,6 +117,7 @@ def config_from_original(original: dict, source: str) -> VideoChatOnlineConfig:
         max_dynamic_patch=original.get("max_dynamic_patch", 12),
         min_dynamic_patch=original.get("min_dynamic_patch", 1),
         use_thumbnail=original.get("use_thumbnail", True),
+        vision_drop_path_rate=float(original["vision_config"].get("drop_path_rate") or 0.0),
     )
 
 
@@ -144,7 +145,7 @@ def config_to_original(config: VideoChatOnlineConfig) -> dict:
             "hidden_act": v.hidden_act,
             "initializer_factor": v.layer_scale_init_value,
             "initializer_range": v.initializer_range,
-            "drop_path_rate": 0.0,
+            "drop_path_rate": config.vision_drop_path_rate,
             "use_flash_attn": False,
         },
         "llm_config": {**llm, "architectures": config.llm_config.architectures

@@ -23,7 +23,7 @@ def write_demo_training_data(out_dir: str | Path, samples: int = 8, seed: int = 
     rng = random.Random(seed)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "videos").mkdir(exist_ok=True)
-    llava, videochat2, online, tracking = [], [], [], []
+    llava, videochat2, online, tracking, online_frames = [], [], [], [], []
     for k in range(samples):
         side = rng.random()
         image = f"images/ball{k}.png"
@@ -42,19 +42,30 @@ def write_demo_training_data(out_dir: str | Path, samples: int = 8, seed: int = 
             {"from": "gpt", "value": "On the left."},
             {"from": "human", "value": "And now?", "timestamps": 3.5},
             {"from": "gpt", "value": "On the right."}]})
+        # tracking, laid out as the published GOT-10k / LaSOT annotations: image files relative to the
+        # sample's own folder (`video`, under the set's data_root), a query template with a <bbox> slot
         folder = write_frame_folder(out / "frames" / f"track{k}", 6, 160, 96)
-        files = sorted(p.relative_to(out).as_posix() for p in folder.iterdir())
-        tracking.append({"all_image_files": files, "query_template": "Track the ball at <bbox> in the frames.",
-                         "image_bboxes": [{"timestamp": t * 0.5, "bbox": [0.1 + 0.15 * t, 0.5, 0.3 + 0.15 * t, 0.7]}
+        files = sorted(p.name for p in folder.iterdir())
+        tracking.append({"video": f"track{k}", "all_image_files": files,
+                         "query_template": {"from": "human", "value": "<video>\nTrack the ball at <bbox> in the frames."},
+                         "image_bboxes": [{"timestamp": t * 0.5, "bbox": [round(0.1 + 0.15 * t, 2), 0.5,
+                                                                          round(0.3 + 0.15 * t, 2), 0.7]}
                                           for t in range(len(files))]})
+        # an online sample over a frame folder (2 frames a second), its rate from the meta file's folder_fps
+        online_frames.append({"video": f"track{k}", "clip": [0, 2.5], "conversations": [
+            {"from": "human", "value": "Where is the ball?", "timestamps": 1.0}, {"from": "gpt", "value": "Left."},
+            {"from": "human", "value": "And now?", "timestamps": 2.5}, {"from": "gpt", "value": "Right."}]})
     for name, entries in (("llava", llava), ("videochat2", videochat2), ("tracking", tracking)):
         (out / f"{name}.json").write_text(json.dumps(entries, indent=1))
     (out / "online.jsonl").write_text("".join(json.dumps(e) + "\n" for e in online))
+    (out / "online_frames.jsonl").write_text("".join(json.dumps(e) + "\n" for e in online_frames))
     meta = {
         "demo_llava": {"annotation": "llava.json", "data_root": "", "repeat_time": 1},
         "demo_videochat2": {"annotation": "videochat2.json", "data_root": "", "repeat_time": 1, "max_frames": 8},
         "demo_online": {"annotation": "online.jsonl", "data_root": "", "repeat_time": 1, "data_augment": True},
-        "demo_tracking": {"annotation": "tracking.json", "data_root": "", "repeat_time": 0.5},
+        "demo_tracking": {"annotation": "tracking.json", "data_root": "frames", "repeat_time": 0.5},
+        "demo_online_frames": {"annotation": "online_frames.jsonl", "data_root": "frames", "repeat_time": 0.5,
+                               "folder_fps": 2},
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
     return out / "meta.json"

@@ -6,13 +6,18 @@ A meta file (JSON) names datasets:
                                 "repeat_time": 0.5, "data_augment": false, "max_frames": 64}}
 
 Relative paths are resolved against `data_dir` (default: the meta file's folder). `repeat_time`
-may be fractional (a seeded subset) or above 1 (repeats). Optional per-dataset keys: `fps`,
-`num_frames`, `min_frames`, `max_frames`. `data_augment` samples a random point of each frame
-segment instead of its middle.
+may be fractional (a seeded subset) or above 1 (repeats). Optional per-dataset keys: `fps` (the
+sampling rate), `num_frames`, `min_frames`, `max_frames`, `folder_fps` (the frame rate of the
+set's frame folders, when a sample does not give its own `fps`). `data_augment` samples a random
+point of each frame segment instead of its middle.
 
-A sample that fails to load (missing or unreadable media, malformed entry) is skipped: the next one
-is used instead, the failure is counted and logged, and loading stops with an error naming the last
-failure once more than `max_failed_samples` have failed.
+Video frames are written as the published pipelines do: `Frame{n} at {t}s: <image>` for online data,
+`Frame{n}: <image>` (no time) for offline video.
+
+A sample that fails to load for an input problem (missing or unreadable media, malformed entry, too
+long) is skipped: the next one is used instead, and the failure travels with the sample that replaced
+it (`failed_samples` in the batch), so that the trainer counts each distinct sample once across
+DataLoader workers and ranks (`failures.py`). Anything else is a bug and is raised.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from ..data.video import open_video
 from ..errors import InputError
 from ..model.configuration import VideoChatOnlineConfig
 from ..settings import DEFAULT_INTERVALS, check_intervals, resolve_grid_sizes
+from .failures import FailedSamplesError
 from .formats import Conversation, parse, read_annotation
 from .sampling import pyramid_grid_sizes, sample_times
 from .tokenize import IGNORE, SampleTooLong, count_image_tokens, tokenize_conversation
@@ -51,6 +57,7 @@ class DatasetSpec:
     num_frames: int | None = None
     min_frames: int | None = None
     max_frames: int | None = None
+    folder_fps: float | None = None
 
 
 def load_meta(path: str | Path, data_dir: str | Path | None = None) -> list[DatasetSpec]:
@@ -67,13 +74,13 @@ def load_meta(path: str | Path, data_dir: str | Path | None = None) -> list[Data
         if not isinstance(entry, dict) or "annotation" not in entry:
             raise InputError(f"{path}: dataset {name!r} needs an 'annotation'")
         unknown = set(entry) - {"annotation", "data_root", "repeat_time", "data_augment", "fps", "num_frames",
-                                "min_frames", "max_frames", "length"}
+                                "min_frames", "max_frames", "folder_fps", "length"}
         if unknown:
             raise InputError(f"{path}: dataset {name!r} has unknown keys {sorted(unknown)}")
         specs.append(DatasetSpec(name, base / entry["annotation"], base / entry.get("data_root", ""),
                                  float(entry.get("repeat_time", 1.0)), bool(entry.get("data_augment", False)),
                                  entry.get("fps"), entry.get("num_frames"), entry.get("min_frames"),
-                                 entry.get("max_frames")))
+                                 entry.get("max_frames"), entry.get("folder_fps")))
     return specs
 
 
@@ -112,7 +119,11 @@ class SampleBuilder:
     def _frames(self, conv: Conversation, spec: DatasetSpec, end: float | None, rng) -> list[tuple[Image.Image, float]]:
         if conv.frame_files:
             return [(load_image(path), t) for path, t in conv.frame_files]
-        source = open_video(conv.video)
+        folder_fps = conv.folder_fps or spec.folder_fps
+        if Path(conv.video).is_dir() and not folder_fps:
+            raise InputError(f"{conv.video}: a frame folder needs its frame rate: give the sample an 'fps' or the "
+                             f"meta file's dataset {spec.name!r} a 'folder_fps'")
+        source = open_video(conv.video, folder_fps=folder_fps)
         start = conv.clip[0] if conv.clip else 0.0
         stop = end if end is not None else (conv.clip[1] if conv.clip else source.duration)
         if stop is None:
@@ -133,7 +144,8 @@ class SampleBuilder:
         elif conv.video or conv.frame_files:
             frames = self._frames(conv, spec, conv.turns[-1].time if conv.online else None, rng)
             sizes = pyramid_grid_sizes(len(frames), self.grid_sizes, self.data.sample_intervals)
-            slots = [FrameSlot(i, t, s * s) for i, ((_, t), s) in enumerate(zip(frames, sizes))]
+            # online frames carry their time; offline video is written `Frame{n}: <image>` (the published stage 1)
+            slots = [FrameSlot(i, t if conv.online else None, s * s) for i, ((_, t), s) in enumerate(zip(frames, sizes))]
             if conv.online:  # each turn shows the frames since the previous turn
                 k = 0
                 for i, (frame, t) in enumerate(frames):
@@ -153,8 +165,8 @@ class SampleBuilder:
         kept = [v for per_turn in visuals[: sample.turns_kept] for v in per_turn]
         expected = sum(s * s for _, s in kept)
         found = count_image_tokens(self.tokenizer, sample.input_ids)
-        if found != expected:
-            raise ValueError(f"the prompt has {found} <IMG_CONTEXT> tokens but its pictures give {expected}")
+        if found != expected:  # a bug, not a bad sample
+            raise RuntimeError(f"the prompt has {found} <IMG_CONTEXT> tokens but its pictures give {expected}")
         out = {"input_ids": torch.tensor(sample.input_ids), "labels": torch.tensor(sample.labels)}
         if kept:
             out["pixel_values"] = frames_to_pixel_values([p for p, _ in kept], self.config.tile_size)
@@ -187,31 +199,42 @@ class SFTDataset(Dataset):
             chosen = list(range(len(entries))) * whole + sorted(rng.sample(range(len(entries)), round(part * len(entries))))
             self.items += [(d, i) for i in chosen]
         self.lengths = [estimate_length(self.entries[d][i], self.builder) for d, i in self.items]
-        self.failed = 0
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def load(self, index: int) -> dict:
+    def conversation(self, index: int, rng: random.Random | None = None) -> Conversation:
+        """Sample `index` as a conversation (its random choices seeded by the index, as `load` makes them)."""
         d, i = self.items[index]
         spec = self.specs[d]
-        conv = parse(self.entries[d][i], spec.data_root)
-        return self.builder.build(conv, spec, random.Random(self.data.seed * 1_000_003 + index))
+        return parse(self.entries[d][i], spec.data_root, rng=rng or self._rng(index),
+                     max_frames=spec.max_frames or self.data.max_frames)
+
+    def _rng(self, index: int) -> random.Random:
+        return random.Random(self.data.seed * 1_000_003 + index)
+
+    def load(self, index: int) -> dict:
+        rng = self._rng(index)
+        conv = self.conversation(index, rng)
+        return self.builder.build(conv, self.specs[self.items[index][0]], rng)
 
     def __getitem__(self, index: int) -> dict:
+        """Sample `index`, or the next one that loads; the input problems met on the way travel with it."""
+        failed = []
         for attempt in range(len(self.items)):
             j = (index + attempt) % len(self.items)
             try:
-                return self.load(j)
-            except (InputError, SampleTooLong, ValueError, KeyError, TypeError, OSError) as err:
+                sample = self.load(j)
+            except (InputError, SampleTooLong, OSError) as err:  # input problems only: a bug is raised
                 d, i = self.items[j]
-                self.failed += 1
-                message = f"{self.specs[d].name} sample {i}: {type(err).__name__}: {str(err).splitlines()[0]}"
-                log.warning("skipped %s (%d failed so far)", message, self.failed)
-                if self.failed > self.data.max_failed_samples:
-                    raise RuntimeError(f"{self.failed} samples failed to load, more than max_failed_samples="
-                                       f"{self.data.max_failed_samples}; the last: {message}") from None
-        raise RuntimeError("no sample of the dataset loads")
+                failed.append((f"{self.specs[d].name}/{i}", f"{type(err).__name__}: {str(err).splitlines()[0]}"))
+                if len(failed) > self.data.max_failed_samples:
+                    break
+                continue
+            sample["failed_samples"] = failed
+            return sample
+        raise FailedSamplesError(f"{len(failed)} samples in a row fail to load; the first: {failed[0][0]}: "
+                                 f"{failed[0][1]}")
 
 
 def collate(batch: list[dict], pad_token_id: int) -> dict:
@@ -223,7 +246,8 @@ def collate(batch: list[dict], pad_token_id: int) -> dict:
     for row, b in enumerate(batch):
         n = len(b["input_ids"])
         input_ids[row, :n], labels[row, :n], attention_mask[row, :n] = b["input_ids"], b["labels"], 1
-    out = {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+    out = {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask,
+           "failed_samples": [f for b in batch for f in b.get("failed_samples", [])]}
     pictures = [b for b in batch if "pixel_values" in b]
     if pictures:
         out["pixel_values"] = torch.cat([b["pixel_values"] for b in pictures])

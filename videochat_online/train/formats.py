@@ -11,16 +11,26 @@ Formats (JSON list or JSONL, one sample per entry):
 - VideoChat2-IT: {"video" | "image": path, "QA": [{"i": instruction, "q": question, "a": answer}]};
 - online:       {"video": path, "clip": [start, end]?, "conversations": [...]} whose human turns carry
                 `timestamps` (seconds): each turn shows the frames since the previous turn;
-- tracking:     {"all_image_files": [paths], "image_bboxes": [{"timestamp", "bbox"}], "query_template"
-                with a `<bbox>` slot}: the first turn asks about the box at the first timestamp, each
-                later turn shows the new frames and is answered with the box at its timestamp.
+- tracking:     {"video": folder, "all_image_files": [paths in that folder], "image_bboxes": [{"timestamp",
+                "bbox"}], "query_template": {"from": "human", "value": "... <bbox> ..."} (or the value alone),
+                "fps"?} (GOT-10k, LaSOT), read as the published pipeline does: at most `max_frames` frames
+                taken with `np.linspace` over the list, one box picked at random; the first turn asks about
+                it and is answered with a line `At {t}s, {bbox}` for every frame up to it (t rounded to
+                0.1 s, bbox as written), then one turn per later frame, answered with its own line.
+
+A video may be a file or a frame folder; a folder's frame rate comes from the sample's `fps`, else the
+meta file's `folder_fps`. A malformed entry raises `AnnotationError` (an input problem: the sample is
+skipped and counted); anything else is a bug and is raised.
 """
 
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import InputError
 
@@ -42,6 +52,11 @@ class Conversation:
     clip: tuple[float, float] | None = None
     frame_files: list[tuple[str, float]] = field(default_factory=list)  # tracking: (image, timestamp)
     online: bool = False  # frames are interleaved with the turns by time
+    folder_fps: float | None = None  # the sample's own frame rate, for a frame-folder video
+
+
+class AnnotationError(InputError):
+    """An annotation entry that does not describe a usable sample."""
 
 
 def read_annotation(path: str | Path) -> list[dict]:
@@ -84,16 +99,34 @@ def _pairs(turns: list[dict], where: str) -> list[tuple[dict, dict]]:
     return pairs
 
 
-def parse(entry: dict, data_root: str | Path = "", fmt: str | None = None) -> Conversation:
-    """One annotation entry -> Conversation, with media paths joined to `data_root`."""
-    root = Path(data_root)
-    fmt = fmt or detect_format(entry)
+def parse(entry: dict, data_root: str | Path = "", fmt: str | None = None, rng: random.Random | None = None,
+          max_frames: int | None = None) -> Conversation:
+    """One annotation entry -> Conversation, with media paths joined to `data_root`.
+
+    `rng` picks the tracked box of a tracking sample; `max_frames` caps its frames. A malformed entry
+    raises AnnotationError.
+    """
+    if not isinstance(entry, dict):
+        raise AnnotationError(f"expected a JSON object, got {type(entry).__name__}")
+    try:
+        return _parse(entry, Path(data_root), fmt or detect_format(entry), rng or random.Random(0), max_frames)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        what = f"missing {err}" if isinstance(err, KeyError) else str(err).splitlines()[0]
+        raise AnnotationError(f"malformed sample ({what})") from None
+
+
+def _folder_fps(entry: dict) -> float | None:
+    return float(entry["fps"]) if entry.get("fps") else None
+
+
+def _parse(entry: dict, root: Path, fmt: str, rng: random.Random, max_frames: int | None) -> Conversation:
     if fmt == "llava":
         images = entry.get("image") or []
         images = [images] if isinstance(images, str) else list(images)
         turns = [Turn(h["value"], g["value"]) for h, g in _pairs(entry["conversations"], "llava sample")]
         video = entry.get("video")
-        return Conversation(turns, [str(root / p) for p in images], str(root / video) if video else None)
+        return Conversation(turns, [str(root / p) for p in images], str(root / video) if video else None,
+                            folder_fps=_folder_fps(entry))
     if fmt == "videochat2":
         media = "<video>\n" if "video" in entry else "<image>\n" if "image" in entry else ""
         turns = []
@@ -101,7 +134,7 @@ def parse(entry: dict, data_root: str | Path = "", fmt: str | None = None) -> Co
             question = "\n".join(x for x in (qa.get("i", ""), qa.get("q", "")) if x).strip()
             turns.append(Turn((media if k == 0 else "") + question, qa["a"]))
         return Conversation(turns, [str(root / entry["image"])] if "image" in entry else [],
-                            str(root / entry["video"]) if "video" in entry else None)
+                            str(root / entry["video"]) if "video" in entry else None, folder_fps=_folder_fps(entry))
     if fmt == "online":
         turns = []
         for human, gpt in _pairs(entry["conversations"], "online sample"):
@@ -111,14 +144,23 @@ def parse(entry: dict, data_root: str | Path = "", fmt: str | None = None) -> Co
             time = float(time[-1] if isinstance(time, list) else time)
             turns.append(Turn(human["value"].replace("<video>", "").strip(), gpt["value"], time))
         clip = tuple(float(x) for x in entry["clip"]) if entry.get("clip") else None
-        return Conversation(turns, video=str(root / entry["video"]), clip=clip, online=True)
+        return Conversation(turns, video=str(root / entry["video"]), clip=clip, online=True,
+                            folder_fps=_folder_fps(entry))
     if fmt == "tracking":
-        files, boxes = entry["all_image_files"], entry["image_bboxes"]
+        files, boxes = list(entry["all_image_files"]), list(entry["image_bboxes"])
         if len(files) != len(boxes) or len(files) < 2:
             raise ValueError(f"tracking sample: {len(files)} image files but {len(boxes)} boxes (need >= 2 of each)")
-        frames = [(str(root / f), float(b["timestamp"])) for f, b in zip(files, boxes)]
-        box = lambda b: "[" + ", ".join(f"{float(x):.2f}" for x in b["bbox"]) + "]"  # noqa: E731
-        query = entry["query_template"].replace("<bbox>", box(boxes[0]))
-        turns = [Turn(query if k == 1 else "", box(boxes[k]), frames[k][1]) for k in range(1, len(boxes))]
-        return Conversation(turns, frame_files=frames, online=True)
+        if max_frames and len(files) > max_frames:  # evenly spaced, as the published pipeline
+            keep = np.linspace(0, len(files) - 1, max_frames, dtype=int)
+            files, boxes = [files[i] for i in keep], [boxes[i] for i in keep]
+        folder = root / entry.get("video", "")  # image files are relative to the sample's own folder
+        times = [round(float(b["timestamp"]), 1) for b in boxes]
+        line = lambda j: f"At {times[j]}s, {boxes[j]['bbox']}"  # noqa: E731  (the bbox as the file writes it)
+        k = rng.randint(0, len(boxes) - 1)  # the box the question gives
+        template = entry["query_template"]
+        query = template["value"] if isinstance(template, dict) else template
+        query = query.replace("<bbox>", str(boxes[k]["bbox"])).replace("<video>", "").strip()
+        turns = [Turn(query, "\n".join(line(j) for j in range(k + 1)), times[k])]
+        turns += [Turn("", line(j), times[j]) for j in range(k + 1, len(boxes))]
+        return Conversation(turns, frame_files=[(str(folder / f), t) for f, t in zip(files, times)], online=True)
     raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")

@@ -21,14 +21,17 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
+import torch
 from torch import nn
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from ..errors import VideoChatOnlineError
 from ..model import load_pretrained
+from ..model.checkpoint import save_state_dict
 from ..settings import DEFAULT_INTERVALS, check_intervals, parse_int_list
 from .dataset import DataConfig, SFTDataset, collate, load_meta
+from .failures import FailedSamplesError, FailureLedger
 
 log = logging.getLogger("videochat_online.train")
 
@@ -42,6 +45,8 @@ class ModelArguments:
     use_llm_lora: int = field(default=0, metadata={"help": "LoRA rank for the LLM (0: full fine-tuning)"})
     use_vision_lora: int = field(default=0, metadata={"help": "LoRA rank for the vision tower (0: none)"})
     attn_implementation: str | None = field(default=None, metadata={"help": "sdpa, flash_attention_2 or eager"})
+    drop_path_rate: float = field(default=0.1, metadata={"help": "stochastic depth of the vision layers while "
+                                                                 "training (the published recipe's 0.1)"})
 
 
 @dataclass
@@ -64,8 +69,12 @@ def lora_targets(module: nn.Module, skip: tuple[str, ...] = ("lm_head",)) -> lis
                    if isinstance(m, nn.Linear) and not any(s in name for s in skip)})
 
 
+LORA_ALPHA_PER_RANK = 2  # lora_alpha = 2 x rank: adapters are scaled by alpha / rank = 2
+
+
 def prepare_model(model, args: ModelArguments):
-    """Freeze switches, then LoRA adapters (their own weights train whatever the freeze switches say)."""
+    """Drop-path, freeze switches, then LoRA adapters (their own weights train whatever the freeze switches say)."""
+    model.set_vision_drop_path(args.drop_path_rate)
     for part, frozen in ((model.vision_model, args.freeze_vision), (model.mlp1, args.freeze_projector),
                          (model.language_model, args.freeze_llm)):
         part.requires_grad_(not frozen)
@@ -75,24 +84,59 @@ def prepare_model(model, args: ModelArguments):
         for name, rank in (("language_model", args.use_llm_lora), ("vision_model", args.use_vision_lora)):
             if rank:
                 part = getattr(model, name)
-                config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.05, target_modules=lora_targets(part))
+                config = LoraConfig(r=rank, lora_alpha=LORA_ALPHA_PER_RANK * rank, lora_dropout=0.05,
+                                    target_modules=lora_targets(part))
                 setattr(model, name, get_peft_model(part, config))
     return model
 
 
-def merge_lora(model):
-    """Fold LoRA adapters into the base weights, so that the saved checkpoint is a plain one."""
-    from peft import PeftModel
+def merge_lora_state(state: dict[str, torch.Tensor], scaling: float) -> dict[str, torch.Tensor]:
+    """A state dict with peft LoRA adapters -> the plain model's, each adapter folded into its base weight.
 
-    for name in ("language_model", "vision_model"):
-        part = getattr(model, name)
-        if isinstance(part, PeftModel):
-            setattr(model, name, part.merge_and_unload())
-    return model
+    peft names `X.base_model.model.Y.base_layer.weight` with `...lora_A.default.weight` [r, in] and
+    `...lora_B.default.weight` [out, r]; the merged weight is W + scaling * B @ A under the name `X.Y.weight`.
+    Works on any full state dict, so also on the one DeepSpeed ZeRO-3 gathers from its shards.
+    """
+    merged = {}
+    for name, tensor in state.items():
+        if ".lora_A." in name or ".lora_B." in name:
+            continue
+        if ".base_layer." in name and name.endswith(".weight"):
+            stem = name[: -len("base_layer.weight")]
+            a, b = state.get(stem + "lora_A.default.weight"), state.get(stem + "lora_B.default.weight")
+            if a is not None and b is not None:
+                tensor = (tensor.float() + scaling * (b.float() @ a.float())).to(tensor.dtype)
+        merged[name.replace(".base_model.model.", ".").replace(".base_layer.", ".")] = tensor
+    return merged
+
+
+def save_trained(trainer: Trainer, tokenizer, out: Path, scaling: float) -> None:
+    """The final checkpoint in this project's layout: full weights (gathered from ZeRO-3 shards), LoRA merged."""
+    model = trainer.deepspeed if trainer.is_deepspeed_enabled else trainer.model
+    state = trainer.accelerator.get_state_dict(model)  # a collective under ZeRO-3: every rank calls it
+    if trainer.is_world_process_zero():
+        config = trainer.accelerator.unwrap_model(trainer.model).config
+        save_state_dict(config, tokenizer, merge_lora_state(state, scaling), out)
 
 
 class SFTTrainer(Trainer):
-    """Trainer whose length-grouped sampler uses the dataset's own length estimates (no media is read)."""
+    """Trainer whose length-grouped sampler uses the dataset's own length estimates (no media is read), and
+    which counts the samples that failed to load once each over workers and ranks (`failures.py`)."""
+
+    def __init__(self, *args, max_failed_samples: int = 100, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.failures = FailureLedger(max_failed_samples)
+
+    def training_step(self, model, inputs, *args, **kwargs):
+        self.failures.add(inputs.pop("failed_samples", []))
+        return super().training_step(model, inputs, *args, **kwargs)
+
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        """Every logging step (on every rank): the run's failed samples so far, and the stop rule."""
+        failed = self.failures.gathered()
+        logs["failed_samples"] = len(failed)
+        super().log(logs, *args, **kwargs)
+        self.failures.check(failed)
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -118,8 +162,11 @@ def build(model_args: ModelArguments, data_args: DataArguments, training_args: T
                       max_dynamic_patch=data_args.max_dynamic_patch, max_failed_samples=data_args.max_failed_samples,
                       seed=training_args.seed)
     dataset = SFTDataset(specs, tokenizer, model.config, data)
+    # The collator builds exactly the model's inputs, plus `failed_samples` for the trainer: nothing to prune.
+    training_args.remove_unused_columns = False
     trainer = SFTTrainer(model=model, args=training_args, train_dataset=dataset, processing_class=tokenizer,
-                         data_collator=partial(collate, pad_token_id=tokenizer.pad_token_id or 0))
+                         data_collator=partial(collate, pad_token_id=tokenizer.pad_token_id or 0),
+                         max_failed_samples=data_args.max_failed_samples)
     return trainer, dataset
 
 
@@ -141,11 +188,17 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: T
         (out / "run_config.json").write_text(json.dumps(config, indent=2, default=str))
         log.info("%d samples from %d datasets; %.1fM of %.1fM parameters train", len(dataset), len(dataset.specs),
                  trainable / 1e6, total / 1e6)
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    if dataset.failed and trainer.is_world_process_zero():
-        log.warning("%d samples failed to load and were skipped", dataset.failed)
-    merge_lora(trainer.model)
-    trainer.save_model(str(out))  # model, config and tokenizer, loadable by load_pretrained
+    try:
+        trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    finally:  # the failures met, written even when they stopped the run
+        failed = trainer.failures.gathered()
+        if trainer.is_world_process_zero():
+            out.mkdir(parents=True, exist_ok=True)
+            trainer.failures.write(out, failed)
+            if failed:
+                log.warning("%d samples failed to load and were skipped (%s)", len(failed), out / "failed_samples.json")
+    trainer.failures.check(failed)
+    save_trained(trainer, trainer.processing_class, out, scaling=LORA_ALPHA_PER_RANK)  # loadable by load_pretrained
     if trainer.is_world_process_zero():
         trainer.state.save_to_json(str(out / "trainer_state.json"))  # the loss history, among others
     return out
@@ -158,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s: %(message)s")
     try:
         train(model_args, data_args, training_args)
-    except VideoChatOnlineError as err:  # a bad checkpoint, meta or annotation file: one line, not a traceback
+    except (VideoChatOnlineError, FailedSamplesError) as err:  # bad inputs: one line, not a traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -1,0 +1,57 @@
+"""Samples that failed to load, counted once each over the whole run.
+
+DataLoader workers are separate processes and every rank has its own, so a count kept in the dataset
+is lost (workers) or partial (ranks). Instead each batch carries the samples that failed while it
+was assembled (`failed_samples`: (dataset/entry, reason) pairs), the trainer adds them to a
+`FailureLedger` in its own process, and the ledger gathers the distinct samples of every rank when
+it reports: in the logs, at the end (`failed_samples.json` in the output directory: the total and
+the first reasons) and when deciding to stop (more than `limit` distinct samples have failed).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+
+class FailedSamplesError(RuntimeError):
+    """Too many samples failed to load: the data, not a sample, is the problem."""
+
+
+class FailureLedger:
+    FIRST = 20  # reasons kept in the report
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.failed: dict[str, str] = {}  # "dataset/entry" -> reason, this process's
+
+    def add(self, failures) -> None:
+        for key, reason in failures:
+            self.failed.setdefault(key, reason)
+
+    def gathered(self) -> dict[str, str]:
+        """The distinct failed samples of every rank (a collective call: every rank must make it)."""
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return dict(self.failed)
+        parts = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(parts, self.failed)
+        merged: dict[str, str] = {}
+        for part in parts:
+            for key, reason in part.items():
+                merged.setdefault(key, reason)
+        return merged
+
+    def check(self, failed: dict[str, str]) -> None:
+        """Stop the run once more than `limit` distinct samples have failed (the same decision on every rank)."""
+        if len(failed) > self.limit:
+            key, reason = next(iter(failed.items()))
+            raise FailedSamplesError(f"{len(failed)} samples failed to load, more than max_failed_samples="
+                                     f"{self.limit}; the first: {key}: {reason}")
+
+    def write(self, out_dir: str | Path, failed: dict[str, str]) -> Path:
+        path = Path(out_dir) / "failed_samples.json"
+        first = [{"sample": k, "reason": r} for k, r in sorted(failed.items())[: self.FIRST]]
+        path.write_text(json.dumps({"total": len(failed), "first": first}, indent=2, ensure_ascii=False))
+        return path
