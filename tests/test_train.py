@@ -311,8 +311,9 @@ def test_failed_samples_are_counted_once_over_workers(tiny_dir, demo, tmp_path, 
 
 
 def run_deepspeed(tiny_path, meta, out, config, *extra, port=29581):
-    env = {**os.environ, "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-           "MASTER_PORT": str(port)}
+    # one process: the variables a launcher sets (LOCAL_SIZE spares older DeepSpeed's CPU accelerator a numactl call)
+    env = {**os.environ, "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_SIZE": "1",
+           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
     config = os.path.join(os.path.dirname(__file__), "..", "shell", "sft", config)
     return subprocess.run([sys.executable, "-m", "videochat_online.train.sft", "--model_name_or_path", str(tiny_path),
                            "--meta_path", str(meta), "--output_dir", str(out), "--per_device_train_batch_size", "1",
