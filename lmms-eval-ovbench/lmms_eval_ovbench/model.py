@@ -13,9 +13,10 @@ Visual input, by what a task's `doc_to_visual` returns:
 - nothing: a text-only question.
 
 Model arguments: pretrained, device, dtype (bf16/fp16/fp32), attn_implementation,
-memory (pyramid/window/uniform), preset (published: the published evaluation's frame step for a rate
-of `fps`, 8 by default; project: sampling at `fps`, 2 by default; see videochat_online.eval.protocols),
-fps, capacities and intervals (dash-separated, e.g. 2-2-12),
+memory (pyramid/window/uniform), preset (how OVBench clips are sampled; published: the published
+evaluation's frame step for a rate of `fps`, 8 by default; project: sampling at `fps`, 2 by default;
+see videochat_online.eval.presets), fps (other tasks' videos are sampled at `fps`, 2 by default),
+capacities and intervals (dash-separated, e.g. 2-2-12),
 window, uniform_frames, frame_batch (frames per vision-tower batch), max_new_tokens,
 system_message ("model": the checkpoint's; "ovbench": the published OVBench evaluation's; a path:
 that file's text, verbatim).
@@ -94,7 +95,9 @@ class VideoChatOnline(lmms):
                                      sample_intervals=parse_int_list(intervals, "intervals"), window=int(window),
                                      uniform_frames=int(uniform_frames))
         self.memory.build(self.engine.config.grid_size)  # check the settings against the model now
-        self.sampling = ProtocolConfig(name="stream", preset=preset, fps=None if fps is None else float(fps))
+        rate = None if fps is None else float(fps)
+        self.sampling = ProtocolConfig(name="stream", preset=preset, fps=rate)  # OVBench clips
+        self.video_sampling = ProtocolConfig(name="stream", preset="project", fps=rate)  # other tasks' videos: 2 fps
         self.frame_batch, self.max_new_tokens = int(frame_batch), int(max_new_tokens)
         self.failures: list[str] = []  # "task/doc_id: reason", this process's
 
@@ -184,7 +187,7 @@ class VideoChatOnline(lmms):
         if len(visuals) == 1 and isinstance(visuals[0], (str, Path)):
             source = open_video(visuals[0])
             session = self._session()
-            for done in answer_along(session, stream_frames(source, self.sampling),
+            for done in answer_along(session, stream_frames(source, self.video_sampling),
                                      [TimedQuestion(float("inf"), context)], batch_size=self.frame_batch, **options):
                 return done.reply.text
         raise InputError(f"videochat_online cannot read visuals of types {sorted({type(v).__name__ for v in visuals})}")
