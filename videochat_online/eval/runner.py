@@ -123,8 +123,9 @@ def answer_settings(model: str, config: ProtocolConfig, dtype: str | None) -> di
     return json.loads(json.dumps({"model": model, "dtype": dtype, **protocol, **memory}))
 
 
-def check_settings(out_dir: Path, settings: dict) -> None:
-    """Record the run's settings, or refuse to resume into a folder whose predictions were made otherwise."""
+def check_settings(out_dir: Path, settings: dict, write: bool = True) -> None:
+    """Record the run's settings (`write`: rank 0), or refuse to resume into a folder whose predictions were
+    made otherwise (every rank checks, so that no process writes into such a folder)."""
     file = out_dir / SETTINGS_FILE
     if file.exists():
         try:
@@ -141,7 +142,7 @@ def check_settings(out_dir: Path, settings: dict) -> None:
     elif list(out_dir.glob("predictions.rank*.jsonl")):
         raise InputError(f"{out_dir}: holds predictions but no {SETTINGS_FILE} saying how they were made; "
                          "use another --output-dir")
-    else:
+    elif write:
         file.write_text(json.dumps(settings, indent=2))
 
 
@@ -217,8 +218,8 @@ def run(args: argparse.Namespace) -> dict | None:
         raise InputError(f"{args.anno_dir}: no questions to evaluate in subsets {', '.join(subsets)}")
     meta = {"model": args.model, "anno_dir": str(args.anno_dir), "roots": roots, "subsets": list(subsets),
             "protocol": asdict(config), "world_size": world}
+    check_settings(out, answer_settings(args.model, config, args.dtype), write=rank == 0)
     if rank == 0:
-        check_settings(out, answer_settings(args.model, config, args.dtype))
         given = {k: v for k, v in vars(args).items() if not callable(v)}
         (out / "config.json").write_text(json.dumps({**given, "resolved": meta}, indent=2, default=str))
 

@@ -228,6 +228,7 @@ class SFTDataset(Dataset):
             except (InputError, SampleTooLong, OSError) as err:  # input problems only: a bug is raised
                 d, i = self.items[j]
                 failed.append((f"{self.specs[d].name}/{i}", f"{type(err).__name__}: {str(err).splitlines()[0]}"))
+                log.warning("skipped sample %s: %s", *failed[-1])
                 if len(failed) > self.data.max_failed_samples:
                     break
                 continue
