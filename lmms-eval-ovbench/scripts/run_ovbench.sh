@@ -9,7 +9,7 @@
 # MODEL        an lmms-eval model name                 (required)
 # MODEL_ARGS   its --model_args                         (required)
 # TASKS        comma-separated                          (default ovbench: the four subsets)
-# GPUS         processes, one per GPU (accelerate)      (default 1)
+# GPUS         processes, one per GPU (torchrun)        (default 1)
 # OUTPUT_PATH  (default runs/lmms_eval/$MODEL)
 # lmms-eval exits 0 even when an evaluation fails, so the run is judged by its results file.
 set -euo pipefail
@@ -22,7 +22,9 @@ OUTPUT_PATH=${OUTPUT_PATH:-runs/lmms_eval/$MODEL}
 mkdir -p "$OUTPUT_PATH"
 started=$(date +%s)
 
-if [ "$GPUS" -gt 1 ]; then launcher=(accelerate launch --num_processes "$GPUS" -m lmms_eval)
+# torchrun rather than `accelerate launch`: accelerate's CLI imports timm, which needs a torchvision that
+# imports (not so on a CPU machine with PyPI's CUDA build); the model plug-in starts the process group itself.
+if [ "$GPUS" -gt 1 ]; then launcher=(torchrun --nproc_per_node "$GPUS" --master_port "${MASTER_PORT:-29520}" -m lmms_eval)
 else launcher=(python -m lmms_eval); fi
 "${launcher[@]}" --model "$MODEL" --model_args "$MODEL_ARGS" --tasks "$TASKS" \
   --include_path "$here/../tasks/ovbench" --batch_size 1 --log_samples --output_path "$OUTPUT_PATH" "$@" \
