@@ -19,6 +19,7 @@ from .settings import (
     check_attention,
     check_device,
     parse_int_list,
+    show_ints,
 )
 
 
@@ -28,10 +29,6 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):
         print(f"error: {self.prog}: {message}", file=sys.stderr)
         sys.exit(2)
-
-
-def _show(values) -> str:
-    return ",".join(map(str, values))
 
 
 def add_model_args(parser: argparse.ArgumentParser, device: bool = True) -> None:
@@ -51,10 +48,10 @@ def add_memory_args(parser: argparse.ArgumentParser, mode: bool = True) -> None:
         parser.add_argument("--memory", default="pyramid", choices=MEMORY_MODES,
                             help="pyramid: the Pyramid Memory Bank; window: the last frames; uniform: frames spread "
                                  "over everything seen")
-    parser.add_argument("--capacities", default=_show(DEFAULT_CAPACITIES), help="pyramid: frames per level")
+    parser.add_argument("--capacities", default=show_ints(DEFAULT_CAPACITIES), help="pyramid: frames per level")
     parser.add_argument("--grid-sizes", default=None,
                         help="pyramid: grid side per level, never growing (default: the model's g, g/2, g/4)")
-    parser.add_argument("--intervals", default=_show(DEFAULT_INTERVALS),
+    parser.add_argument("--intervals", default=show_ints(DEFAULT_INTERVALS),
                         help="pyramid: frame i enters the first level whose interval divides it; the last is 1")
     parser.add_argument("--window", type=int, default=32, help="window: frames held")
     parser.add_argument("--uniform-frames", type=int, default=16, help="uniform: frames shown")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,17 +30,18 @@ class SettingsError(InputError, ValueError):
     """An option value that cannot be used; the message names the option and the allowed values."""
 
 
-def _show(values: Sequence[int]) -> str:
+def show_ints(values: Sequence[int]) -> str:
+    """(2, 2, 12) -> "2,2,12", as the options are written."""
     return ",".join(str(v) for v in values)
 
 
 def parse_int_list(text: str | Sequence[int], option: str) -> tuple[int, ...]:
-    """"2,2,12" (or lmms-eval's "2-2-12", or a sequence) -> (2, 2, 12)."""
+    """"2,2,12" (or lmms-eval's "2-2-12", where commas would split its model_args, or a sequence) -> (2, 2, 12)."""
     if not isinstance(text, str):
         return tuple(int(v) for v in text)
-    parts = text.replace("-", ",").split(",") if "," not in text and not text.startswith("-") else text.split(",")
+    separator = "-" if re.fullmatch(r"\d+(-\d+)+", text) else ","
     try:
-        return tuple(int(p) for p in parts)
+        return tuple(int(p) for p in text.split(separator))
     except ValueError:
         raise SettingsError(f"{option} {text}: expected integers separated by commas, e.g. 2,2,12") from None
 
@@ -53,15 +55,16 @@ def level_of(index: int, sample_intervals: Sequence[int]) -> int:
     return next(k for k, s in enumerate(sample_intervals) if index % s == 0)
 
 
-def check_intervals(sample_intervals: Sequence[int], levels: int, option: str = "--intervals") -> tuple[int, ...]:
-    """One sample interval >= 1 per level, the last 1 (so that every frame has a level)."""
+def check_intervals(sample_intervals: Sequence[int], levels: int | None = None,
+                    option: str = "--intervals") -> tuple[int, ...]:
+    """One sample interval >= 1 per level (`levels`, when given), the last 1 (so that every frame has a level)."""
     intervals = tuple(sample_intervals)
-    if len(intervals) != levels:
-        raise SettingsError(f"{option} {_show(intervals)}: give one interval per level ({levels} levels)")
+    if levels is not None and len(intervals) != levels:
+        raise SettingsError(f"{option} {show_ints(intervals)}: give one interval per level ({levels} levels)")
     if any(s < 1 for s in intervals):
-        raise SettingsError(f"{option} {_show(intervals)}: each level's sample interval must be >= 1")
+        raise SettingsError(f"{option} {show_ints(intervals)}: each level's sample interval must be >= 1")
     if intervals[-1] != 1:
-        raise SettingsError(f"{option} {_show(intervals)}: the last level's interval must be 1, so that every "
+        raise SettingsError(f"{option} {show_ints(intervals)}: the last level's interval must be 1, so that every "
                             "frame has a level")
     return intervals
 
@@ -77,14 +80,14 @@ def resolve_grid_sizes(grid_sizes: Sequence[int] | None, levels: int, grid_size:
         return None if grid_size is None else tuple(max(1, grid_size >> k) for k in range(levels))
     sizes = tuple(grid_sizes)
     if len(sizes) != levels:
-        raise SettingsError(f"{option} {_show(sizes)}: give one grid size per level ({levels} levels)")
+        raise SettingsError(f"{option} {show_ints(sizes)}: give one grid size per level ({levels} levels)")
     if any(g < 1 for g in sizes):
-        raise SettingsError(f"{option} {_show(sizes)}: each grid size must be >= 1")
+        raise SettingsError(f"{option} {show_ints(sizes)}: each grid size must be >= 1")
     if any(b > a for a, b in zip(sizes, sizes[1:])):
-        raise SettingsError(f"{option} {_show(sizes)}: grid sizes must not grow from one level to the next")
+        raise SettingsError(f"{option} {show_ints(sizes)}: grid sizes must not grow from one level to the next")
     if grid_size is not None and sizes[0] != grid_size:
-        raise SettingsError(f"{option} {_show(sizes)}: the first level keeps the model's full grid, {grid_size}; "
-                            f"e.g. {_show(max(1, grid_size >> k) for k in range(levels))}")
+        raise SettingsError(f"{option} {show_ints(sizes)}: the first level keeps the model's full grid, {grid_size}; "
+                            f"e.g. {show_ints(max(1, grid_size >> k) for k in range(levels))}")
     return sizes
 
 
@@ -95,11 +98,11 @@ def check_pyramid(capacities: Sequence[int], grid_sizes: Sequence[int] | None, s
     if not caps:
         raise SettingsError("--capacities: give at least one level, e.g. 2,2,12")
     if any(c < 0 for c in caps):
-        raise SettingsError(f"--capacities {_show(caps)}: each level's capacity must be >= 0")
+        raise SettingsError(f"--capacities {show_ints(caps)}: each level's capacity must be >= 0")
     if sum(caps) == 0:
-        raise SettingsError(f"--capacities {_show(caps)}: at least one level must hold frames")
+        raise SettingsError(f"--capacities {show_ints(caps)}: at least one level must hold frames")
     if len(tuple(sample_intervals)) != len(caps):
-        raise SettingsError(f"--capacities {_show(caps)} and --intervals {_show(sample_intervals)}: give one "
+        raise SettingsError(f"--capacities {show_ints(caps)} and --intervals {show_ints(sample_intervals)}: give one "
                             "interval per level")
     check_intervals(sample_intervals, len(caps))
     return resolve_grid_sizes(grid_sizes, len(caps), grid_size)

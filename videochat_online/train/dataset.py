@@ -106,7 +106,7 @@ class SampleBuilder:
     def __init__(self, tokenizer, config: VideoChatOnlineConfig, data: DataConfig):
         self.tokenizer, self.config, self.data = tokenizer, config, data
         self.template = get_template(config.template)
-        levels = len(check_intervals(data.sample_intervals, len(data.sample_intervals), "--pyramid_intervals"))
+        levels = len(check_intervals(data.sample_intervals, option="--pyramid_intervals"))
         self.grid_sizes = resolve_grid_sizes(data.pyramid_grid_sizes, levels, config.grid_size)
         self.system = config.system_message if data.system_message is None else data.system_message
 

@@ -29,7 +29,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from ..errors import VideoChatOnlineError
 from ..model import load_pretrained
 from ..model.checkpoint import save_state_dict
-from ..settings import DEFAULT_INTERVALS, check_intervals, parse_int_list
+from ..settings import DEFAULT_INTERVALS, check_intervals, parse_int_list, show_ints
 from .dataset import DataConfig, SFTDataset, collate, load_meta
 from .failures import FailedSamplesError, FailureLedger
 
@@ -57,7 +57,7 @@ class DataArguments:
     fps: float = 1.0
     min_num_frames: int = 1
     max_num_frames: int = 64
-    pyramid_intervals: str = field(default=",".join(map(str, DEFAULT_INTERVALS)),
+    pyramid_intervals: str = field(default=show_ints(DEFAULT_INTERVALS),
                                    metadata={"help": "sample intervals of the pyramid arrangement"})
     max_dynamic_patch: int | None = None
     max_failed_samples: int = 100
@@ -149,7 +149,7 @@ class SFTTrainer(Trainer):
 def build(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments):
     specs = [spec for path in data_args.meta_path for spec in load_meta(path, data_args.data_dir)]  # fail early
     intervals = parse_int_list(data_args.pyramid_intervals, "--pyramid_intervals")
-    check_intervals(intervals, len(intervals), "--pyramid_intervals")
+    check_intervals(intervals, option="--pyramid_intervals")
     dtype = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32"
     model, tokenizer = load_pretrained(model_args.model_name_or_path, dtype=dtype,
                                        attn_implementation=model_args.attn_implementation)
