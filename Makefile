@@ -1,20 +1,25 @@
 # make test                 set up .venv (first time) and run the test suite (what CI runs)
 # make demo                 set up .venv and watch a video as a stream, answering questions at their times
-#   MODEL=path/or/hub-id    checkpoint to use (default: a tiny random checkpoint written to checkpoints/)
-#   VIDEO=path.mp4          video file or frame folder (default: a generated demo video)
-#   ASK='--ask "4:Where is the ball?" --ask "9:What happens next?"'
+#   MODEL=path/or/hub-id    checkpoint to use (default: the bundled tiny model trained on the synthetic world)
+#   VIDEO=path.mp4          video file or frame folder (default: a bundled synthetic-world sample)
+#   ASK='--ask "4:Where is the ball?" --ask "9:What happens next?"'      FPS=1
+# make gradio               the gradio demo on http://127.0.0.1:7860 (gradio_demo.sh: MODEL, DEVICE, HOST, PORT, FPS)
 # make chat                 ask about an image (IMAGE=path.jpg QUESTION="...")
+# make synthetic            train the tiny model on the synthetic world from scratch and evaluate it (~30 min CPU)
 VENV ?= .venv
 PY := $(VENV)/bin/python
-TINY := checkpoints/tiny-phi3
-MODEL ?= $(TINY)
-IMAGE ?= checkpoints/demo.png
-QUESTION ?= What do you see in this image?
-VIDEO ?= checkpoints/demo.mp4
-ASK ?= --ask "4:Where is the ball?" --ask "9.5:What will happen next?"
-TINY_NOTE = @$(if $(filter $(TINY),$(MODEL)),echo "(model: a tiny randomly initialised checkpoint, so expect noise; MODEL=... picks a real one)")
+BUNDLED := models/videochat-online-synthetic-tiny
+MODEL ?= $(BUNDLED)
+IMAGE ?= assets/samples/square.png
+QUESTION ?= What colour is the square?
+VIDEO ?= assets/samples/synth_test_0000.mp4
+FPS ?= 1
+ASK ?= --ask "3:Where is the square now?" --ask "11:Where will the square stop?" \
+       --ask "12:How long has the square been moving?" \
+       --ask "14:What colour was the square before it changed colour?" --ask "30:Is the square still in view?"
+BUNDLED_NOTE = @$(if $(filter $(BUNDLED),$(MODEL)),echo "(model: the bundled tiny model, trained only on the synthetic world of coloured shapes: README, 'A world to learn in'; MODEL=... picks another)")
 
-.PHONY: setup test demo chat
+.PHONY: setup test demo chat gradio synthetic
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml lmms-eval-ovbench/pyproject.toml requirements.txt scripts/setup_env.sh
@@ -24,16 +29,16 @@ $(VENV)/.installed: pyproject.toml lmms-eval-ovbench/pyproject.toml requirements
 test: setup
 	$(PY) -m pytest -q
 
-$(TINY)/config.json: | setup
-	$(PY) -m videochat_online.tools.make_tiny $(TINY)
+demo: setup
+	$(BUNDLED_NOTE)
+	$(VENV)/bin/videochat-online stream "$(VIDEO)" --model "$(MODEL)" --fps $(FPS) $(ASK) --show-memory
 
-checkpoints/demo.png checkpoints/demo.mp4: | setup
-	$(PY) -m videochat_online.tools.demo_media $@
-
-demo: setup $(if $(filter $(TINY),$(MODEL)),$(TINY)/config.json) $(if $(filter checkpoints/demo.mp4,$(VIDEO)),checkpoints/demo.mp4)
-	$(TINY_NOTE)
-	$(VENV)/bin/videochat-online stream "$(VIDEO)" --model "$(MODEL)" $(ASK) --show-memory
-
-chat: setup $(if $(filter $(TINY),$(MODEL)),$(TINY)/config.json) $(if $(filter checkpoints/demo.png,$(IMAGE)),checkpoints/demo.png)
-	$(TINY_NOTE)
+chat: setup
+	$(BUNDLED_NOTE)
 	$(VENV)/bin/videochat-online chat --model "$(MODEL)" --image "$(IMAGE)" "$(QUESTION)"
+
+gradio: setup
+	bash gradio_demo.sh
+
+synthetic: setup
+	bash shell/synthetic/train_tiny.sh

@@ -205,7 +205,13 @@ def test_launchers_compute_the_published_recipe(tmp_path, stage, accumulation, b
     value = lambda flag: command[command.index(flag) + 1]  # noqa: E731
     assert value("--gradient_accumulation_steps") == str(accumulation)
     assert value("--per_device_train_batch_size") == str(batch) and value("--nnodes") == str(nodes)
-    metas = [command[i + 1] for i, arg in enumerate(command) if arg == "--meta_path"]
+    # what the entry point's own parser reads (a repeated --meta_path would keep only the last one)
+    from transformers import HfArgumentParser, TrainingArguments
+
+    from videochat_online.train.sft import DataArguments, ModelArguments
+
+    entry = command[command.index("videochat_online.train.sft") + 1:]
+    metas = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments)).parse_args(entry).meta_path
     assert [os.path.basename(m) for m in metas] == ["stage1_offline.json", "stage2_online.json"][:stage]
     assert sum(len(load_meta(m)) for m in metas) == 6 + (11 if stage == 2 else 0)
 

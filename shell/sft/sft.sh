@@ -33,9 +33,8 @@ if [ $((GLOBAL_BATCH % (PER_DEVICE_BATCH * world))) -ne 0 ]; then
   exit 2
 fi
 grad_acc=$((GLOBAL_BATCH / (PER_DEVICE_BATCH * world)))
-meta_args=()
 IFS=, read -ra metas <<<"$META"
-for m in "${metas[@]}"; do meta_args+=(--meta_path "$m"); done
+meta_args=(--meta_path "${metas[@]}")  # one option, several values (a repeated --meta_path keeps only the last)
 mkdir -p "$OUTPUT_DIR"
 echo "nodes=$NNODE gpus/node=$GPUS per-device batch=$PER_DEVICE_BATCH grad accumulation=$grad_acc global batch=$GLOBAL_BATCH"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..options import add_memory_args, add_model_args, check_model_args, memory_settings
 from ..settings import check_positive
-from .ovbench import SUBSETS
+from .ovbench import KNOWN_SUBSETS, SUBSETS
 from .presets import PRESETS, PROTOCOLS, ProtocolConfig
 
 
@@ -19,7 +19,9 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--anno-dir", required=True, help="folder with ava.json, coin.json, hirest.json, tao.json")
     parser.add_argument("--data-root", action="append", default=[], metavar="SUBSET=DIR",
                         help="where a subset's videos or frame folders are (repeat per subset)")
-    parser.add_argument("--subsets", default=",".join(SUBSETS), help="comma-separated (default: all four)")
+    parser.add_argument("--subsets", default=",".join(SUBSETS),
+                        help=f"comma-separated, of {', '.join(KNOWN_SUBSETS)} (default: OVBench's four; synth is the "
+                             "synthetic benchmark of videochat_online.synthetic)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="stream")
     parser.add_argument("--preset", choices=PRESETS, default="published",
                         help="published: the published evaluation's frame selection, prompt and reply length "
@@ -44,13 +46,13 @@ def check_eval_args(args: argparse.Namespace) -> None:
     args.roots = {}
     for item in args.data_root:
         subset, sep, path = item.partition("=")
-        if not sep or subset not in SUBSETS or not path:
-            raise InputError(f"--data-root {item}: write it as SUBSET=DIR with SUBSET one of {', '.join(SUBSETS)}")
+        if not sep or subset not in KNOWN_SUBSETS or not path:
+            raise InputError(f"--data-root {item}: write it as SUBSET=DIR with SUBSET one of {', '.join(KNOWN_SUBSETS)}")
         args.roots[subset] = path
     args.subset_list = tuple(s for s in args.subsets.split(",") if s)
-    unknown = [s for s in args.subset_list if s not in SUBSETS]
+    unknown = [s for s in args.subset_list if s not in KNOWN_SUBSETS]
     if unknown or not args.subset_list:
-        raise InputError(f"--subsets {args.subsets}: use one or more of {', '.join(SUBSETS)}, comma-separated")
+        raise InputError(f"--subsets {args.subsets}: use one or more of {', '.join(KNOWN_SUBSETS)}, comma-separated")
     if args.max_videos is not None:
         check_positive(args.max_videos, "--max-videos", integer=True)
     out = Path(args.output_dir)

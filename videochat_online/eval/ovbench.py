@@ -14,7 +14,9 @@ from pathlib import Path
 from ..errors import InputError
 from .scoring import LETTERS
 
-SUBSETS = ("ava", "coin", "hirest", "tao")
+SUBSETS = ("ava", "coin", "hirest", "tao")  # OVBench's four, evaluated by default
+SYNTHETIC_SUBSET = "synth"  # the synthetic world's test split (videochat_online.synthetic), video files
+KNOWN_SUBSETS = SUBSETS + (SYNTHETIC_SUBSET,)
 FRAME_FOLDER_SUBSETS = ("ava", "tao")
 AVA_CLIP_START = 900.0  # AVA's `middle_frame_timestamp` counts from the movie start; its clips start at 900 s
 
@@ -98,8 +100,8 @@ def _check_entry(entry, file: Path, i: int, subset: str) -> None:
 def load_questions(file: str | Path, subset: str) -> list[Question]:
     """Every question of one subset's file, validated."""
     file = Path(file)
-    if subset not in SUBSETS:
-        raise OVBenchError(f"{file}: unknown OVBench subset {subset!r}; known: {', '.join(SUBSETS)}")
+    if subset not in KNOWN_SUBSETS:
+        raise OVBenchError(f"{file}: unknown OVBench subset {subset!r}; known: {', '.join(KNOWN_SUBSETS)}")
     if not file.is_file():
         raise OVBenchError(f"{file}: no such question file")
     try:
@@ -111,16 +113,21 @@ def load_questions(file: str | Path, subset: str) -> list[Question]:
     questions = []
     for i, entry in enumerate(entries):
         _check_entry(entry, file, i, subset)
-        offset = AVA_CLIP_START if subset == "ava" else 0.0
-        questions.append(Question(
-            qid=f"{subset}/{i}", subset=subset, video=entry["video"], start=float(entry["start"]),
-            end=float(entry["end"]), reference_time=float(entry["middle_frame_timestamp"]) - offset,
-            asked_time=float(entry["middle_frame_timestamp"]),
-            question=entry["question"], candidates=list(entry["candidates"]), answer=entry["answer"],
-            answer_type=entry["answer_type"], sub_answer_type=entry["sub_answer_type"],
-            folder_fps=float(entry["fps"]) if "fps" in entry else None, image_file=entry.get("image_file"),
-        ))
+        questions.append(question_from_entry(entry, subset, i))
     return questions
+
+
+def question_from_entry(entry: dict, subset: str, position: int) -> Question:
+    """One checked question-file entry (at `position` in its subset's file) as a Question."""
+    offset = AVA_CLIP_START if subset == "ava" else 0.0
+    return Question(
+        qid=f"{subset}/{position}", subset=subset, video=entry["video"], start=float(entry["start"]),
+        end=float(entry["end"]), reference_time=float(entry["middle_frame_timestamp"]) - offset,
+        asked_time=float(entry["middle_frame_timestamp"]),
+        question=entry["question"], candidates=list(entry["candidates"]), answer=entry["answer"],
+        answer_type=entry["answer_type"], sub_answer_type=entry["sub_answer_type"],
+        folder_fps=float(entry["fps"]) if entry.get("fps") else None, image_file=entry.get("image_file"),
+    )
 
 
 def video_path(root: Path, question: Question) -> Path:

@@ -51,19 +51,23 @@ def _corpus() -> list[str]:
     return lines * 4
 
 
-def train_tokenizer(vocab_size: int = 1024) -> PreTrainedTokenizerFast:
-    """A byte-level BPE tokenizer with the model's special tokens, trained on a built-in corpus."""
+def train_tokenizer(vocab_size: int = 1024, extra_corpus: list[str] | None = None) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer with the model's special tokens, trained on a built-in corpus (and
+    `extra_corpus`, text a model will read and write, e.g. the synthetic world's questions)."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(_corpus(), trainer=trainer)
+    tok.train_from_iterator(_corpus() + list(extra_corpus or []), trainer=trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="<|endoftext|>",
                                    unk_token="<unk>", pad_token="<|endoftext|>")
 
 
-def tiny_config(llm: str, tokenizer: PreTrainedTokenizerFast) -> VideoChatOnlineConfig:
+def tiny_config(llm: str, tokenizer: PreTrainedTokenizerFast, llm_sizes: dict | None = None,
+                vision_sizes: dict | None = None, **config) -> VideoChatOnlineConfig:
+    """The tiny architecture; `llm_sizes` / `vision_sizes` override sub-config fields (e.g. hidden_size) and
+    `config` top-level fields (e.g. max_dynamic_patch)."""
     vocab = len(tokenizer)
     ids = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                eos_token_id=tokenizer.eos_token_id)
@@ -80,10 +84,16 @@ def tiny_config(llm: str, tokenizer: PreTrainedTokenizerFast) -> VideoChatOnline
         llm_config = dict(model_type="llama", architectures=["LlamaForCausalLM"], **shared)
     else:
         raise ValueError(f"unknown llm family {llm!r}; use phi3, qwen2 or llama")
+    llm_config.update(llm_sizes or {})
+    if llm == "phi3":  # LongRoPE factors: one per rotary frequency
+        head_dim = llm_config["hidden_size"] // llm_config["num_attention_heads"]
+        llm_config["rope_scaling"] = {**llm_config["rope_scaling"], "short_factor": [1.0] * (head_dim // 2),
+                                      "long_factor": [1.5] * (head_dim // 2)}
     vision_config = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                          image_size=224, patch_size=14, attention_bias=True, use_mean_pooling=True)
+    vision_config.update(vision_sizes or {})
     return VideoChatOnlineConfig(vision_config=vision_config, llm_config=llm_config, template=TEMPLATE_OF[llm],
-                                 system_message="You are a helpful assistant.", max_dynamic_patch=6)
+                                 **{"system_message": "You are a helpful assistant.", "max_dynamic_patch": 6, **config})
 
 
 def published_4b_config(tokenizer: PreTrainedTokenizerFast) -> VideoChatOnlineConfig:
@@ -103,15 +113,17 @@ def published_4b_config(tokenizer: PreTrainedTokenizerFast) -> VideoChatOnlineCo
 
 
 def make_tiny(out_dir: str | Path, layout: str = "native", llm: str = "phi3", seed: int = 0,
-              shards: int = 1) -> Path:
-    """Write the tiny checkpoint; `shards` > 1 writes a sharded original-layout checkpoint with an index."""
+              shards: int = 1, extra_corpus: list[str] | None = None, perturb: bool = True, **sizes) -> Path:
+    """Write the tiny checkpoint; `shards` > 1 writes a sharded original-layout checkpoint with an index.
+    `extra_corpus` joins the tokenizer's training text; `sizes` go to `tiny_config`. `perturb` randomises the
+    vision biases and layer scales (for tests of weight loading); a model to be trained keeps the usual init."""
     torch.manual_seed(seed)
-    tokenizer = train_tokenizer()
-    config = tiny_config(llm, tokenizer)
+    tokenizer = train_tokenizer(extra_corpus=extra_corpus)
+    config = tiny_config(llm, tokenizer, **sizes)
     model = VideoChatOnlineModel(config)
     with torch.no_grad():  # random layer scales and biases, so that a renaming mistake cannot hide
         for name, param in model.named_parameters():
-            if name.startswith("vision_model") and (name.endswith("bias") or "lambda" in name):
+            if perturb and name.startswith("vision_model") and (name.endswith("bias") or "lambda" in name):
                 param.normal_(0.0, 0.5)
     config.image_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
     out = Path(out_dir)

@@ -19,7 +19,7 @@ from PIL import Image
 
 from lmms_eval_ovbench import FAILED_REPLY_PREFIX
 from videochat_online.data.video import open_video
-from videochat_online.eval.ovbench import AVA_CLIP_START, OVBenchError, Question, format_question, video_path
+from videochat_online.eval.ovbench import OVBenchError, Question, format_question, question_from_entry, video_path
 from videochat_online.eval.presets import uniform_times
 from videochat_online.eval.results import macro_average
 from videochat_online.eval.scoring import extract_option, published_correct
@@ -29,7 +29,8 @@ ANSWER_TYPES = ("PastMemory", "SpatialPerception", "TemporalPerception", "Spatio
 # The task types each subset asks about (the metric lists of ovbench_{subset}.yaml).
 SUBSET_TYPES = {"ava": ANSWER_TYPES, "tao": ANSWER_TYPES,
                 "coin": ("PastMemory", "TemporalPerception", "FuturePrediction", "Hallucination"),
-                "hirest": ("PastMemory", "TemporalPerception", "FuturePrediction", "Hallucination")}
+                "hirest": ("PastMemory", "TemporalPerception", "FuturePrediction", "Hallucination"),
+                "synth": ("PastMemory", "SpatialPerception", "TemporalPerception", "FuturePrediction", "Hallucination")}
 
 
 def root_of(subset: str) -> Path:
@@ -52,17 +53,13 @@ def _process(subset: str):
     return process_docs
 
 
-process_ava, process_coin, process_hirest, process_tao = (_process(s) for s in ("ava", "coin", "hirest", "tao"))
+process_ava, process_coin, process_hirest, process_tao, process_synth = (
+    _process(s) for s in ("ava", "coin", "hirest", "tao", "synth"))
 
 
 def question_of(doc: dict) -> Question:
-    offset = AVA_CLIP_START if doc["subset"] == "ava" else 0.0
-    return Question(qid=doc["qid"], subset=doc["subset"], video=doc["video"], start=float(doc["start"]),
-                    end=float(doc["end"]), reference_time=float(doc["middle_frame_timestamp"]) - offset,
-                    asked_time=float(doc["middle_frame_timestamp"]),
-                    question=doc["question"], candidates=list(doc["candidates"]), answer=doc["answer"],
-                    answer_type=doc["answer_type"], sub_answer_type=doc["sub_answer_type"],
-                    folder_fps=float(doc["fps"]) if doc.get("fps") else None, image_file=doc.get("image_file"))
+    subset, position = doc["qid"].split("/")
+    return question_from_entry(doc, subset, int(position))
 
 
 def ovbench_doc_to_visual(doc: dict, lmms_eval_specific_kwargs: dict):

@@ -1,0 +1,220 @@
+"""The synthetic world: scenes drawn as their timelines say, questions answered by the families' rules,
+splits deterministic and disjoint, the benchmark in OVBench's format, and a tiny model that learns it."""
+
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from videochat_online.eval.ovbench import load_questions
+from videochat_online.synthetic.build import benchmark_questions, build, scenes
+from videochat_online.synthetic.questions import FAMILIES, ask, questions_for, times
+from videochat_online.synthetic.world import Scene, random_scene, render
+
+REPO = Path(__file__).resolve().parents[1]
+RED, BLUE, BACKGROUND = (220, 40, 40), (50, 90, 235), (28, 28, 32)
+
+# Written from the world's rules (world.py docstring), not from the generator: a red square at the top
+# left from 1 s, blue from 5 s, sliding to the top right from 8 s to 17 s, leaving at 22 s, 32 s long.
+SCENE = Scene(shape="square", first_colour="red", second_colour="blue", start_place="top left",
+              end_place="top right", appear=1, recolour=5, move_start=8, move_end=17, leave=22, duration=32)
+
+
+def pixel(frame, x, y):
+    return tuple(int(v) for v in frame[int(y * 224), int(x * 224)])
+
+
+def test_a_scene_is_drawn_as_its_timeline_says():
+    assert pixel(render(SCENE, 0.5), 0.25, 0.25) == BACKGROUND  # not there yet
+    assert pixel(render(SCENE, 2), 0.25, 0.25) == RED
+    assert pixel(render(SCENE, 2), 0.75, 0.25) == BACKGROUND
+    assert pixel(render(SCENE, 6), 0.25, 0.25) == BLUE
+    assert pixel(render(SCENE, 12.5), 0.5, 0.25) == BLUE  # half-way: the move is 9 s long
+    assert pixel(render(SCENE, 20), 0.75, 0.25) == BLUE and pixel(render(SCENE, 20), 0.25, 0.25) == BACKGROUND
+    assert set(map(tuple, render(SCENE, 23).reshape(-1, 3))) == {BACKGROUND}  # left at 22 s
+
+
+@pytest.mark.parametrize("family, t, answer", [
+    ("past_colour", 12, "red"),  # after the change to blue at 5 s
+    ("place_now", 3, "top left"),
+    ("place_now", 19, "top right"),
+    ("moving_for", 9, "1-2s"), ("moving_for", 11, "3-4s"), ("moving_for", 13, "5-6s"), ("moving_for", 16, "7-8s"),
+    ("destination", 10, "top right"),
+    ("still_there", 20, "Yes"), ("still_there", 23, "No"),
+])
+def test_each_family_answers_by_its_rule(family, t, answer):
+    q = ask(family, SCENE, "v.mp4", t)
+    assert q["answer"] == answer and q["answer"] in q["candidates"]
+    assert (q["answer_type"], q["sub_answer_type"]) == FAMILIES[family]
+    assert q["start"] == 0 and q["end"] == q["middle_frame_timestamp"] == t
+
+
+def test_questions_are_asked_only_when_they_have_one_answer():
+    assert times("past_colour", SCENE) == list(range(9, 22))  # 4 to 16 s after the change
+    assert times("place_now", SCENE) == [2, 3, 4, 5, 6, 7, 18, 19, 20, 21]  # resting, a second after arriving
+    assert times("moving_for", SCENE) == list(range(9, 17))
+    assert times("destination", SCENE) == list(range(9, 17))
+    assert times("still_there", SCENE) == list(range(23, 33))  # a second after leaving
+
+
+def test_answers_are_balanced_within_each_family():
+    rng = random.Random(1)
+    counts: dict[str, Counter] = {}
+    for k in range(300):
+        for q in questions_for(random_scene(rng), f"{k}.mp4", rng):
+            counts.setdefault(q["answer_type"], Counter())[q["answer"]] += 1
+    for answer_type, counter in counts.items():
+        share = max(counter.values()) / sum(counter.values())
+        assert len(counter) == (2 if answer_type == "Hallucination" else 4), counter
+        assert share < (0.6 if answer_type == "Hallucination" else 0.35), (answer_type, counter)
+
+
+def test_splits_are_deterministic_and_disjoint():
+    train, test = scenes(seed=3, train=200, test=40)
+    assert (train, test) == scenes(seed=3, train=200, test=40)
+    assert not set(train) & set(test)
+    assert scenes(seed=4, train=200, test=40)[1] != test
+
+
+def test_the_committed_benchmark_is_the_generators():
+    """lmms-eval's ovbench_synth questions are the recipe's test split (shell/synthetic/tiny.json, seed 0)."""
+    data = json.loads((REPO / "shell/synthetic/tiny.json").read_text())["data"]
+    _, test = scenes(data["seed"], data["train_videos"], data["test_videos"])
+    expected = benchmark_questions(test, random.Random(f"{data['seed']}/questions"))
+    committed = REPO / "lmms-eval-ovbench/tasks/ovbench/questions/synth.json"
+    assert json.loads(committed.read_text()) == expected
+    questions = load_questions(committed, "synth")  # OVBench's format, checked by the OVBench loader
+    assert len(questions) == 5 * data["test_videos"]
+
+
+def test_build_writes_videos_questions_and_training_sets(tmp_path):
+    out = build(tmp_path / "synth", train_videos=3, test_videos=2, seed=0)
+    questions = load_questions(out / "ovbench/synth.json", "synth")
+    assert len(questions) == 10 and {q.video for q in questions} == {"synth_test_0000.mp4", "synth_test_0001.mp4"}
+    assert sorted(p.name for p in (out / "videos/test").iterdir()) == ["synth_test_0000.mp4", "synth_test_0001.mp4"]
+    online = [json.loads(line) for line in (out / "train/online.jsonl").read_text().splitlines()]
+    assert len(online) == 3
+    turns = online[0]["conversations"]
+    times_asked = [t["timestamps"] for t in turns[::2]]
+    assert times_asked == sorted(times_asked) and len(turns) == 2 * 2 * len(FAMILIES)
+    from videochat_online.data.video import open_video
+
+    source = open_video(out / "videos/test/synth_test_0000.mp4")
+    assert source.native_fps == 2 and np.asarray(next(iter(source.sample(1.0))).image).shape == (224, 224, 3)
+
+
+# --------------------------------------------------------------------------------------------------
+# A test-sized training run: the project's training lowers the loss and lifts accuracy above chance
+# --------------------------------------------------------------------------------------------------
+def test_training_from_scratch_learns_the_world(tmp_path):
+    from videochat_online.chat import ChatEngine
+    from videochat_online.eval.ovbench import SYSTEM_MESSAGE
+    from videochat_online.synthetic.questions import COLOUR_NAMES
+    from videochat_online.synthetic.recipe import corpus
+    from videochat_online.synthetic.world import COLOURS
+    from videochat_online.tools.make_tiny import make_tiny
+    from videochat_online.train.sft import main as sft_main
+    from PIL import Image
+
+    data = build(tmp_path / "world", train_videos=60, test_videos=1, seed=5)
+    meta = data / "train/frames_only.json"  # the one-frame questions (the quickest to learn from)
+    meta.write_text(json.dumps({"frames": {"annotation": "frames.json", "data_root": ""}}))
+    init = make_tiny(tmp_path / "init", seed=0, extra_corpus=corpus(), perturb=False, max_dynamic_patch=1,
+                     system_message=SYSTEM_MESSAGE)
+    out = tmp_path / "trained"
+    assert sft_main(["--model_name_or_path", str(init), "--meta_path", str(meta),
+                     "--output_dir", str(out), "--max_steps", "150", "--per_device_train_batch_size", "8",
+                     "--learning_rate", "2e-3", "--warmup_steps", "10", "--lr_scheduler_type", "cosine",
+                     "--freeze_vision", "False", "--drop_path_rate", "0", "--logging_steps", "10",
+                     "--save_strategy", "no", "--report_to", "none", "--seed", "0"]) == 0
+    losses = [e["loss"] for e in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in e]
+    assert np.mean(losses[-3:]) < 0.5 * np.mean(losses[:2]), losses
+
+    # held-out frames: scenes of another seed, one frame each while the object rests
+    engine = ChatEngine.from_pretrained(str(out), device="cpu")
+    rng = random.Random(99)
+    correct, total = 0, 40
+    for _ in range(total):
+        scene = random_scene(rng)
+        t = rng.choice([t for t in range(scene.appear + 1, scene.recolour)])
+        reply = engine.ask_images([Image.fromarray(render(scene, t))], f"What colour is the {scene.shape}?",
+                                  max_new_tokens=6).text
+        correct += reply.strip() == scene.colour(t)
+    assert set(COLOUR_NAMES) == set(COLOURS)
+    assert correct / total >= 0.6, f"{correct}/{total} colours right after training (chance: 1/4)"
+
+
+# --------------------------------------------------------------------------------------------------
+# The bundled model (models/, trained by shell/synthetic/train_tiny.sh) on the benchmark's first videos,
+# through `videochat-online eval` and lmms-eval, unchanged
+# --------------------------------------------------------------------------------------------------
+BUNDLED = REPO / "models" / "videochat-online-synthetic-tiny"
+FIRST_VIDEOS = 12
+
+
+@pytest.fixture(scope="module")
+def first_videos(tmp_path_factory):
+    """The committed benchmark's questions on its first FIRST_VIDEOS videos, and those videos, regenerated."""
+    from videochat_online.synthetic.build import VIDEO_FPS, test_video
+    from videochat_online.synthetic.world import write_scene_video
+
+    data = json.loads((REPO / "shell/synthetic/tiny.json").read_text())["data"]
+    _, test = scenes(data["seed"], data["train_videos"], data["test_videos"])
+    root = tmp_path_factory.mktemp("synth-first")
+    (root / "anno").mkdir()
+    (root / "videos").mkdir()
+    for k in range(FIRST_VIDEOS):
+        write_scene_video(test[k], root / "videos" / test_video(k), VIDEO_FPS)
+    wanted = {test_video(k) for k in range(FIRST_VIDEOS)}
+    committed = json.loads((REPO / "lmms-eval-ovbench/tasks/ovbench/questions/synth.json").read_text())
+    (root / "anno/synth.json").write_text(json.dumps([q for q in committed if q["video"] in wanted]))
+    return root
+
+
+def evaluate(root, protocol, out):
+    from videochat_online.eval.runner import main as eval_main
+
+    assert eval_main(["--model", str(BUNDLED), "--anno-dir", str(root / "anno"), "--subsets", "synth",
+                      "--data-root", f"synth={root / 'videos'}", "--protocol", protocol, "--preset", "project",
+                      "--fps", "1", "--window", "3", "--uniform-frames", "3", "--output-dir", str(out)]) == 0
+    return json.loads((out / "results.json").read_text())
+
+
+def test_the_bundled_model_answers_well_above_chance(first_videos, tmp_path):
+    table = evaluate(first_videos, "stream", tmp_path / "stream")
+    overall = table["overall"]
+    assert overall["total"] == 5 * FIRST_VIDEOS and overall["failed"] == 0
+    chance = 100 * (4 * 0.25 + 0.5) / 5  # 30%
+    assert overall["accuracy"] >= chance + 20, table["answer_type"]
+
+
+def test_lmms_eval_runs_the_benchmark_unchanged_and_agrees(first_videos, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from lmms_eval_ovbench import TASKS_DIR
+    from lmms_eval_ovbench.check import check
+
+    limit = 10  # the first two videos' questions
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "OVBENCH_SYNTH_ROOT": str(first_videos / "videos")}
+    out = tmp_path / "lmms"
+    result = subprocess.run([sys.executable, "-m", "lmms_eval", "--model", "videochat_online", "--model_args",
+                             f"pretrained={BUNDLED},preset=project,fps=1,max_new_tokens=32", "--tasks",
+                             "ovbench_synth", "--include_path", str(TASKS_DIR), "--limit", str(limit),
+                             "--log_samples", "--output_path", str(out)], capture_output=True, text=True, env=env,
+                            timeout=900)
+    assert check(out, ["ovbench_synth"]) == [], result.stdout[-3000:] + result.stderr[-3000:]
+    (file,) = list(out.rglob("*_samples_ovbench_synth.jsonl"))
+    lmms = {s["ovbench_overall"]["id"]: s for s in map(json.loads, file.read_text().splitlines())}
+    evaluate(first_videos, "stream", tmp_path / "ours")
+    ours = {r["id"]: r for r in map(json.loads, (tmp_path / "ours/predictions.jsonl").read_text().splitlines())}
+    assert len(lmms) == limit
+    for qid, sample in lmms.items():
+        reply = sample["filtered_resps"]
+        reply = reply[0] if isinstance(reply, list) else reply
+        assert reply == ours[qid]["reply"] and sample["ovbench_overall"]["correct"] == ours[qid]["correct"], qid

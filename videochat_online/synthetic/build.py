@@ -1,0 +1,153 @@
+"""Write the synthetic benchmark and its training sets.
+
+    python -m videochat_online.synthetic.build OUT_DIR [--train-videos 400] [--test-videos 80] [--seed 0]
+
+OUT_DIR gets
+- `videos/train/*.mp4`, `videos/test/*.mp4`: the scenes at 2 fps, 224x224;
+- `ovbench/synth.json`: the test split's questions in OVBench's format (one of each family per video),
+  for `videochat-online eval --anno-dir OUT_DIR/ovbench --subsets synth --data-root synth=OUT_DIR/videos/test`
+  and the lmms-eval task `ovbench_synth`;
+- `train/`: the training split in the project's formats: `online.jsonl` (interleaved online dialogues,
+  the questions of the benchmark's families at moments of the stream; half with the benchmark's prompt and
+  options, half bare, so that the model also answers a question typed in the demo), `clips.json` (offline whole-clip
+  questions, VideoChat2-IT format), `frames.json` with `images/` (one-frame questions, LLaVA format),
+  and two meta files, `stage1.json` (offline) and `stage2.json` (online, with a quarter of the offline sets).
+Everything is decided by the seed; train and test scenes never coincide.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+from PIL import Image
+
+from ..eval.ovbench import ANSWER_SUFFIX, LETTERS, format_question, question_from_entry
+from .questions import clip_questions, frame_questions, questions_for, reply, resting_times
+from .world import Scene, random_scene, render, write_scene_video
+
+SUBSET = "synth"
+VIDEO_FPS = 2
+
+
+def scenes(seed: int, train: int, test: int, duration: int = 32) -> tuple[list[Scene], list[Scene]]:
+    """Train and test scenes, drawn from their own seeded streams; a test scene equal to a train one is redrawn."""
+    train_rng, test_rng = random.Random(f"{seed}/train"), random.Random(f"{seed}/test")
+    train_scenes = [random_scene(train_rng, duration) for _ in range(train)]
+    seen, test_scenes = set(train_scenes), []
+    while len(test_scenes) < test:
+        scene = random_scene(test_rng, duration)
+        if scene not in seen:
+            seen.add(scene)
+            test_scenes.append(scene)
+    return train_scenes, test_scenes
+
+
+def test_video(k: int) -> str:
+    return f"synth_test_{k:04d}.mp4"
+
+
+def benchmark_questions(test_scenes: list[Scene], rng: random.Random) -> list[dict]:
+    """The benchmark: one question of each family about each test scene (`rng` is then used for training)."""
+    return [q for k, scene in enumerate(test_scenes) for q in questions_for(scene, test_video(k), rng, per_family=1)]
+
+
+def options_text(question: str, candidates, suffix: str = ANSWER_SUFFIX) -> str:
+    """An offline question with its options, laid out as the benchmark's prompt (no moment in it)."""
+    options = "\n".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(candidates))
+    return f"{question}\nOptions:\n{options}{suffix}"
+
+
+def online_sample(scene: Scene, video: str, rng: random.Random, per_family: int) -> dict:
+    """An interleaved online dialogue over the scene: each question at its moment, half of them as the
+    benchmark's prompt (time, options) answered "(B) green", half as the bare question answered "green"."""
+    turns = []
+    for i, entry in enumerate(questions_for(scene, video, rng, per_family)):
+        if rng.random() < 0.5:
+            prompt, answer = format_question(question_from_entry(entry, SUBSET, i), time=entry["end"]), reply(entry)
+        else:
+            prompt, answer = entry["question"], entry["answer"]
+        turns += [{"from": "human", "value": prompt, "timestamps": entry["end"]}, {"from": "gpt", "value": answer}]
+    return {"video": video, "clip": [0, scene.duration], "conversations": turns}
+
+
+def ask_offline(question: str, candidates, answer: str, rng: random.Random) -> tuple[str, str]:
+    """An offline question and its reply: with options (answered "(B) green") or bare (answered "green")."""
+    if rng.random() < 0.5:
+        return options_text(question, candidates), reply({"candidates": list(candidates), "answer": answer})
+    return question, answer
+
+
+def offline_samples(scene: Scene, video: str, image_dir: Path, name: str, rng: random.Random) -> tuple[dict, list[dict]]:
+    """A whole-clip sample (VideoChat2-IT format) and one-frame samples (LLaVA format) of a scene."""
+    qa = []
+    for question, candidates, answer in clip_questions(scene):
+        q, a = ask_offline(question, candidates, answer, rng)
+        qa.append({"i": "", "q": q, "a": a})
+    images = []
+    for t in sorted(rng.sample(resting_times(scene), 2)):
+        file = f"images/{name}_{t}.png"
+        Image.fromarray(render(scene, t)).save(image_dir.parent / file)
+        turns = []
+        for k, (question, candidates, answer) in enumerate(frame_questions(scene, t)):
+            q, a = ask_offline(question, candidates, answer, rng)
+            turns += [{"from": "human", "value": ("<image>\n" if k == 0 else "") + q}, {"from": "gpt", "value": a}]
+        images.append({"image": file, "conversations": turns})
+    return {"video": video, "QA": qa}, images
+
+
+def build(out_dir: str | Path, train_videos: int = 400, test_videos: int = 80, seed: int = 0,
+          per_family: int = 2) -> Path:
+    """Write everything (see the module docstring); returns OUT_DIR."""
+    out = Path(out_dir)
+    for folder in ("videos/train", "videos/test", "ovbench", "train/images"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    train_scenes, test_scenes = scenes(seed, train_videos, test_videos)
+    rng = random.Random(f"{seed}/questions")
+    test_questions = benchmark_questions(test_scenes, rng)
+    for k, scene in enumerate(test_scenes):
+        write_scene_video(scene, out / "videos/test" / test_video(k), VIDEO_FPS)
+    (out / "ovbench" / f"{SUBSET}.json").write_text(json.dumps(test_questions, indent=1))
+    online, clips, frames = [], [], []
+    for k, scene in enumerate(train_scenes):
+        name = f"synth_train_{k:04d}"
+        write_scene_video(scene, out / "videos/train" / f"{name}.mp4", VIDEO_FPS)
+        online.append(online_sample(scene, f"{name}.mp4", rng, per_family))
+        clip, images = offline_samples(scene, f"{name}.mp4", out / "train/images", name, rng)
+        clips.append(clip)
+        frames += images
+    train = out / "train"
+    (train / "online.jsonl").write_text("".join(json.dumps(e) + "\n" for e in online))
+    (train / "clips.json").write_text(json.dumps(clips, indent=1))
+    (train / "frames.json").write_text(json.dumps(frames, indent=1))
+    videos = "../videos/train"
+    (train / "stage1.json").write_text(json.dumps({
+        "synth_frames": {"annotation": "frames.json", "data_root": "", "repeat_time": 1},
+        "synth_clips": {"annotation": "clips.json", "data_root": videos, "repeat_time": 1, "num_frames": 8},
+    }, indent=2))
+    (train / "stage2.json").write_text(json.dumps({  # online dialogues, with some of the offline data kept
+        "synth_online": {"annotation": "online.jsonl", "data_root": videos, "repeat_time": 3},
+        "synth_frames": {"annotation": "frames.json", "data_root": "", "repeat_time": 0.25},
+        "synth_clips": {"annotation": "clips.json", "data_root": videos, "repeat_time": 0.25, "num_frames": 8},
+    }, indent=2))
+    (out / "scenes.json").write_text(json.dumps({"train": [s.to_dict() for s in train_scenes],
+                                                 "test": [s.to_dict() for s in test_scenes]}, indent=1))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m videochat_online.synthetic.build", description=__doc__.split("\n")[0])
+    parser.add_argument("out_dir")
+    parser.add_argument("--train-videos", type=int, default=400)
+    parser.add_argument("--test-videos", type=int, default=80)
+    parser.add_argument("--per-family", type=int, default=2, help="questions of each family per training video")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    out = build(args.out_dir, args.train_videos, args.test_videos, args.seed, args.per_family)
+    print(f"wrote the synthetic benchmark and training sets to {out}")
+
+
+if __name__ == "__main__":
+    main()
