@@ -41,7 +41,22 @@ constraints="$VENV/constraints.txt"
   "$VENV/bin/python" -c "import torch; print('torch==' + torch.__version__)"
 } >"$constraints"
 # The project, and the lmms-eval plug-in (which brings lmms-eval).
-"${pip[@]}" install -q -c "$constraints" -e ".[video,train,dev]" -e ./lmms-eval-ovbench
+"${pip[@]}" install -q -c "$constraints" -e ".[video,train,demo,dev]" -e ./lmms-eval-ovbench
+
+# The demo's browser test drives Debian's chromium through playwright (playwright's own browser downloads
+# are not used). Installed when missing and this user may run apt-get; CHROMIUM=/path names another binary.
+if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  apt=()
+  if [ "$(id -u)" = 0 ]; then apt=(apt-get); elif sudo -n true 2>/dev/null; then apt=(sudo -n apt-get); fi
+  if [ ${#apt[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian's chromium for the demo's browser test"
+    "${apt[@]}" update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq chromium >/dev/null
+  else
+    echo "warning: chromium is not installed and apt-get cannot be run here; tests/test_gradio_demo.py needs it" \
+         "(apt-get install chromium, or CHROMIUM=/path/to/chromium)" >&2
+  fi
+fi
 
 # Nothing here needs torchvision, but lmms-eval (and timm) require it. PyPI's build is a CUDA build; on a
 # CPU machine it cannot be imported and breaks `import transformers`' image code, so a torchvision that

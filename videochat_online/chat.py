@@ -9,15 +9,17 @@ checks that their count matches the `<IMG_CONTEXT>` slots of the prompt.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from PIL import Image
 from transformers import PreTrainedTokenizerBase
 
 from .conversation import build_prompt, get_template, images_message
-from .data.image import dynamic_tiles, frames_to_pixel_values
+from .data.image import dynamic_tiles, frames_to_pixel_values, frames_to_pixel_values_on
 from .model import VideoChatOnlineModel, load_pretrained
 
 
@@ -35,34 +37,62 @@ class Reply:
 
 class ChatEngine:
     def __init__(self, model: VideoChatOnlineModel, tokenizer: PreTrainedTokenizerBase,
-                 system_message: str | None = None):
+                 system_message: str | None = None, preprocess: str = "auto", fixed_batch: int | None = None):
+        """`preprocess`: where frames are resized and normalised: "device" (uint8 to the model's device,
+        resized there, in batches), "pil" (on the CPU, frame by frame) or "auto" (device on a GPU).
+        `fixed_batch`: every vision-tower call gets exactly this many frames (zero frames pad the last
+        batch), so that a frame's features never depend on how frames were batched: bit-identical
+        memories whether frames arrive one by one or in batches, in bf16 on a GPU too."""
+        if preprocess not in ("auto", "device", "pil"):
+            raise ValueError(f"preprocess must be auto, device or pil, got {preprocess!r}")
+        if fixed_batch is not None and fixed_batch < 1:
+            raise ValueError(f"fixed_batch must be >= 1, got {fixed_batch}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.config = model.config
         self.template = get_template(self.config.template)
         self.system_message = self.config.system_message if system_message is None else system_message
         self.stop_token_ids = [tokenizer.convert_tokens_to_ids(self.template.stop_token)]
+        self.preprocess = ("device" if model.device.type == "cuda" else "pil") if preprocess == "auto" else preprocess
+        self.fixed_batch = fixed_batch
 
     @classmethod
     def from_pretrained(cls, path_or_id: str, *, device: str | None = None, dtype: str | None = None,
-                        attn_implementation: str | None = None, system_message: str | None = None) -> "ChatEngine":
-        """Defaults: the first GPU when there is one, else the CPU; bf16 on a GPU, fp32 on the CPU."""
+                        attn_implementation: str | None = None, system_message: str | None = None,
+                        **options) -> "ChatEngine":
+        """Defaults: the first GPU when there is one, else the CPU; bf16 on a GPU, fp32 on the CPU.
+        `options`: `preprocess`, `fixed_batch` (see __init__)."""
         device = device or default_device()
         dtype = dtype or ("bf16" if torch.device(device).type == "cuda" else "fp32")
         model, tokenizer = load_pretrained(path_or_id, device=device, dtype=dtype,
                                            attn_implementation=attn_implementation)
-        return cls(model, tokenizer, system_message)
+        return cls(model, tokenizer, system_message, **options)
 
     @property
     def device(self) -> torch.device:
         return self.model.device
 
     # ----------------------------------------------------------------------------------------------
+    def pixel_values(self, frames: Sequence) -> torch.Tensor:
+        """Frames (PIL images or HxWx3 uint8 arrays) -> pixel values [B, 3, S, S] on the model's device."""
+        size = self.config.tile_size
+        arrays = self.preprocess == "device" and all(isinstance(f, np.ndarray) for f in frames) \
+            and len({f.shape for f in frames}) == 1
+        if arrays:
+            return frames_to_pixel_values_on(frames, size, self.device)
+        return frames_to_pixel_values(frames, size).to(self.device)
+
     def encode_frames(self, frames: Sequence) -> torch.Tensor:
-        """Frames (PIL images or HxWx3 uint8 arrays) -> feature grids [B, C, g, g], one batch through the tower."""
-        pixels = frames_to_pixel_values(frames, self.config.tile_size)
+        """Frames (PIL images or HxWx3 uint8 arrays) -> feature grids [B, C, g, g] through the tower (in
+        calls of exactly `fixed_batch` frames when set)."""
+        pixels = self.pixel_values(frames)  # [B, 3, S, S]
         with torch.inference_mode():
-            return self.model.encode_frames(pixels.to(self.device))
+            if self.fixed_batch is None:
+                return self.model.encode_frames(pixels)
+            n, b = len(pixels), self.fixed_batch
+            padded = torch.cat([pixels, pixels.new_zeros((-n % b, *pixels.shape[1:]))])  # [ceil(n/b)*b, 3, S, S]
+            grids = [self.model.encode_frames(chunk) for chunk in padded.split(b)]
+            return torch.cat(grids)[:n]
 
     def encode_images(self, images: Sequence[Image.Image]) -> tuple[torch.Tensor, list[int]]:
         """Still images, dynamically tiled -> (visual tokens [N, C], tokens per image)."""
@@ -89,6 +119,33 @@ class ChatEngine:
                 break
         text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
         return Reply(text=text, token_ids=ids, prompt=prompt)
+
+    def generate_stream(self, prompt: str, visual_tokens: torch.Tensor | None, max_new_tokens: int = 256,
+                        **generate_kwargs) -> Iterator[str]:
+        """The reply to a finished prompt as it is generated: the text so far, after each new token
+        (the last value is `generate(...).text`). Generation runs in a worker thread."""
+        from transformers import TextIteratorStreamer
+
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        failure: list[BaseException] = []
+
+        def work():
+            try:
+                self.generate(prompt, visual_tokens, max_new_tokens=max_new_tokens, streamer=streamer,
+                              **generate_kwargs)
+            except BaseException as err:  # handed to the caller below
+                failure.append(err)
+                streamer.end()
+
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        text = ""
+        for piece in streamer:
+            text += piece
+            yield text.strip()
+        worker.join()
+        if failure:
+            raise failure[0]
 
     def ask(self, user_message: str, visual_tokens: torch.Tensor | None = None,
             history: Sequence[tuple[str, str]] = (), **generate_kwargs) -> Reply:

@@ -105,6 +105,7 @@ def cmd_stream(args) -> int:
 
     from tqdm import tqdm
 
+    from .data.video import prefetch
     from .streaming import StreamingSession, TimedQuestion, answer_along
 
     questions, source = [TimedQuestion(t, text) for t, text in args.questions], args.source
@@ -119,9 +120,9 @@ def cmd_stream(args) -> int:
     last = max(q.time for q in questions)
     total = None if duration is None else int(min(duration, last) * args.fps) + 1
     with tqdm(total=total, unit="frame", desc="watching", file=sys.stderr, leave=False) as bar:
-        for done in answer_along(session, source.sample(args.fps), questions, batch_size=args.batch_size,
-                                 remember=args.multi_turn, on_frame=lambda _: bar.update(),
-                                 max_new_tokens=args.max_new_tokens):
+        frames = prefetch(source.sample(args.fps, end=last))  # decoded by a reader thread, ahead of the tower
+        for done in answer_along(session, frames, questions, batch_size=args.batch_size, remember=args.multi_turn,
+                                 on_frame=lambda _: bar.update(), max_new_tokens=args.max_new_tokens):
             held = [{"index": f.index, "time": round(f.timestamp, 3), "level": f.level, "tokens": f.num_tokens}
                     for f in done.memory]
             if args.json:

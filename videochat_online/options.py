@@ -31,9 +31,10 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def add_model_args(parser: argparse.ArgumentParser, device: bool = True) -> None:
-    parser.add_argument("--model", required=True, help="checkpoint directory (this project's or the original "
-                        "InternVL layout) or a hub id")
+def add_model_args(parser: argparse.ArgumentParser, device: bool = True, default_model: str | None = None) -> None:
+    parser.add_argument("--model", required=default_model is None, default=default_model,
+                        help="checkpoint directory (this project's or the original InternVL layout) or a hub id"
+                             + (f" (default: {default_model})" if default_model else ""))
     if device:
         parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     parser.add_argument("--dtype", default=None, choices=["bf16", "fp16", "fp32"],

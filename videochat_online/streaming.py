@@ -19,11 +19,15 @@ from .chat import ChatEngine, Reply
 from .conversation import FrameSlot, build_prompt
 from .data.video import VideoFrame
 from .memory import MemoryFrame
+from .model.modeling import PrefixCache
 
 class StreamingSession:
-    def __init__(self, engine: ChatEngine, memory, system_message: str | None = None):
+    def __init__(self, engine: ChatEngine, memory, system_message: str | None = None, reuse_kv: bool = True):
+        """`reuse_kv`: keep the KV cache of the last prompt and compute only what changed since (the
+        system message, history and memory frames before the first changed frame are reused)."""
         self.engine = engine
         self.memory = memory
+        self.prefix_cache = PrefixCache() if reuse_kv else None
         self.system_message = engine.system_message if system_message is None else system_message
         self.history: list[tuple[str, str]] = []
         self.frames_encoded = 0  # frames through the vision tower, over the session's life
@@ -34,16 +38,29 @@ class StreamingSession:
         """Encode newly arrived frames as one batch and add them to memory, in order."""
         if not frames:
             return
-        for frame in frames:
-            if self.last_frame is not None and frame.index <= self.last_frame[0]:
-                raise ValueError(f"frame {frame.index} arrived after frame {self.last_frame[0]}: "
-                                 "push frames in stream order (reset() starts a new stream)")
-            self.last_frame = (frame.index, frame.timestamp)
+        self._check_order(frames)
         grids = self.engine.encode_frames([f.image for f in frames])  # [B, C, g, g]
         self.frames_encoded += len(frames)
         self.encode_calls += 1
+        self.add_encoded(frames, grids)
+
+    def add_encoded(self, frames: Sequence[VideoFrame], grids: torch.Tensor) -> None:
+        """Add frames already through the vision tower (grids [B, C, g, g]) to memory, in order; for
+        several memories fed from one encoding (the demo compares memories this way)."""
+        if len(frames) != len(grids):
+            raise ValueError(f"{len(frames)} frames but {len(grids)} feature grids")
+        self._check_order(frames)
         for frame, grid in zip(frames, grids):
             self.memory.add(grid, frame.index, frame.timestamp)
+            self.last_frame = (frame.index, frame.timestamp)
+
+    def _check_order(self, frames: Sequence[VideoFrame]) -> None:
+        last = self.last_frame[0] if self.last_frame is not None else None
+        for frame in frames:
+            if last is not None and frame.index <= last:
+                raise ValueError(f"frame {frame.index} arrived after frame {last}: "
+                                 "push frames in stream order (reset() starts a new stream)")
+            last = frame.index
 
     def held_frames(self) -> list[MemoryFrame]:
         return self.memory.frames()
@@ -58,15 +75,26 @@ class StreamingSession:
     def ask(self, question: str, remember: bool = False, **generate_kwargs) -> Reply:
         """Answer from what memory holds now; `remember` keeps the exchange as history for later turns."""
         prompt, tokens = self.prompt_for(question)
-        reply = self.engine.generate(prompt, tokens, **generate_kwargs)
+        reply = self.engine.generate(prompt, tokens, prefix_cache=self.prefix_cache, **generate_kwargs)
         if remember:
             self.history.append((question, reply.text))
         return reply
+
+    def ask_stream(self, question: str, remember: bool = False, **generate_kwargs) -> Iterator[str]:
+        """`ask`, the reply yielded as it grows (the text so far after each token)."""
+        prompt, tokens = self.prompt_for(question)
+        text = ""
+        for text in self.engine.generate_stream(prompt, tokens, prefix_cache=self.prefix_cache, **generate_kwargs):
+            yield text
+        if remember:
+            self.history.append((question, text))
 
     def reset(self) -> None:
         """Forget the stream and the conversation (the encode counters keep counting)."""
         self.memory.reset()
         self.history.clear()
+        if self.prefix_cache is not None:
+            self.prefix_cache.clear()
         self.last_frame = None
 
 

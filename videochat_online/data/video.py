@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import itertools
 import math
+import queue
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
 
+T = TypeVar("T")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 _EPS = 1e-6
 
@@ -229,3 +233,46 @@ def open_video(path: str | Path, folder_fps: float | None = None, backend: str =
         if backend == "decord":
             raise InputError(f"{path}: decord cannot read the video ({str(err).splitlines()[0]})") from None
         return probe
+
+
+def prefetch(items: Iterable[T], depth: int = 8) -> Iterator[T]:
+    """Iterate `items` (e.g. decoded frames) from a reader thread that keeps up to `depth` ready, so that
+    decoding overlaps the consumer's work (the vision tower). An error in the reader is raised here,
+    at the item where it happened; stopping early stops the reader."""
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read():
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((done, None))
+        except BaseException as err:  # handed to the consumer
+            put((done, err))
+
+    reader = threading.Thread(target=read, daemon=True, name="frame-reader")
+    reader.start()
+    try:
+        while True:
+            item, err = ready.get()
+            if err is not None:
+                raise err
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        reader.join()

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from ..chat import ChatEngine, Reply
 from ..conversation import compact_prompt
-from ..data.video import FrameFolderSource, VideoSource, open_video
+from ..data.video import FrameFolderSource, VideoSource, open_video, prefetch
 from ..memory import MemoryFrame
 from ..streaming import StreamingSession, TimedQuestion, answer_along
 from .ovbench import ANSWER_SUFFIX, WINDOW_SUFFIX, Question, VideoTask, format_question
@@ -82,7 +82,7 @@ class ProtocolRunner:
             timed = [TimedQuestion(q.end, self.question_text(q), key=q) for q in questions]
             end = max(q.end for q in questions) if questions else 0.0
             try:
-                for done in answer_along(session, stream_frames(source, c, end=end), timed,
+                for done in answer_along(session, prefetch(stream_frames(source, c, end=end)), timed,
                                          batch_size=c.batch_size, max_new_tokens=c.max_new_tokens):
                     yield record(done.question.key, done.reply, done.memory, c.name)
             finally:
@@ -92,7 +92,7 @@ class ProtocolRunner:
             session = self._session("uniform" if c.name == "uniform" else "pyramid")
             frames = stream_frames(source, c, end=q.end) if c.name == "recompute" else self.question_frames(source, q)
             try:
-                self._push_all(session, frames)
+                self._push_all(session, prefetch(frames))
                 reply = session.ask(self.question_text(q), max_new_tokens=c.max_new_tokens)
             finally:
                 self.frames_encoded += session.frames_encoded

@@ -32,7 +32,7 @@ import torch
 
 from ..errors import InputError, VideoChatOnlineError
 from ..options import Parser
-from .ovbench import SUBSETS, VideoTask, load_ovbench
+from .ovbench import KNOWN_SUBSETS, VideoTask, load_ovbench
 from .options import add_eval_args, check_eval_args
 from .presets import ProtocolConfig
 from .protocols import ProtocolRunner, record
@@ -169,7 +169,7 @@ def merge(out_dir: Path, tasks: list[VideoTask], meta: dict) -> dict:
     """predictions.jsonl (in question-file order) and the results files, from every process's predictions."""
     found = read_predictions(out_dir)
     order = [q.qid for task in tasks for q in task.questions]
-    order.sort(key=lambda qid: (SUBSETS.index(qid.split("/")[0]), int(qid.split("/")[1])))
+    order.sort(key=lambda qid: (KNOWN_SUBSETS.index(qid.split("/")[0]), int(qid.split("/")[1])))
     missing = [qid for qid in order if qid not in found]
     if missing:
         raise RuntimeError(f"{out_dir}: {len(missing)} questions have no prediction (e.g. {missing[:3]})")
@@ -233,8 +233,11 @@ def run(args: argparse.Namespace) -> dict | None:
 
     from ..chat import ChatEngine, default_device
 
-    engine = ChatEngine.from_pretrained(args.model, device=default_device(local_rank), dtype=args.dtype,
-                                        attn_implementation=args.attn)
+    device = default_device(local_rank)
+    # On a GPU every vision-tower call gets exactly `batch_size` frames, so that stream and recompute (and any
+    # batching) hold bit-identical memories in bf16; on the CPU the features are batch-independent already.
+    engine = ChatEngine.from_pretrained(args.model, device=device, dtype=args.dtype, attn_implementation=args.attn,
+                                        fixed_batch=config.batch_size if device.startswith("cuda") else None)
     runner = ProtocolRunner(engine, config)
     writer = PredictionWriter(out / f"predictions.rank{rank}.jsonl")
     start = time.perf_counter()

@@ -209,13 +209,20 @@ class VideoChatOnlineModel(PreTrainedModel):
         *,
         stop_token_ids: list[int],
         max_new_tokens: int = 256,
+        prefix_cache: "PrefixCache | None" = None,
         **generate_kwargs,
     ) -> torch.Tensor:
-        """New token ids [B, T] for a prompt; generation ends at any of `stop_token_ids` (kept in the output)."""
+        """New token ids [B, T] for a prompt; generation ends at any of `stop_token_ids` (kept in the output).
+
+        `prefix_cache` (one prompt, B = 1): the KV cache of the previous prompt is reused up to the first
+        position where the two prompts' embeddings differ, so only the rest is computed.
+        """
         embeds = self.embed_prompt(input_ids, visual_tokens)
         if attention_mask is None:
             attention_mask = torch.ones(input_ids.shape, dtype=torch.long, device=embeds.device)
         generate_kwargs.setdefault("do_sample", False)
+        if prefix_cache is not None:
+            generate_kwargs[prefix_cache.argument(self.language_model)] = prefix_cache.reuse(embeds)
         pad = self.language_model.config.pad_token_id
         return self.language_model.generate(
             inputs_embeds=embeds,
@@ -225,3 +232,46 @@ class VideoChatOnlineModel(PreTrainedModel):
             max_new_tokens=max_new_tokens,
             **generate_kwargs,
         )
+
+
+class PrefixCache:
+    """The KV cache of the last prompt answered, reused by the next prompt up to where they first differ.
+
+    A streaming session's prompts share their start (system message, history, the memory frames before
+    the first one that changed): that part is not computed again. The cache holds one prompt and its
+    reply at most (it is cropped to the shared part before each use), so its memory stays bounded.
+    """
+
+    def __init__(self):
+        self.embeds: torch.Tensor | None = None  # [1, L, D] of the last prompt
+        self.cache = None
+        self.reused = 0  # positions taken from the cache by the last reuse
+
+    @staticmethod
+    def argument(language_model) -> str:
+        """The cache argument's name in this transformers release (`cache` from 5.2x, `past_key_values` before)."""
+        import inspect
+
+        return "cache" if "cache" in inspect.signature(language_model.forward).parameters else "past_key_values"
+
+    def reuse(self, embeds: torch.Tensor):
+        """The cache cropped to the prefix `embeds` [1, L, D] shares with the last prompt (at least one
+        position is left to compute, for the first token's logits)."""
+        from transformers import DynamicCache
+
+        if embeds.shape[0] != 1:
+            raise ValueError(f"a prefix cache serves one prompt at a time, got a batch of {embeds.shape[0]}")
+        shared = 0
+        if self.cache is not None and self.embeds is not None and self.embeds.shape[-1] == embeds.shape[-1]:
+            m = min(self.embeds.shape[1], embeds.shape[1] - 1)
+            differs = (self.embeds[0, :m] != embeds[0, :m]).any(dim=-1)  # [m]
+            shared = int(torch.argmax(differs.int())) if bool(differs.any()) else m
+        if shared == 0 or self.cache is None:
+            self.cache = DynamicCache()
+        elif self.cache.get_seq_length() > shared:
+            self.cache.crop(shared - self.cache.get_seq_length())  # a negative count: positions to drop (every 5.x)
+        self.embeds, self.reused = embeds, shared
+        return self.cache
+
+    def clear(self) -> None:
+        self.embeds, self.cache, self.reused = None, None, 0

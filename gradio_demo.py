@@ -1,0 +1,242 @@
+"""The gradio demo: play a video (or the webcam) as a live stream, ask at any moment, see the memory.
+
+    python gradio_demo.py [--model PATH_OR_HUB_ID] [--device cuda|cpu] [--host 127.0.0.1] [--port 7860] [--fps 2]
+                          [--memory pyramid|window|uniform] [--capacities 2,2,12] ...   (or: bash gradio_demo.sh)
+
+A thin layer over `videochat_online.live.LiveStream` (itself over `StreamingSession`): this file only
+lays out the page and turns its events into calls. Each browser session gets its own stream, memory
+and conversation; the model is loaded once and shared. Without --model it loads the project's bundled
+tiny model, trained on the synthetic world (`models/`), and offers that world's videos as samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import io
+import logging
+import sys
+import threading
+from pathlib import Path
+
+import gradio as gr
+
+from videochat_online.data.video import open_video
+from videochat_online.errors import InputError
+from videochat_online.live import MODES, LiveStream, MemoryView
+from videochat_online.options import Parser, add_memory_args, add_model_args, check_model_args, memory_settings
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_MODEL = HERE / "models" / "videochat-online-synthetic-tiny"
+SAMPLES = HERE / "assets" / "samples"
+MAX_UPLOAD_MB = 200
+MAX_SECONDS = 600.0
+log = logging.getLogger("videochat_online.demo")
+
+
+# -- what the page shows -------------------------------------------------------------------------------
+def memory_html(view: MemoryView | None) -> str:
+    """The memory view: thumbnails grouped by level, each with frame number, time and token count."""
+    if view is None:
+        return "<div id='memory-view'><p>Nothing watched yet.</p></div>"
+    parts = [f"<div id='memory-view'><p id='memory-total'><b>{view.mode}</b> memory: "
+             f"{view.tokens} / {view.cap} visual tokens</p>"]
+    for level, frames in enumerate(view.levels):
+        title = f"Level {level}" if len(view.levels) > 1 else "Frames"
+        grid = f", {int(frames[0].tokens ** 0.5)}x{int(frames[0].tokens ** 0.5)} tokens a frame" if frames else ""
+        parts.append(f"<div class='memory-level'><p>{title}: {len(frames)} frames{grid}</p>"
+                     "<div style='display:flex;flex-wrap:wrap;gap:4px'>")
+        for f in frames:
+            buffer = io.BytesIO()
+            f.thumbnail.save(buffer, format="PNG")
+            data = base64.b64encode(buffer.getvalue()).decode()
+            parts.append(f"<figure class='memory-frame' style='margin:0;text-align:center;font-size:11px'>"
+                         f"<img src='data:image/png;base64,{data}' style='height:56px'/>"
+                         f"<figcaption>#{f.index} · {f.time:.1f}s · {f.tokens} tok</figcaption></figure>")
+        parts.append("</div></div>")
+    return "".join(parts) + "</div>"
+
+
+def clock_text(live: LiveStream | None) -> str:
+    if live is None or (live.latest is None and not live.playing):
+        return "Stream time: -"
+    state = "paused" if live.paused else "playing" if live.playing else "ended" if live.finished else "stopped"
+    return f"Stream time: {live.playhead:.1f} s ({state}, {live.frames_encoded} frames encoded)"
+
+
+def error_text(err: Exception) -> str:
+    return f"**Error:** {html.escape(str(err).splitlines()[0] if str(err) else type(err).__name__)}"
+
+
+# -- the app ---------------------------------------------------------------------------------------------
+def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_upload_mb: float = MAX_UPLOAD_MB,
+              max_seconds: float = MAX_SECONDS, tick_seconds: float = 0.5) -> gr.Blocks:
+    lock = threading.Lock()  # one model for every browser session: one forward at a time
+    sample_files = sorted(p.name for p in samples.glob("*.mp4")) if samples and samples.is_dir() else []
+
+    def new_stream() -> LiveStream:
+        return LiveStream(engine, settings, fps=fps, lock=lock)
+
+    def start(path: str | None, live: LiveStream | None):
+        """Open a video file as a new stream; a problem with it becomes one message in the page."""
+        live = live or new_stream()
+        if not path:
+            return live, "", []
+        try:
+            file = Path(path)
+            size_mb = file.stat().st_size / 2 ** 20
+            if size_mb > max_upload_mb:
+                raise InputError(f"{file.name}: {size_mb:.0f} MB is over the {max_upload_mb:.0f} MB limit")
+            source = open_video(file)
+            if source.duration is not None and source.duration > max_seconds:
+                raise InputError(f"{file.name}: {source.duration:.0f} s is longer than the {max_seconds:.0f} s limit")
+            first = next(iter(source.sample(fps, end=0.0)), None)  # a file that opens but gives no frame
+            if first is None:
+                raise InputError(f"{file.name}: no frame could be read")
+        except (InputError, OSError, ValueError) as err:
+            log.warning("upload refused: %s", err)
+            return live, error_text(err), gr.skip()
+        live.open(source, duration=max_seconds)
+        return live, f"Playing **{html.escape(file.name)}** at {fps:g} frames a second.", []
+
+    def upload(file, live):
+        return start(file, live)
+
+    def play_sample(name, live):
+        return start(str(samples / name) if name else None, live)
+
+    def tick(live):
+        if live is None or not (live.playing or live.camera):
+            return gr.skip(), gr.skip(), gr.skip()
+        try:
+            live.tick()
+        except (InputError, OSError, ValueError) as err:  # a video that breaks part-way
+            live.reset()
+            return None, clock_text(live), memory_html(None)
+        return live.latest, clock_text(live), memory_html(live.memory_view())
+
+    def ask(question, chat, live):
+        chat = list(chat or [])
+        if live is None or live.latest is None:
+            yield chat, "", "**Error:** start a video or the webcam first"
+            return
+        try:
+            replies = live.ask(question)
+            text = next(replies, "")
+        except ValueError as err:
+            yield chat, "", error_text(err)
+            return
+        stamp = f"[{live.answers[-1].time:.1f} s] "
+        chat += [{"role": "user", "content": stamp + question.strip()}, {"role": "assistant", "content": text}]
+        yield chat, "", ""
+        for text in replies:
+            chat[-1] = {"role": "assistant", "content": text}
+            yield chat, "", ""
+
+    def pause(live):
+        if live:
+            live.pause()
+        return clock_text(live)
+
+    def resume(live):
+        if live:
+            live.resume()
+        return clock_text(live)
+
+    def reset(live):
+        if live:
+            live.reset()
+        return live, None, clock_text(live), memory_html(None), [], ""
+
+    def switch(mode, live):
+        if live is None:
+            return gr.skip()
+        live.mode = mode
+        return memory_html(live.memory_view() if live.frames_encoded else None)
+
+    def camera_on(live):
+        live = live or new_stream()
+        live.open_camera()
+        return live, "Webcam: frames are taken as they arrive."
+
+    def camera_frame(image, live):
+        if live is None or image is None or not live.camera:
+            return gr.skip(), gr.skip()
+        live.push_camera(image)
+        return clock_text(live), memory_html(live.memory_view())
+
+    with gr.Blocks(title="VideoChat-Online") as app:
+        live = gr.State(None)  # per browser session
+        gr.Markdown("# VideoChat-Online\nA video plays as a live stream: each frame is encoded as the playhead "
+                    "reaches it and enters the memory. Ask at any moment; the answer comes from what the memory "
+                    "holds then.")
+        status = gr.Markdown("", elem_id="status")
+        with gr.Row():
+            with gr.Column(scale=3):
+                with gr.Tab("Video"):
+                    upload_box = gr.File(label=f"Upload a video (up to {max_upload_mb:g} MB, {max_seconds:g} s)",
+                                         elem_id="upload")
+                    with gr.Row():
+                        sample = gr.Dropdown(sample_files, value=sample_files[0] if sample_files else None,
+                                             label="or a sample", elem_id="sample")
+                        sample_button = gr.Button("Play sample", elem_id="play-sample")
+                with gr.Tab("Webcam"):
+                    webcam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam")
+                    camera_button = gr.Button("Watch the webcam")
+                player = gr.Image(label="Stream", interactive=False, elem_id="player", height=300)
+                clock = gr.Markdown("Stream time: -", elem_id="clock")
+                with gr.Row():
+                    pause_button = gr.Button("Pause", elem_id="pause")
+                    resume_button = gr.Button("Resume", elem_id="resume")
+                    reset_button = gr.Button("Reset", elem_id="reset")
+                mode = gr.Radio(list(MODES), value=settings.mode, label="Memory", elem_id="mode")
+            with gr.Column(scale=3):
+                chat = gr.Chatbot(label="Conversation", elem_id="chat", height=360)
+                question = gr.Textbox(label="Ask at this moment", elem_id="question", submit_btn=True)
+                memory = gr.HTML(memory_html(None), label="Memory")
+        upload_box.upload(upload, [upload_box, live], [live, status, chat])
+        sample_button.click(play_sample, [sample, live], [live, status, chat])
+        gr.Timer(tick_seconds).tick(tick, [live], [player, clock, memory])
+        question.submit(ask, [question, chat, live], [chat, question, status])
+        pause_button.click(pause, [live], [clock])
+        resume_button.click(resume, [live], [clock])
+        reset_button.click(reset, [live], [live, player, clock, memory, chat, status])
+        mode.change(switch, [mode, live], [memory])
+        camera_button.click(camera_on, [live], [live, status])
+        webcam.stream(camera_frame, [webcam, live], [clock, memory], stream_every=1.0 / fps)
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = Parser(prog="gradio_demo.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (default) serves this machine only")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--fps", type=float, default=2.0, help="frames the stream takes a second")
+    parser.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB)
+    parser.add_argument("--max-seconds", type=float, default=MAX_SECONDS, help="longest video accepted")
+    parser.add_argument("--share", action="store_true", help="a public gradio link (off by default)")
+    add_model_args(parser, default_model=str(DEFAULT_MODEL))
+    add_memory_args(parser)
+    args = parser.parse_args(argv)
+    try:
+        settings = memory_settings(args)
+        check_model_args(args, settings)
+        if not args.fps > 0 or not args.max_upload_mb > 0 or not args.max_seconds > 0:
+            raise InputError("--fps, --max-upload-mb and --max-seconds must be > 0")
+        from videochat_online.chat import ChatEngine
+
+        engine = ChatEngine.from_pretrained(args.model, device=args.device, dtype=args.dtype,
+                                            attn_implementation=args.attn)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    app = build_app(engine, settings, args.fps, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
+    app.queue().launch(server_name=args.host, server_port=args.port, share=args.share,
+                       max_file_size=f"{args.max_upload_mb:g}mb")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""The gradio demo, served locally and driven in a real headless browser (Debian's chromium, by playwright).
+
+The set-up installs both (scripts/setup_env.sh); CHROMIUM names another browser binary.
+"""
+
+import os
+import re
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from videochat_online.chat import ChatEngine
+from videochat_online.settings import MemorySettings
+from videochat_online.tools.demo_media import write_video
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+import gradio_demo  # noqa: E402
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# Flags for a closed network and a root user (Chromium otherwise tries Google's hosts at every start).
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"]
+SCREENSHOT = Path(os.environ.get("DEMO_SCREENSHOT", REPO / "runs" / "gradio_demo.png"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tiny_dir, tmp_path_factory):
+    """The demo on localhost with a tiny checkpoint, playing at 4 frames a second; yields its URL and media."""
+    media = tmp_path_factory.mktemp("demo-media")
+    video = write_video(media / "ball.mp4", seconds=12, fps=8)
+    (media / "notes.txt").write_text("not a video\n")
+    engine = ChatEngine.from_pretrained(str(tiny_dir()), device="cpu")
+    settings = MemorySettings(capacities=(2, 2, 4))
+    app = gradio_demo.build_app(engine, settings, fps=4, samples=None, tick_seconds=0.25)
+    port = free_port()
+    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}", video, media / "notes.txt"
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/setup_env.sh, which installs Debian's chromium")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+        yield b
+        b.close()
+
+
+def stream_seconds(page) -> float:
+    text = page.locator("#clock").inner_text()
+    match = re.search(r"Stream time: ([0-9.]+) s", text)
+    return float(match.group(1)) if match else -1.0
+
+
+def upload_and_ask(page, url, video, question):
+    page.goto(url)
+    page.locator("#upload input[type=file]").set_input_files(str(video))
+    expect(page.locator("#status")).to_contain_text("Playing", timeout=30_000)
+    page.wait_for_function("() => /Stream time: ([3-9]|1[0-9])\\./.test(document.querySelector('#clock').innerText)",
+                           timeout=30_000)  # 3 s or more into the 12 s video
+    page.locator("#question textarea").fill(question)
+    page.locator("#question textarea").press("Enter")
+    reply = page.locator("#chat .message").nth(1)
+    expect(reply).to_be_visible(timeout=30_000)
+    return page.locator("#chat").inner_text()
+
+
+def test_demo_streams_answers_mid_stream_and_shows_memory(served, browser):
+    url, video, _ = served
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    chat = upload_and_ask(page, url, video, "Where is the ball?")
+    stamp = float(re.search(r"\[([0-9.]+) s\] Where is the ball\?", chat).group(1))
+    assert 3.0 <= stamp < 12.0  # answered at its moment, before the end of the video
+    frames = page.locator("#memory-view figure.memory-frame")
+    expect(frames.first).to_be_visible(timeout=10_000)
+    assert frames.count() >= 2
+    total = page.locator("#memory-total").inner_text()
+    held, cap = map(int, re.search(r"(\d+) / (\d+) visual tokens", total).groups())
+    assert 0 < held <= cap == 2 * 64 + 2 * 16 + 4 * 4
+    # pause holds the playhead; switching the memory changes the view, not the stream
+    page.locator("#pause").click()
+    page.wait_for_timeout(600)
+    paused_at = stream_seconds(page)
+    page.wait_for_timeout(1000)
+    assert stream_seconds(page) == paused_at
+    page.locator("#mode").get_by_label("window").check()
+    expect(page.locator("#memory-total")).to_contain_text("window memory", timeout=10_000)
+    page.locator("#resume").click()
+    page.wait_for_function(f"() => !document.querySelector('#clock').innerText.includes('{paused_at:.1f} s')",
+                           timeout=10_000)
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert SCREENSHOT.stat().st_size > 10_000
+    page.locator("#reset").click()
+    expect(page.locator("#memory-view")).to_contain_text("Nothing watched yet", timeout=10_000)
+    page.close()
+
+
+def test_two_sessions_do_not_share_memory_or_history(served, browser):
+    url, video, _ = served
+    first, second = browser.new_page(), browser.new_page()
+    upload_and_ask(first, url, video, "What colour is the ball?")
+    second.goto(url)
+    second.wait_for_timeout(1500)  # several timer ticks
+    assert "What colour is the ball?" not in second.locator("#chat").inner_text()
+    assert second.locator("#memory-view figure.memory-frame").count() == 0
+    assert "Nothing watched yet" in second.locator("#memory-view").inner_text()
+    first.close()
+    second.close()
+
+
+def test_a_file_that_is_not_a_video_is_one_message_and_the_next_upload_works(served, browser):
+    url, video, notes = served
+    page = browser.new_page()
+    page.goto(url)
+    page.locator("#upload input[type=file]").set_input_files(str(notes))
+    expect(page.locator("#status")).to_contain_text("Error", timeout=30_000)
+    message = page.locator("#status").inner_text()
+    assert "notes.txt" in message and "Traceback" not in message and len(message.splitlines()) == 1
+    page.locator("#upload button[aria-label='Clear']").first.click()
+    page.locator("#upload input[type=file]").set_input_files(str(video))
+    expect(page.locator("#status")).to_contain_text("Playing", timeout=30_000)
+    expect(page.locator("#memory-view figure.memory-frame").first).to_be_visible(timeout=15_000)
+    page.close()

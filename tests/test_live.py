@@ -1,0 +1,96 @@
+"""LiveStream: a video played as a live stream on a clock the test controls."""
+
+import numpy as np
+import pytest
+
+from videochat_online.chat import ChatEngine
+from videochat_online.data.video import open_video
+from videochat_online.live import LiveStream
+from videochat_online.settings import MemorySettings
+from videochat_online.tools.demo_media import write_video
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_dir):
+    return ChatEngine.from_pretrained(str(tiny_dir()), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    return write_video(tmp_path_factory.mktemp("live") / "ball.mp4", seconds=10, fps=8)
+
+
+def test_frames_enter_memory_when_the_playhead_passes_them_never_before(engine, video):
+    clock = Clock()
+    live = LiveStream(engine, MemorySettings(capacities=(2, 2, 4)), fps=2, clock=clock)
+    live.open(open_video(video))
+    live.tick()
+    assert [f.index for f in live.sessions["pyramid"].held_frames()] == [0]  # the frame at 0 s only
+    clock.now += 2.2
+    live.tick()
+    held = live.sessions["window"].held_frames()
+    assert [f.timestamp for f in held] == [0.0, 0.5, 1.0, 1.5, 2.0] and live.playhead == pytest.approx(2.2)
+    assert live.frames_encoded == 5  # each frame through the tower once, for all three memories
+    live.pause()
+    clock.now += 5
+    live.tick()
+    assert live.frames_encoded == 5 and live.playhead == pytest.approx(2.2)
+    live.resume()
+    clock.now += 1.0
+    live.tick()
+    assert live.frames_encoded == 7 and live.playhead == pytest.approx(3.2)
+    clock.now += 60
+    live.tick()
+    assert live.finished and not live.playing and live.frames_encoded == 20 and live.playhead == 9.5
+
+
+def test_questions_are_answered_at_the_playhead_and_kept_in_history(engine, video):
+    clock = Clock()
+    live = LiveStream(engine, MemorySettings(), fps=2, clock=clock, max_new_tokens=4)
+    live.open(open_video(video))
+    clock.now += 3.0
+    replies = list(live.ask("Where is the ball?"))
+    assert live.answers[-1].time == pytest.approx(3.0) and live.answers[-1].text == replies[-1]
+    direct = live.sessions["pyramid"]
+    assert direct.history == [("Where is the ball?", replies[-1])]
+    assert live.sessions["window"].history is direct.history  # one conversation whichever memory answers
+    with pytest.raises(ValueError, match="empty"):
+        list(live.ask("  "))
+
+
+def test_the_memory_view_groups_frames_by_level_with_tokens_and_cap(engine, video):
+    clock = Clock()
+    live = LiveStream(engine, MemorySettings(capacities=(1, 1, 2)), fps=2, clock=clock)
+    live.open(open_video(video))
+    clock.now += 9.0
+    live.tick()  # 19 frames: 0..18
+    view = live.memory_view()
+    assert len(view.levels) == 3 and [len(level) for level in view.levels] == [1, 1, 2]  # full at (1, 1, 2)
+    assert view.levels[0][0].index == 16 and view.levels[2][-1].index == 18  # the newest at each level's rule
+    assert [[f.tokens for f in level] for level in view.levels] == [[64], [16], [4, 4]]
+    assert view.tokens == sum(f.tokens for level in view.levels for f in level) <= view.cap == 64 + 16 + 2 * 4
+    assert all(max(f.thumbnail.size) <= 96 for level in view.levels for f in level)
+    live.mode = "window"
+    window = live.memory_view()
+    assert len(window.levels) == 1 and window.cap == 32 * 64 and len(window.levels[0]) == 19
+
+
+def test_camera_frames_are_taken_at_most_fps_times_a_second(engine):
+    clock = Clock()
+    live = LiveStream(engine, MemorySettings(), fps=2, clock=clock)
+    live.open_camera()
+    frame = np.zeros((96, 160, 3), dtype=np.uint8)
+    taken = []
+    for _ in range(10):  # 10 frames 0.2 s apart
+        taken.append(live.push_camera(frame))
+        clock.now += 0.2
+    assert taken == [True, False, False, True, False, False, True, False, False, True]
+    assert [round(f.timestamp, 1) for f in live.sessions["window"].held_frames()] == [0.0, 0.6, 1.2, 1.8]

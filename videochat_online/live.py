@@ -1,0 +1,213 @@
+"""A video played as a live stream, for interactive front ends (the gradio demo): frames enter memory
+as the playhead passes them, never ahead of it, and questions are answered at the playhead.
+
+    live = LiveStream(engine, MemorySettings(), fps=2)
+    live.open(open_video("cooking.mp4"))      # or live.open_camera() and live.push_camera(image) per frame
+    live.tick()                                # call often: encodes the frames the playhead has passed
+    for text in live.ask("What is he holding?"):
+        ...                                    # the reply so far; live.answers[-1].time is its stream time
+    live.pause(); live.resume(); live.reset()
+
+Every frame goes through the vision tower once and into each memory (pyramid, window, uniform), so
+that switching `live.mode` shows at once what another memory would hold and answer; the history of
+the conversation is shared. Nothing here knows about gradio.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+
+import numpy as np
+from PIL import Image
+
+from .chat import ChatEngine
+from .data.video import VideoFrame, VideoSource
+from .memory import PyramidMemoryBank, SlidingWindowMemory
+from .settings import MemorySettings
+from .streaming import StreamingSession
+
+MODES = ("pyramid", "window", "uniform")
+THUMBNAIL = 96  # pixels, the longer side
+
+
+@dataclass
+class HeldFrame:
+    """One frame a memory holds, for display."""
+
+    index: int
+    time: float
+    level: int
+    tokens: int
+    thumbnail: Image.Image
+
+
+@dataclass
+class MemoryView:
+    mode: str
+    levels: list[list[HeldFrame]]  # by level (one level for window and uniform), each in time order
+    tokens: int  # held now
+    cap: int  # the most this memory shows the model
+
+
+@dataclass
+class Answer:
+    time: float  # stream time when asked
+    question: str
+    text: str = ""
+
+
+def token_cap(memory, grid: int) -> int:
+    """The most visual tokens a memory ever shows the model."""
+    if isinstance(memory, PyramidMemoryBank):
+        return memory.max_tokens
+    if isinstance(memory, SlidingWindowMemory):
+        return memory.window * grid * grid
+    return memory.num_frames * grid * grid
+
+
+class LiveStream:
+    def __init__(self, engine: ChatEngine, settings: MemorySettings, fps: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic, lock: threading.Lock | None = None,
+                 max_new_tokens: int = 128):
+        if not fps > 0:
+            raise ValueError(f"fps must be > 0, got {fps}")
+        self.engine, self.fps, self.clock = engine, fps, clock
+        self.lock = lock or threading.Lock()  # one model, possibly several streams: one forward at a time
+        self.max_new_tokens = max_new_tokens
+        grid = engine.config.grid_size
+        self.grid = grid
+        self.sessions = {mode: StreamingSession(engine, replace(settings, mode=mode).build(grid)) for mode in MODES}
+        history: list[tuple[str, str]] = []
+        for session in self.sessions.values():
+            session.history = history  # one conversation, whichever memory answers
+        self.mode = settings.mode
+        self.answers: list[Answer] = []
+        self._thumbnails: dict[int, Image.Image] = {}
+        self._close()
+
+    # -- the stream ----------------------------------------------------------------------------------
+    def _close(self) -> None:
+        self._frames: Iterator[VideoFrame] | None = None
+        self._next: VideoFrame | None = None
+        self.camera = False
+        self.playing = False
+        self.finished = False
+        self.playhead = 0.0  # stream seconds
+        self._started_at = 0.0  # clock time of stream time 0 (moved forward by pauses)
+        self._paused_at: float | None = None
+        self.latest: np.ndarray | None = None  # the newest frame encoded
+        self.frames_encoded = 0
+
+    def reset(self) -> None:
+        """Stop the stream and forget it: memories, conversation and answers."""
+        for session in self.sessions.values():
+            session.reset()
+        self.answers.clear()
+        self._thumbnails.clear()
+        self._close()
+
+    def open(self, source: VideoSource, duration: float | None = None) -> None:
+        """Start playing a video from its beginning (what was watched before is forgotten)."""
+        self.reset()
+        self._frames = iter(source.sample(self.fps, end=duration))
+        self._next = next(self._frames, None)
+        self.playing, self._started_at = True, self.clock()
+
+    def open_camera(self) -> None:
+        """Start a live camera stream: frames come from `push_camera`, stamped with the time since now."""
+        self.reset()
+        self.camera = self.playing = True
+        self._started_at = self.clock()
+
+    def pause(self) -> None:
+        if self.playing and self._paused_at is None:
+            self._paused_at = self.clock()
+
+    def resume(self) -> None:
+        if self._paused_at is not None:
+            self._started_at += self.clock() - self._paused_at
+            self._paused_at = None
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_at is not None
+
+    def _now(self) -> float:
+        return (self._paused_at if self._paused_at is not None else self.clock()) - self._started_at
+
+    def tick(self) -> float:
+        """Advance the playhead to now and encode, as one batch, every frame it has passed; returns it."""
+        if not self.playing or self.camera:
+            return self.playhead
+        now = self._now()
+        arrived = []
+        while self._next is not None and self._next.timestamp <= now:
+            arrived.append(self._next)
+            self._next = next(self._frames, None)
+        self._add(arrived)
+        if self._next is None:
+            self.finished, self.playing = True, False
+            self.playhead = arrived[-1].timestamp if arrived else self.playhead
+        else:
+            self.playhead = now
+        return self.playhead
+
+    def push_camera(self, image: np.ndarray) -> bool:
+        """A camera frame arriving now; taken when it is at least 1/fps after the last one taken."""
+        if not (self.camera and self.playing) or self.paused:
+            return False
+        now = self._now()
+        last = self.sessions[self.mode].last_frame
+        if last is not None and now - last[1] < 1.0 / self.fps:
+            return False
+        self._add([VideoFrame(0 if last is None else last[0] + 1, now, image)])
+        self.playhead = now
+        return True
+
+    def _add(self, frames: list[VideoFrame]) -> None:
+        if not frames:
+            return
+        with self.lock:
+            grids = self.engine.encode_frames([f.image for f in frames])  # [B, C, g, g], once for every memory
+        for session in self.sessions.values():
+            session.add_encoded(frames, grids)
+        self.frames_encoded += len(frames)
+        for f in frames:
+            thumbnail = Image.fromarray(f.image)
+            thumbnail.thumbnail((THUMBNAIL, THUMBNAIL))
+            self._thumbnails[f.index] = thumbnail
+        self.latest = frames[-1].image
+        held = {m.index for s in self.sessions.values() for m in s.held_frames()}
+        for index in [i for i in self._thumbnails if i not in held]:
+            del self._thumbnails[index]
+
+    # -- questions and memory ------------------------------------------------------------------------
+    def ask(self, question: str) -> Iterator[str]:
+        """Answer at the playhead from the current memory, the reply growing token by token; the exchange
+        joins the conversation (`answers[-1]` holds its stream time and the reply)."""
+        question = question.strip()
+        if not question:
+            raise ValueError("the question is empty")
+        self.tick()
+        answer = Answer(self.playhead, question)
+        self.answers.append(answer)
+        with self.lock:
+            for text in self.sessions[self.mode].ask_stream(question, remember=True,
+                                                            max_new_tokens=self.max_new_tokens):
+                answer.text = text
+                yield text
+
+    def memory_view(self, mode: str | None = None) -> MemoryView:
+        """What a memory (the current one by default) holds now, grouped by level."""
+        mode = mode or self.mode
+        memory = self.sessions[mode].memory
+        held = self.sessions[mode].held_frames()
+        levels = len(memory.capacities) if isinstance(memory, PyramidMemoryBank) else 1
+        grouped: list[list[HeldFrame]] = [[] for _ in range(levels)]
+        for f in held:
+            grouped[f.level].append(HeldFrame(f.index, f.timestamp or 0.0, f.level, f.num_tokens,
+                                              self._thumbnails[f.index]))
+        return MemoryView(mode, grouped, sum(f.num_tokens for f in held), token_cap(memory, self.grid))
