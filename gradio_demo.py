@@ -108,13 +108,14 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
 
     def tick(live):
         if live is None or not (live.playing or live.camera):
-            return gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         try:
             live.tick()
-        except (InputError, OSError, ValueError) as err:  # a video that breaks part-way
+        except (InputError, OSError, ValueError) as err:  # a video that breaks part-way: say so, stop it
+            log.warning("stream stopped: %s", err)
             live.reset()
-            return None, clock_text(live), memory_html(None)
-        return live.latest, clock_text(live), memory_html(live.memory_view())
+            return None, clock_text(live), memory_html(None), error_text(err)
+        return live.latest, clock_text(live), memory_html(live.memory_view()), gr.skip()
 
     def ask(question, chat, live):
         chat = list(chat or [])
@@ -197,7 +198,7 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
                 memory = gr.HTML(memory_html(None), label="Memory")
         upload_box.upload(upload, [upload_box, live], [live, status, chat])
         sample_button.click(play_sample, [sample, live], [live, status, chat])
-        gr.Timer(tick_seconds).tick(tick, [live], [player, clock, memory])
+        gr.Timer(tick_seconds).tick(tick, [live], [player, clock, memory, status])
         question.submit(ask, [question, chat, live], [chat, question, status])
         pause_button.click(pause, [live], [clock])
         resume_button.click(resume, [live], [clock])
@@ -232,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own requests to itself
     app = build_app(engine, settings, args.fps, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
     app.queue().launch(server_name=args.host, server_port=args.port, share=args.share,
                        max_file_size=f"{args.max_upload_mb:g}mb")
