@@ -96,7 +96,8 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
                 raise InputError(f"{file.name}: no frame could be read")
         except (InputError, OSError, ValueError) as err:
             log.warning("upload refused: %s", err)
-            return live, error_text(err), gr.skip()
+            # name the file as the user knows it, not by gradio's temporary copy
+            return live, error_text(ValueError(str(err).replace(str(path), Path(path).name))), gr.skip()
         live.open(source, duration=max_seconds)
         return live, f"Playing **{html.escape(file.name)}** at {fps:g} frames a second.", []
 
@@ -196,9 +197,10 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
                 chat = gr.Chatbot(label="Conversation", elem_id="chat", height=360)
                 question = gr.Textbox(label="Ask at this moment", elem_id="question", submit_btn=True)
                 memory = gr.HTML(memory_html(None), label="Memory")
-        upload_box.upload(upload, [upload_box, live], [live, status, chat])
-        sample_button.click(play_sample, [sample, live], [live, status, chat])
-        gr.Timer(tick_seconds).tick(tick, [live], [player, clock, memory, status])
+        upload_box.upload(upload, [upload_box, live], [live, status, chat], show_progress="hidden")
+        sample_button.click(play_sample, [sample, live], [live, status, chat], show_progress="hidden")
+        # a tick every `tick_seconds`: no loading overlay on what it refreshes
+        gr.Timer(tick_seconds).tick(tick, [live], [player, clock, memory, status], show_progress="hidden")
         question.submit(ask, [question, chat, live], [chat, question, status])
         pause_button.click(pause, [live], [clock])
         resume_button.click(resume, [live], [clock])
