@@ -101,9 +101,6 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
         live.open(source, duration=max_seconds)
         return live, f"Playing **{html.escape(file.name)}** at {fps:g} frames a second.", []
 
-    def upload(file, live):
-        return start(file, live)
-
     def play_sample(name, live):
         return start(str(samples / name) if name else None, live)
 
@@ -197,7 +194,7 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
                 chat = gr.Chatbot(label="Conversation", elem_id="chat", height=360)
                 question = gr.Textbox(label="Ask at this moment", elem_id="question", submit_btn=True)
                 memory = gr.HTML(memory_html(None), label="Memory")
-        upload_box.upload(upload, [upload_box, live], [live, status, chat], show_progress="hidden")
+        upload_box.upload(start, [upload_box, live], [live, status, chat], show_progress="hidden")
         sample_button.click(play_sample, [sample, live], [live, status, chat], show_progress="hidden")
         # a tick every `tick_seconds`: no loading overlay on what it refreshes
         gr.Timer(tick_seconds).tick(tick, [live], [player, clock, memory, status], show_progress="hidden")

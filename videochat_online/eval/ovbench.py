@@ -176,5 +176,9 @@ def format_question(q: Question, time: float | None = None, suffix: str = ANSWER
     `time` defaults to the question's `middle_frame_timestamp` as the file has it, as the published
     evaluation writes it (on AVA the absolute time, e.g. 945.0); the `project` preset passes `end`.
     """
-    options = "\n".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(q.candidates))
-    return f"Question at {q.asked_time if time is None else time}s: {q.question}\nOptions:\n{options}{suffix}"
+    return f"Question at {q.asked_time if time is None else time}s: {q.question}\n{format_options(q.candidates)}{suffix}"
+
+
+def format_options(candidates) -> str:
+    """`Options:\n(A) ...\n(B) ...`, the options block of every multiple-choice prompt."""
+    return "Options:\n" + "\n".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(candidates))

@@ -246,13 +246,17 @@ class PrefixCache:
         self.embeds: torch.Tensor | None = None  # [1, L, D] of the last prompt
         self.cache = None
         self.reused = 0  # positions taken from the cache by the last reuse
+        self._argument: str | None = None
 
-    @staticmethod
-    def argument(language_model) -> str:
-        """The cache argument's name in this transformers release (`cache` from 5.2x, `past_key_values` before)."""
-        import inspect
+    def argument(self, language_model) -> str:
+        """The cache argument's name in this transformers release (`cache` from 5.2x, `past_key_values` before),
+        read once."""
+        if self._argument is None:
+            import inspect
 
-        return "cache" if "cache" in inspect.signature(language_model.forward).parameters else "past_key_values"
+            params = inspect.signature(language_model.forward).parameters
+            self._argument = "cache" if "cache" in params else "past_key_values"
+        return self._argument
 
     def reuse(self, embeds: torch.Tensor):
         """The cache cropped to the prefix `embeds` [1, L, D] shares with the last prompt (at least one

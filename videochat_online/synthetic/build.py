@@ -24,7 +24,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..eval.ovbench import ANSWER_SUFFIX, LETTERS, format_question, question_from_entry
+from ..eval.ovbench import ANSWER_SUFFIX, format_options, format_question, question_from_entry
 from .questions import clip_questions, frame_questions, questions_for, reply, resting_times
 from .world import Scene, random_scene, render, write_scene_video
 
@@ -56,8 +56,7 @@ def benchmark_questions(test_scenes: list[Scene], rng: random.Random) -> list[di
 
 def options_text(question: str, candidates, suffix: str = ANSWER_SUFFIX) -> str:
     """An offline question with its options, laid out as the benchmark's prompt (no moment in it)."""
-    options = "\n".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(candidates))
-    return f"{question}\nOptions:\n{options}{suffix}"
+    return f"{question}\n{format_options(candidates)}{suffix}"
 
 
 def online_sample(scene: Scene, video: str, rng: random.Random, per_family: int) -> dict:

@@ -22,9 +22,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..eval.ovbench import SYNTHETIC_SUBSET, SYSTEM_MESSAGE
-from ..settings import parse_int_list
-from .build import build, options_text
+from ..eval.ovbench import ANSWER_SUFFIX, SYNTHETIC_SUBSET, SYSTEM_MESSAGE, format_options
+from ..settings import MemorySettings, parse_int_list
+from .build import build
 from .questions import COLOUR_NAMES, DURATIONS, FAMILIES, YES_NO
 from .world import PLACES, SHAPES
 
@@ -43,7 +43,7 @@ def corpus() -> list[str]:
     lines = [SYSTEM_MESSAGE]
     for shape in SHAPES:
         for answers in (COLOUR_NAMES, PLACES, DURATIONS, YES_NO):
-            lines.append(options_text(f"Question at 12.0s: Is the {shape} still in view?", answers))
+            lines.append(f"Question at 12.0s: Is the {shape} still in view?\n" + format_options(answers) + ANSWER_SUFFIX)
             lines += [f"({'ABCD'[i]}) {a}" for i, a in enumerate(answers)]
     lines += [f"Frame{i} at {i}.0s:" for i in range(1, 65)]
     return lines * 8
@@ -78,10 +78,9 @@ def eval_command(model: Path, data: Path, protocol: str, out: Path, settings: di
 
 
 def token_budgets(settings: dict, grid: int) -> dict[str, int]:
-    """Visual tokens each protocol may show at most (the pyramid's levels at grids g, g/2, g/4)."""
-    capacities = parse_int_list(settings["capacities"], "capacities")
-    grids = [grid // 2 ** k for k in range(len(capacities))]
-    return {"stream": sum(c * g * g for c, g in zip(capacities, grids)), "window": settings["window"] * grid * grid,
+    """Visual tokens each protocol may show at most (the pyramid's cap, as the memory bank computes it)."""
+    pyramid = MemorySettings(capacities=parse_int_list(settings["capacities"], "capacities")).build(grid)
+    return {"stream": pyramid.max_tokens, "window": settings["window"] * grid * grid,
             "uniform": settings["uniform_frames"] * grid * grid}
 
 
