@@ -227,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         from videochat_online.chat import ChatEngine
 
         engine = ChatEngine.from_pretrained(args.model, device=args.device, dtype=args.dtype,
-                                            attn_implementation=args.attn)
+                                            attn_implementation=args.attn,
+                                            kv_cache=args.kv_cache, compile_vision=args.compile_vision)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

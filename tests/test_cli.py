@@ -88,6 +88,28 @@ def test_stream_end_to_end(tiny_dir, demo_mp4, capsys):
     assert sum(m["tokens"] for m in records[1]["memory"]) == 64 * 2 + 16 * 2 + 4 * 10  # 14 frames seen
 
 
+def test_stream_with_a_static_kv_cache_gives_the_same_replies(tiny_dir, demo_mp4, capsys, monkeypatch):
+    import videochat_online.streaming as streaming
+
+    kinds = []  # the prefix caches the sessions get
+
+    class Recorded(streaming.PrefixCache):
+        def __init__(self, static=False):
+            super().__init__(static)
+            kinds.append(static)
+
+    monkeypatch.setattr(streaming, "PrefixCache", Recorded)
+    args = ["stream", str(demo_mp4), "--model", str(tiny_dir("original", "phi3")), "--fps", "2", "--json",
+            "--ask", "2:Where is it?", "--ask", "3:Where is it?", "--ask", "6.5:What is the ball doing?",
+            "--max-new-tokens", "6"]
+    assert main(args) == 0
+    dynamic = [json.loads(line)["answer"] for line in capsys.readouterr().out.splitlines()]
+    assert main(args + ["--kv-cache", "static"]) == 0
+    static = [json.loads(line)["answer"] for line in capsys.readouterr().out.splitlines()]
+    assert len(dynamic) == 3 and static == dynamic
+    assert kinds == [False, True]
+
+
 def test_stream_frame_folder_and_window(tiny_dir, tmp_path, capsys):
     from videochat_online.tools.demo_media import write_frame_folder
 

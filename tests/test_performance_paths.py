@@ -8,6 +8,7 @@ import torch
 from videochat_online.chat import ChatEngine
 from videochat_online.data.image import frames_to_pixel_values, frames_to_pixel_values_on
 from videochat_online.data.video import VideoFrame, prefetch
+from videochat_online.model.modeling import PrefixCache
 from videochat_online.settings import MemorySettings
 from videochat_online.streaming import StreamingSession
 from videochat_online.tools.demo_media import demo_frames
@@ -29,6 +30,20 @@ def test_device_preprocessing_agrees_with_pil_to_one_level(shape):
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     levels = ((ours - pil) * std * 255).abs()  # differences in uint8 levels
     assert levels.max() <= 1.0 + 1e-3 and levels.mean() < 1e-3
+
+
+def test_a_compiled_tower_gives_the_eager_features_with_one_graph(tiny_dir):
+    from torch._dynamo.utils import counters
+
+    eager = ChatEngine.from_pretrained(str(tiny_dir()), device="cpu")
+    compiled = ChatEngine.from_pretrained(str(tiny_dir()), device="cpu", fixed_batch=4, compile_vision="default")
+    frames = [np.asarray(f) for f in demo_frames(7, 160, 96)]
+    counters.clear()
+    first = compiled.encode_frames(frames[:3])  # one call of 4: compiles
+    second = compiled.encode_frames(frames[3:])  # one call of 4: the same graph
+    assert counters["stats"]["unique_graphs"] == 1, dict(counters["stats"])
+    reference = eager.encode_frames(frames)
+    assert torch.allclose(torch.cat([first, second]), reference, atol=1e-5, rtol=1e-4)
 
 
 def test_fixed_batches_make_features_independent_of_batching(tiny_dir):
@@ -85,13 +100,14 @@ def test_a_streamed_reply_ends_as_the_whole_reply(engine):
     assert len(pieces) > 1 and pieces[-1] == whole
 
 
-def test_reusing_the_kv_prefix_gives_the_same_replies_and_stays_bounded(engine):
+@pytest.mark.parametrize("static_kv", [False, True])
+def test_reusing_the_kv_prefix_gives_the_same_replies_and_stays_bounded(engine, static_kv):
     frames = [VideoFrame(i, float(i), np.asarray(f)) for i, f in enumerate(demo_frames(24, 160, 96))]
     settings = MemorySettings(capacities=(1, 1, 4))
-    reused = StreamingSession(engine, settings.build(engine.config.grid_size), reuse_kv=True)
+    reused = StreamingSession(engine, settings.build(engine.config.grid_size), reuse_kv=True, static_kv=static_kv)
     fresh = StreamingSession(engine, settings.build(engine.config.grid_size), reuse_kv=False)
     questions = ["Where is the ball?", "What colour is the sun?", "Where is the ball?"]
-    shared = []
+    shared, longest = [], 0
     for start, stop in ((0, 10), (10, 11), (11, 24)):
         for session in (reused, fresh):
             session.push(frames[start:stop])
@@ -101,5 +117,10 @@ def test_reusing_the_kv_prefix_gives_the_same_replies_and_stays_bounded(engine):
             shared.append(reused.prefix_cache.reused)
             prompt_length = reused.prefix_cache.embeds.shape[1]
             assert reused.prefix_cache.cache.get_seq_length() <= prompt_length + 6  # one prompt and reply
+            if static_kv:  # preallocated to the prompt and the reply's room, in whole blocks
+                assert type(reused.prefix_cache.cache).__name__ == "StaticCache"
+                longest = max(longest, prompt_length + 6)
+                capacity = reused.prefix_cache.capacity
+                assert capacity % PrefixCache.STATIC_BLOCK == 0 and longest <= capacity < longest + PrefixCache.STATIC_BLOCK
     assert shared[0] == 0 and all(n > 0 for n in shared[1:])  # the system message at least, after the first
     assert shared[1] > shared[3]  # same memory: all but the question; after new frames: up to the first change

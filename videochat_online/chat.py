@@ -37,12 +37,20 @@ class Reply:
 
 class ChatEngine:
     def __init__(self, model: VideoChatOnlineModel, tokenizer: PreTrainedTokenizerBase,
-                 system_message: str | None = None, preprocess: str = "auto", fixed_batch: int | None = None):
+                 system_message: str | None = None, preprocess: str = "auto", fixed_batch: int | None = None,
+                 compile_vision: str | None = None, kv_cache: str = "dynamic"):
         """`preprocess`: where frames are resized and normalised: "device" (uint8 to the model's device,
         resized there, in batches), "pil" (on the CPU, frame by frame) or "auto" (device on a GPU).
         `fixed_batch`: every vision-tower call gets exactly this many frames (zero frames pad the last
         batch), so that a frame's features never depend on how frames were batched: bit-identical
-        memories whether frames arrive one by one or in batches, in bf16 on a GPU too."""
+        memories whether frames arrive one by one or in batches, in bf16 on a GPU too.
+        `compile_vision`: run the vision tower under `torch.compile` with this mode ("default",
+        "reduce-overhead": CUDA graphs, "max-autotune"); shapes are static, so with `fixed_batch` one graph
+        serves every call. The first call of each batch size compiles (seconds to minutes).
+        `kv_cache`: the cache a streaming session's questions reuse by default (`model.modeling.PrefixCache`):
+        "dynamic", or "static" (preallocated; on a GPU `generate` compiles its decoding step)."""
+        if kv_cache not in ("dynamic", "static"):
+            raise ValueError(f"kv_cache must be dynamic or static, got {kv_cache!r}")
         if preprocess not in ("auto", "device", "pil"):
             raise ValueError(f"preprocess must be auto, device or pil, got {preprocess!r}")
         if fixed_batch is not None and fixed_batch < 1:
@@ -55,13 +63,17 @@ class ChatEngine:
         self.stop_token_ids = [tokenizer.convert_tokens_to_ids(self.template.stop_token)]
         self.preprocess = ("device" if model.device.type == "cuda" else "pil") if preprocess == "auto" else preprocess
         self.fixed_batch = fixed_batch
+        self.kv_cache = kv_cache
+        self.encode_pixels = model.encode_frames  # pixel values [B, 3, S, S] -> grids [B, C, g, g]
+        if compile_vision is not None:
+            self.encode_pixels = torch.compile(model.encode_frames, mode=compile_vision, dynamic=False)
 
     @classmethod
     def from_pretrained(cls, path_or_id: str, *, device: str | None = None, dtype: str | None = None,
                         attn_implementation: str | None = None, system_message: str | None = None,
                         **options) -> "ChatEngine":
         """Defaults: the first GPU when there is one, else the CPU; bf16 on a GPU, fp32 on the CPU.
-        `options`: `preprocess`, `fixed_batch` (see __init__)."""
+        `options`: `preprocess`, `fixed_batch`, `compile_vision`, `kv_cache` (see __init__)."""
         device = device or default_device()
         dtype = dtype or ("bf16" if torch.device(device).type == "cuda" else "fp32")
         model, tokenizer = load_pretrained(path_or_id, device=device, dtype=dtype,
@@ -88,10 +100,10 @@ class ChatEngine:
         pixels = self.pixel_values(frames)  # [B, 3, S, S]
         with torch.inference_mode():
             if self.fixed_batch is None:
-                return self.model.encode_frames(pixels)
+                return self.encode_pixels(pixels)
             n, b = len(pixels), self.fixed_batch
             padded = torch.cat([pixels, pixels.new_zeros((-n % b, *pixels.shape[1:]))])  # [ceil(n/b)*b, 3, S, S]
-            grids = [self.model.encode_frames(chunk) for chunk in padded.split(b)]
+            grids = [self.encode_pixels(chunk) for chunk in padded.split(b)]
             return torch.cat(grids)[:n]
 
     def encode_images(self, images: Sequence[Image.Image]) -> tuple[torch.Tensor, list[int]]:

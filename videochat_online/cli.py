@@ -26,6 +26,7 @@ def _engine(args):
     from .chat import ChatEngine
 
     return ChatEngine.from_pretrained(args.model, device=args.device, dtype=args.dtype, attn_implementation=args.attn,
+                                      kv_cache=args.kv_cache, compile_vision=args.compile_vision,
                                       system_message=getattr(args, "system", None))
 
 

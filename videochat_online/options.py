@@ -41,6 +41,12 @@ def add_model_args(parser: argparse.ArgumentParser, device: bool = True, default
                         help="default: bf16 on a GPU, fp32 on the CPU")
     parser.add_argument("--attn", default=None, choices=["sdpa", "flash_attention_2", "eager"],
                         help="attention implementation (default: flash_attention_2 when installed on a GPU, else sdpa)")
+    parser.add_argument("--kv-cache", default="dynamic", choices=["dynamic", "static"],
+                        help="the KV cache a stream's questions reuse: static is preallocated and, on a GPU, lets "
+                             "generate compile its decoding step (replies are the same)")
+    parser.add_argument("--compile-vision", default=None, metavar="MODE",
+                        help="run the vision tower under torch.compile in this mode (default, reduce-overhead, "
+                             "max-autotune); the first batch of each size compiles")
 
 
 def add_memory_args(parser: argparse.ArgumentParser, mode: bool = True) -> None:

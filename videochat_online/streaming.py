@@ -22,12 +22,16 @@ from .memory import MemoryFrame
 from .model.modeling import PrefixCache
 
 class StreamingSession:
-    def __init__(self, engine: ChatEngine, memory, system_message: str | None = None, reuse_kv: bool = True):
+    def __init__(self, engine: ChatEngine, memory, system_message: str | None = None, reuse_kv: bool = True,
+                 static_kv: bool | None = None):
         """`reuse_kv`: keep the KV cache of the last prompt and compute only what changed since (the
-        system message, history and memory frames before the first changed frame are reused)."""
+        system message, history and memory frames before the first changed frame are reused).
+        `static_kv`: hold that cache in a preallocated static cache (decoding steps compiled on a GPU);
+        default: the engine's `kv_cache`."""
         self.engine = engine
         self.memory = memory
-        self.prefix_cache = PrefixCache() if reuse_kv else None
+        static = engine.kv_cache == "static" if static_kv is None else static_kv
+        self.prefix_cache = PrefixCache(static=static) if reuse_kv else None
         self.system_message = engine.system_message if system_message is None else system_message
         self.history: list[tuple[str, str]] = []
         self.frames_encoded = 0  # frames through the vision tower, over the session's life

@@ -237,6 +237,7 @@ def run(args: argparse.Namespace) -> dict | None:
     # On a GPU every vision-tower call gets exactly `batch_size` frames, so that stream and recompute (and any
     # batching) hold bit-identical memories in bf16; on the CPU the features are batch-independent already.
     engine = ChatEngine.from_pretrained(args.model, device=device, dtype=args.dtype, attn_implementation=args.attn,
+                                        kv_cache=args.kv_cache, compile_vision=args.compile_vision,
                                         fixed_batch=config.batch_size if device.startswith("cuda") else None)
     runner = ProtocolRunner(engine, config)
     writer = PredictionWriter(out / f"predictions.rank{rank}.jsonl")

@@ -222,7 +222,8 @@ class VideoChatOnlineModel(PreTrainedModel):
             attention_mask = torch.ones(input_ids.shape, dtype=torch.long, device=embeds.device)
         generate_kwargs.setdefault("do_sample", False)
         if prefix_cache is not None:
-            generate_kwargs[prefix_cache.argument(self.language_model)] = prefix_cache.reuse(embeds)
+            generate_kwargs[prefix_cache.argument(self.language_model)] = prefix_cache.reuse(
+                embeds, self.language_model, room=max_new_tokens)
         pad = self.language_model.config.pad_token_id
         return self.language_model.generate(
             inputs_embeds=embeds,
@@ -240,12 +241,21 @@ class PrefixCache:
     A streaming session's prompts share their start (system message, history, the memory frames before
     the first one that changed): that part is not computed again. The cache holds one prompt and its
     reply at most (it is cropped to the shared part before each use), so its memory stays bounded.
+
+    `static`: a transformers `StaticCache` (preallocated, written in place; on a GPU `generate` then
+    compiles its decoding step) instead of a `DynamicCache`. Its length is the prompt plus the reply's
+    room rounded up to `STATIC_BLOCK` positions, and grows only when a prompt needs more, so compiled
+    steps are reused across questions.
     """
 
-    def __init__(self):
+    STATIC_BLOCK = 256
+
+    def __init__(self, static: bool = False):
+        self.static = static
         self.embeds: torch.Tensor | None = None  # [1, L, D] of the last prompt
         self.cache = None
         self.reused = 0  # positions taken from the cache by the last reuse
+        self.capacity = 0  # positions a static cache holds
         self._argument: str | None = None
 
     def argument(self, language_model) -> str:
@@ -258,10 +268,11 @@ class PrefixCache:
             self._argument = "cache" if "cache" in params else "past_key_values"
         return self._argument
 
-    def reuse(self, embeds: torch.Tensor):
+    def reuse(self, embeds: torch.Tensor, language_model=None, room: int = 0):
         """The cache cropped to the prefix `embeds` [1, L, D] shares with the last prompt (at least one
-        position is left to compute, for the first token's logits)."""
-        from transformers import DynamicCache
+        position is left to compute, for the first token's logits). A static cache needs `language_model`
+        (for its shape) and `room`, the new tokens the reply may add."""
+        from transformers import DynamicCache, StaticCache
 
         if embeds.shape[0] != 1:
             raise ValueError(f"a prefix cache serves one prompt at a time, got a batch of {embeds.shape[0]}")
@@ -270,12 +281,22 @@ class PrefixCache:
             m = min(self.embeds.shape[1], embeds.shape[1] - 1)
             differs = (self.embeds[0, :m] != embeds[0, :m]).any(dim=-1)  # [m]
             shared = int(torch.argmax(differs.int())) if bool(differs.any()) else m
+        if self.static:
+            if language_model is None:
+                raise ValueError("a static prefix cache needs the language model to shape its cache")
+            needed = embeds.shape[1] + room
+            if self.cache is None or self.capacity < needed:
+                self.capacity = -(-needed // self.STATIC_BLOCK) * self.STATIC_BLOCK
+                self.cache, shared = StaticCache(config=language_model.config, max_cache_len=self.capacity), 0
         if shared == 0 or self.cache is None:
-            self.cache = DynamicCache()
-        elif self.cache.get_seq_length() > shared:
-            self.cache.crop(shared - self.cache.get_seq_length())  # a negative count: positions to drop (every 5.x)
+            if self.static:
+                self.cache.reset()
+            else:
+                self.cache = DynamicCache()
+        elif int(self.cache.get_seq_length()) > shared:
+            self.cache.crop(shared - int(self.cache.get_seq_length()))  # a negative count: positions to drop (every 5.x)
         self.embeds, self.reused = embeds, shared
         return self.cache
 
     def clear(self) -> None:
-        self.embeds, self.cache, self.reused = None, None, 0
+        self.embeds, self.cache, self.reused, self.capacity = None, None, 0, 0
