@@ -49,6 +49,8 @@ STREAM_CASES = [
     (["--attn", "flash_attention_2"], "--attn flash_attention_2: the flash-attn package is not installed"),
     (["--ask", "nan:When?"], "--ask 'nan:When?': the question time must be a finite number of seconds >= 0"),
     (["--memory", "all"], "argument --memory: invalid choice: 'all'"),
+    (["--compile-vision", "fast"], "argument --compile-vision: invalid choice: 'fast'"),
+    (["--kv-cache", "paged"], "argument --kv-cache: invalid choice: 'paged'"),
 ]
 
 

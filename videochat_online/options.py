@@ -23,6 +23,9 @@ from .settings import (
 )
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (`error: ...`) and exit status 2."""
 
@@ -44,9 +47,9 @@ def add_model_args(parser: argparse.ArgumentParser, device: bool = True, default
     parser.add_argument("--kv-cache", default="dynamic", choices=["dynamic", "static"],
                         help="the KV cache a stream's questions reuse: static is preallocated and, on a GPU, lets "
                              "generate compile its decoding step (replies are the same)")
-    parser.add_argument("--compile-vision", default=None, metavar="MODE",
-                        help="run the vision tower under torch.compile in this mode (default, reduce-overhead, "
-                             "max-autotune); the first batch of each size compiles")
+    parser.add_argument("--compile-vision", default=None, choices=COMPILE_MODES,
+                        help="run the vision tower under torch.compile in this mode (reduce-overhead: CUDA graphs); "
+                             "the first batch of each size compiles")
 
 
 def add_memory_args(parser: argparse.ArgumentParser, mode: bool = True) -> None:
