@@ -202,12 +202,12 @@ def main() -> None:
     # stream vs recompute: one video at 1 fps, 6 questions; memories compared at each question. Every tower
     # call gets exactly 16 frames, as in the evaluation on a GPU, so the two protocols' batch boundaries
     # cannot change a frame's features.
-    engine.fixed_batch = 16
+    batched = ChatEngine(engine.model, engine.tokenizer, fixed_batch=16)
     count = int(args.video_seconds) + 1
     long = frames(count, seed=1)
     asked = [int(count * k / 6) - 1 for k in range(1, 7)]
     settings_q = MemorySettings()
-    stream_session = StreamingSession(engine, settings_q.build(engine.config.grid_size))
+    stream_session = StreamingSession(batched, settings_q.build(batched.config.grid_size))
     stream_tokens, stream_replies = [], []
     sync()
     start = time.perf_counter()
@@ -218,19 +218,19 @@ def main() -> None:
         last = q + 1
         p, t = stream_session.prompt_for("What happened?")
         stream_tokens.append(t)
-        stream_replies.append(engine.generate(p, t, max_new_tokens=8).text)
+        stream_replies.append(batched.generate(p, t, max_new_tokens=8).text)
     sync()
     stream_s = time.perf_counter() - start
     start = time.perf_counter()
     diff, same, recompute_encodes = 0.0, True, 0
     for q, t_stream, r_stream in zip(asked, stream_tokens, stream_replies):
-        fresh = StreamingSession(engine, settings_q.build(engine.config.grid_size))
+        fresh = StreamingSession(batched, settings_q.build(batched.config.grid_size))
         for i in range(0, q + 1, 16):
             fresh.push(long[i:min(i + 16, q + 1)])
         recompute_encodes += fresh.frames_encoded
         p, t = fresh.prompt_for("What happened?")
         diff = max(diff, (t.float() - t_stream.float()).abs().max().item())
-        same &= engine.generate(p, t, max_new_tokens=8).text == r_stream
+        same &= batched.generate(p, t, max_new_tokens=8).text == r_stream
     sync()
     recompute_s = time.perf_counter() - start
     report("stream vs recompute: wall time ratio", recompute_s / stream_s, "x")

@@ -288,13 +288,11 @@ class PrefixCache:
             if self.cache is None or self.capacity < needed:
                 self.capacity = -(-needed // self.STATIC_BLOCK) * self.STATIC_BLOCK
                 self.cache, shared = StaticCache(config=language_model.config, max_cache_len=self.capacity), 0
-        if shared == 0 or self.cache is None:
-            if self.static:
-                self.cache.reset()
-            else:
-                self.cache = DynamicCache()
-        elif int(self.cache.get_seq_length()) > shared:
-            self.cache.crop(shared - int(self.cache.get_seq_length()))  # a negative count: positions to drop (every 5.x)
+        elif shared == 0 or self.cache is None:
+            self.cache = DynamicCache()
+        held = int(self.cache.get_seq_length())  # a device tensor for a static cache: read once
+        if held > shared:
+            self.cache.crop(shared - held)  # a negative count: positions to drop (every 5.x; a static cache in place)
         self.embeds, self.reused = embeds, shared
         return self.cache
 
