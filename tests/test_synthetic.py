@@ -11,7 +11,7 @@ import pytest
 
 from videochat_online.eval.ovbench import load_questions
 from videochat_online.synthetic.build import benchmark_questions, build, scenes
-from videochat_online.synthetic.questions import FAMILIES, ask, questions_for, times
+from videochat_online.synthetic.questions import FAMILIES, ask, moving_frame_questions, questions_for, times
 from videochat_online.synthetic.world import Scene, random_scene, render
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,6 +37,15 @@ def test_a_scene_is_drawn_as_its_timeline_says():
     assert set(map(tuple, render(SCENE, 23).reshape(-1, 3))) == {BACKGROUND}  # left at 22 s
 
 
+def test_every_move_is_clockwise_at_nearly_one_speed():
+    clockwise = {("top left", "top right"), ("top right", "bottom right"), ("bottom right", "bottom left"),
+                 ("bottom left", "top left")}
+    rng = random.Random(2)
+    drawn = [random_scene(rng) for _ in range(200)]
+    assert {(s.start_place, s.end_place) for s in drawn} == clockwise
+    assert {s.move_end - s.move_start for s in drawn} == {9, 10}
+
+
 @pytest.mark.parametrize("family, t, answer", [
     ("past_colour", 12, "red"),  # after the change to blue at 5 s
     ("place_now", 3, "top left"),
@@ -58,6 +67,13 @@ def test_questions_are_asked_only_when_they_have_one_answer():
     assert times("moving_for", SCENE) == list(range(9, 17))
     assert times("destination", SCENE) == list(range(9, 17))
     assert times("still_there", SCENE) == list(range(23, 33))  # a second after leaving
+
+
+def test_a_still_of_the_move_is_asked_where_it_will_stop_and_how_long_it_has_moved():
+    # 13 s is 5 s into the 9-s move from the top left to the top right
+    assert moving_frame_questions(SCENE, 13) == [
+        ("Where will the square stop?", ("top left", "top right", "bottom left", "bottom right"), "top right"),
+        ("How long has the square been moving?", ("1-2s", "3-4s", "5-6s", "7-8s"), "5-6s")]
 
 
 def test_answers_are_balanced_within_each_family():
@@ -100,6 +116,13 @@ def test_build_writes_videos_questions_and_training_sets(tmp_path):
     turns = online[0]["conversations"]
     times_asked = [t["timestamps"] for t in turns[::2]]
     assert times_asked == sorted(times_asked) and len(turns) == 2 * 2 * len(FAMILIES)
+    stage2 = json.loads((out / "train/stage2.json").read_text())
+    assert stage2["synth_online"]["sampling"] == "stream"  # a turn at T is shown the frame at T, as in the evaluation
+    frames = json.loads((out / "train/frames.json").read_text())
+    assert len(frames) == 3 * 4  # per scene two stills at rest and two of the move
+    questions_asked = Counter(turn["value"].removeprefix("<image>\n").split("\n")[0].split(" the ")[0]
+                              for f in frames for turn in f["conversations"][::2])
+    assert questions_asked == {"What colour is": 6, "Where is": 6, "Where will": 6, "How long has": 6}
     from videochat_online.data.video import open_video
 
     source = open_video(out / "videos/test/synth_test_0000.mp4")
@@ -120,8 +143,13 @@ def test_training_from_scratch_learns_the_world(tmp_path):
     from PIL import Image
 
     data = build(tmp_path / "world", train_videos=60, test_videos=1, seed=5)
-    meta = data / "train/frames_only.json"  # the one-frame questions (the quickest to learn from)
-    meta.write_text(json.dumps({"frames": {"annotation": "frames.json", "data_root": ""}}))
+    # the one-frame questions about the shape at rest, its colour and place (the quickest to learn from)
+    frames = json.loads((data / "train/frames.json").read_text())
+    at_rest = [f for f in frames if "What colour is the" in f["conversations"][0]["value"]]
+    assert len(at_rest) == 2 * 60
+    (data / "train/frames_at_rest.json").write_text(json.dumps(at_rest))
+    meta = data / "train/frames_only.json"
+    meta.write_text(json.dumps({"frames": {"annotation": "frames_at_rest.json", "data_root": ""}}))
     init = make_tiny(tmp_path / "init", seed=0, extra_corpus=corpus(), perturb=False, max_dynamic_patch=1,
                      system_message=SYSTEM_MESSAGE)
     out = tmp_path / "trained"

@@ -75,6 +75,24 @@ def test_online_turns_show_the_frames_since_the_previous_turn(demo, tiny):
     assert "Frame2 at 1.3s" in second and "Frame4 at 3.1s" in second and "Frame1 " not in second
 
 
+def test_stream_sampling_shows_each_turn_the_frame_at_its_time(demo, tiny, tmp_path):
+    model, tokenizer = tiny
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps({"online": {"annotation": str(demo.parent / "online.jsonl"),
+                                           "data_root": str(demo.parent), "sampling": "stream"}}))
+    dataset = SFTDataset(load_meta(meta), tokenizer, model.config, DataConfig(max_seq_length=8192))
+    first, second = tokenizer.decode(dataset.load(0)["input_ids"]).replace(IMG_CONTEXT, "").split("<|user|>\n")[1:]
+    # frames at 0, 1, 2, 3 s (1 fps over [0, 3.5 s], as `videochat-online eval` streams it): the turn asked at
+    # 1 s shows the frames at 0 and 1 s; the turn at 3.5 s those at 2 and 3 s
+    assert "Frame1 at 0.0s" in first and "Frame2 at 1.0s" in first and "Frame3" not in first
+    assert "Frame3 at 2.0s" in second and "Frame4 at 3.0s" in second and "Frame5" not in second
+    for bad, message in [({"sampling": "uniform"}, "has sampling 'uniform'; use segments or stream"),
+                         ({"sampling": "stream", "num_frames": 8}, "samples as a stream, at an fps, so it cannot set num_frames")]:
+        meta.write_text(json.dumps({"online": {"annotation": "a.jsonl", **bad}}))
+        with pytest.raises(Exception, match=f"{meta}: dataset 'online' " + message.replace("(", r"\(")):
+            load_meta(meta)
+
+
 def test_truncation_keeps_whole_turns(demo, tiny):
     model, tokenizer = tiny
     specs = [s for s in load_meta(demo) if s.name == "demo_llava"]
@@ -113,6 +131,12 @@ def test_sampling_and_pyramid_arrangement():
     random_times = sample_times(0, 4, fps=1, mode="random")
     assert all(0.8 * k <= t < 0.8 * (k + 1) for k, t in enumerate(random_times)) and random_times != sample_times(0, 4, fps=1)
     assert pyramid_grid_sizes(10) == [16, 4, 4, 4, 8, 4, 4, 4, 16, 4]
+    # "stream": the frames a stream read at fps shows, every 1/fps from the start, the end included
+    assert sample_times(0, 3.5, fps=1, mode="stream") == [0, 1, 2, 3]
+    assert sample_times(2, 4, fps=2, mode="stream") == [2, 2.5, 3, 3.5, 4]
+    assert sample_times(0, 10, fps=1, max_frames=3, mode="stream") == [0, 5, 10]  # spread over the stream's frames
+    with pytest.raises(ValueError, match="give fps"):
+        sample_times(0, 4, num_frames=2, mode="stream")
 
 
 def test_meta_files(demo, tmp_path):

@@ -25,7 +25,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..eval.ovbench import ANSWER_SUFFIX, format_options, format_question, question_from_entry
-from .questions import clip_questions, frame_questions, questions_for, reply, resting_times
+from .questions import clip_questions, frame_questions, moving_frame_questions, questions_for, reply, resting_times, times
 from .world import Scene, random_scene, render, write_scene_video
 
 SUBSET = "synth"
@@ -80,17 +80,21 @@ def ask_offline(question: str, candidates, answer: str, rng: random.Random) -> t
 
 
 def offline_samples(scene: Scene, video: str, image_dir: Path, name: str, rng: random.Random) -> tuple[dict, list[dict]]:
-    """A whole-clip sample (VideoChat2-IT format) and one-frame samples (LLaVA format) of a scene."""
+    """A whole-clip sample (VideoChat2-IT format) and one-frame samples (LLaVA format) of a scene: two
+    stills of the object at rest (its colour and place) and two of it moving (where it will stop, how
+    long it has been moving)."""
     qa = []
     for question, candidates, answer in clip_questions(scene):
         q, a = ask_offline(question, candidates, answer, rng)
         qa.append({"i": "", "q": q, "a": a})
     images = []
-    for t in sorted(rng.sample(resting_times(scene), 2)):
+    stills = [(t, frame_questions) for t in rng.sample(resting_times(scene), 2)]
+    stills += [(t, moving_frame_questions) for t in rng.sample(times("moving_for", scene), 2)]
+    for t, questions in sorted(stills, key=lambda still: still[0]):
         file = f"images/{name}_{t}.png"
         Image.fromarray(render(scene, t)).save(image_dir.parent / file)
         turns = []
-        for k, (question, candidates, answer) in enumerate(frame_questions(scene, t)):
+        for k, (question, candidates, answer) in enumerate(questions(scene, t)):
             q, a = ask_offline(question, candidates, answer, rng)
             turns += [{"from": "human", "value": ("<image>\n" if k == 0 else "") + q}, {"from": "gpt", "value": a}]
         images.append({"image": file, "conversations": turns})
@@ -127,7 +131,8 @@ def build(out_dir: str | Path, train_videos: int = 400, test_videos: int = 80, s
         "synth_clips": {"annotation": "clips.json", "data_root": videos, "repeat_time": 1, "num_frames": 8},
     }, indent=2))
     (train / "stage2.json").write_text(json.dumps({  # online dialogues, with some of the offline data kept
-        "synth_online": {"annotation": "online.jsonl", "data_root": videos, "repeat_time": 3},
+        # sampled as the evaluation streams a video, so that a turn at T is shown the frame at T
+        "synth_online": {"annotation": "online.jsonl", "data_root": videos, "repeat_time": 3, "sampling": "stream"},
         "synth_frames": {"annotation": "frames.json", "data_root": "", "repeat_time": 0.25},
         "synth_clips": {"annotation": "clips.json", "data_root": videos, "repeat_time": 0.25, "num_frames": 8},
     }, indent=2))

@@ -125,3 +125,13 @@ def frame_questions(scene: Scene, t: int) -> list[tuple[str, tuple[str, ...], st
     """Questions about the frame at a resting moment `t`."""
     s = scene.shape
     return [(f"What colour is the {s}?", COLOUR_NAMES, scene.colour(t)), (f"Where is the {s}?", PLACES, scene.place(t))]
+
+
+def moving_frame_questions(scene: Scene, t: int) -> list[tuple[str, tuple[str, ...], str]]:
+    """Questions about the frame at a moment `t` of the move (one of `times("moving_for", scene)`).
+
+    In this world a still answers them: moves go clockwise at nearly one speed, so where the object is
+    between two places says where it will stop and, by how far it has slid, how long it has moved.
+    """
+    entries = [ask(family, scene, "", t) for family in ("destination", "moving_for")]
+    return [(e["question"], tuple(e["candidates"]), e["answer"]) for e in entries]

@@ -1,9 +1,10 @@
 """Scenes of the synthetic world: one object on a dark field, its life as a timeline of events.
 
 A scene lasts `duration` seconds. Its object (a square, circle or triangle) appears at `appear` in
-one of four places (the quadrants of the frame), changes colour at `recolour`, slides to a
-neighbouring place between `move_start` and `move_end`, and leaves at `leave` (or stays to the
-end, `leave` None). Events happen on whole seconds, so that a question asked a second or more
+one of four places (the quadrants of the frame), changes colour at `recolour`, slides at a steady
+speed to the next place clockwise between `move_start` and `move_end`, and leaves at `leave` (or
+stays to the end, `leave` None). Because every move is clockwise at nearly one speed, a still of a
+moving object shows where it is going and, by how far it has slid, how long it has been moving. Events happen on whole seconds, so that a question asked a second or more
 after an event has one right answer whatever the frame sampling. `render(scene, t)` draws the frame
 on screen at time t.
 """
@@ -19,8 +20,8 @@ from PIL import Image, ImageDraw
 SHAPES = ("square", "circle", "triangle")
 COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 90, 235), "yellow": (235, 210, 40)}
 PLACES = ("top left", "top right", "bottom left", "bottom right")
-NEIGHBOURS = {"top left": ("top right", "bottom left"), "top right": ("top left", "bottom right"),
-              "bottom left": ("top left", "bottom right"), "bottom right": ("top right", "bottom left")}
+CLOCKWISE = {"top left": "top right", "top right": "bottom right", "bottom right": "bottom left",
+             "bottom left": "top left"}  # where a move from each place ends
 BACKGROUND = (28, 28, 32)
 FRAME_SIZE = 224
 OBJECT_SIZE = 0.45  # of the frame side: the object fills most of its quarter of the frame
@@ -71,8 +72,8 @@ def _centre(place: str) -> tuple[float, float]:
 
 
 def random_scene(rng: random.Random, duration: int = 32) -> Scene:
-    """A scene with every event: appear (0-2 s), recolour (4-10 s), a move of 9-10 s starting 2-6 s
-    later, and, half the time, leaving at least 3 s after the move and 3 s before the end."""
+    """A scene with every event: appear (0-2 s), recolour (4-10 s), a clockwise move of 9-10 s starting
+    2-6 s later, and, half the time, leaving at least 3 s after the move and 3 s before the end."""
     colours = rng.sample(sorted(COLOURS), 2)
     start = rng.choice(PLACES)
     appear = rng.randint(0, 2)
@@ -83,7 +84,7 @@ def random_scene(rng: random.Random, duration: int = 32) -> Scene:
         raise ValueError(f"a scene of {duration} s is too short for its events (these need {move_end + 6} s); "
                          "use at least 32 s")
     leave = rng.randint(move_end + 3, duration - 3) if rng.random() < 0.5 else None
-    return Scene(rng.choice(SHAPES), colours[0], colours[1], start, rng.choice(NEIGHBOURS[start]), appear,
+    return Scene(rng.choice(SHAPES), colours[0], colours[1], start, CLOCKWISE[start], appear,
                  recolour, move_start, move_end, leave, duration)
 
 

@@ -58,6 +58,7 @@ class DatasetSpec:
     min_frames: int | None = None
     max_frames: int | None = None
     folder_fps: float | None = None
+    sampling: str = "segments"  # "segments": middles (or random points) of equal segments; "stream": every 1/fps
 
 
 def load_meta(path: str | Path, data_dir: str | Path | None = None) -> list[DatasetSpec]:
@@ -74,13 +75,17 @@ def load_meta(path: str | Path, data_dir: str | Path | None = None) -> list[Data
         if not isinstance(entry, dict) or "annotation" not in entry:
             raise InputError(f"{path}: dataset {name!r} needs an 'annotation'")
         unknown = set(entry) - {"annotation", "data_root", "repeat_time", "data_augment", "fps", "num_frames",
-                                "min_frames", "max_frames", "folder_fps", "length"}
+                                "min_frames", "max_frames", "folder_fps", "length", "sampling"}
         if unknown:
             raise InputError(f"{path}: dataset {name!r} has unknown keys {sorted(unknown)}")
+        if entry.get("sampling", "segments") not in ("segments", "stream"):
+            raise InputError(f"{path}: dataset {name!r} has sampling {entry['sampling']!r}; use segments or stream")
+        if entry.get("sampling") == "stream" and entry.get("num_frames"):
+            raise InputError(f"{path}: dataset {name!r} samples as a stream, at an fps, so it cannot set num_frames")
         specs.append(DatasetSpec(name, base / entry["annotation"], base / entry.get("data_root", ""),
                                  float(entry.get("repeat_time", 1.0)), bool(entry.get("data_augment", False)),
                                  entry.get("fps"), entry.get("num_frames"), entry.get("min_frames"),
-                                 entry.get("max_frames"), entry.get("folder_fps")))
+                                 entry.get("max_frames"), entry.get("folder_fps"), entry.get("sampling", "segments")))
     return specs
 
 
@@ -114,7 +119,8 @@ class SampleBuilder:
         count = dict(num_frames=spec.num_frames) if spec.num_frames else dict(fps=spec.fps or self.data.fps)
         return sample_times(start, end, min_frames=spec.min_frames or self.data.min_frames,
                             max_frames=spec.max_frames or self.data.max_frames,
-                            mode="random" if spec.data_augment else "middle", rng=rng, **count)
+                            mode="stream" if spec.sampling == "stream" else "random" if spec.data_augment else "middle",
+                            rng=rng, **count)
 
     def _frames(self, conv: Conversation, spec: DatasetSpec, end: float | None, rng) -> list[tuple[Image.Image, float]]:
         if conv.frame_files:

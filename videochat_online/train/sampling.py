@@ -2,7 +2,10 @@
 
 Sampling (`sample_times`): at `fps` (capped by `max_frames`, spread uniformly when the video is
 longer) or `num_frames` uniformly; within each of the N equal segments of the clip the frame is its
-middle point ("middle") or a random point ("random", for augmentation).
+middle point ("middle", the published rule) or a random point ("random", for augmentation). Mode
+"stream" instead takes the frames a stream read at `fps` shows, `start + k / fps` (as
+`videochat-online eval` and `StreamingSession` see a video), so that an online dialogue's turn at
+time T is shown the frame at T, not one up to a second older.
 
 Pyramid arrangement (`pyramid_grid_sizes`): frame `i` of a sampled video gets the grid of the first
 level whose sample interval divides `i`, as frames entering the memory bank do (intervals 8, 4, 1:
@@ -23,9 +26,15 @@ def sample_times(start: float, end: float, *, fps: float | None = None, num_fram
     """Timestamps of the frames to show from the clip [start, end]."""
     if (fps is None) == (num_frames is None):
         raise ValueError("give exactly one of fps and num_frames")
-    if mode not in ("middle", "random"):
-        raise ValueError(f"mode must be middle or random, got {mode!r}")
+    if mode not in ("middle", "random", "stream"):
+        raise ValueError(f"mode must be middle, random or stream, got {mode!r}")
     duration = max(0.0, end - start)
+    if mode == "stream":
+        if fps is None:
+            raise ValueError("stream sampling reads the video at a frame rate: give fps")
+        n = int(duration * fps + 1e-6) + 1  # every 1/fps from start, end included when it falls on one
+        keep = range(n) if n <= max_frames else [round(i * (n - 1) / max(1, max_frames - 1)) for i in range(max_frames)]
+        return [start + k / fps for k in keep]
     n = num_frames if num_frames is not None else int(duration * fps) + 1
     n = max(min_frames, min(max_frames, n))
     segment = duration / n
