@@ -4,9 +4,9 @@ A scene lasts `duration` seconds. Its object (a square, circle or triangle) appe
 one of four places (the quadrants of the frame), changes colour at `recolour`, slides at a steady
 speed to the next place clockwise between `move_start` and `move_end`, and leaves at `leave` (or
 stays to the end, `leave` None). Because every move is clockwise at nearly one speed, a still of a
-moving object shows where it is going and, by how far it has slid, how long it has been moving. Events happen on whole seconds, so that a question asked a second or more
-after an event has one right answer whatever the frame sampling. `render(scene, t)` draws the frame
-on screen at time t.
+moving object shows where it is going and, by how far it has slid, how long it has been moving.
+Events happen on whole seconds, so that a question asked a second or more after an event has one
+right answer whatever the frame sampling. `render(scene, t)` draws the frame on screen at time t.
 """
 
 from __future__ import annotations

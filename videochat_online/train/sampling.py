@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from ..data.video import sample_times as stream_times
 from ..settings import DEFAULT_INTERVALS, level_of
 
 
@@ -32,9 +33,10 @@ def sample_times(start: float, end: float, *, fps: float | None = None, num_fram
     if mode == "stream":
         if fps is None:
             raise ValueError("stream sampling reads the video at a frame rate: give fps")
-        n = int(duration * fps + 1e-6) + 1  # every 1/fps from start, end included when it falls on one
-        keep = range(n) if n <= max_frames else [round(i * (n - 1) / max(1, max_frames - 1)) for i in range(max_frames)]
-        return [start + k / fps for k in keep]
+        times = list(stream_times(fps, start, end, None))  # the streaming reader's rule: start + k / fps
+        if len(times) <= max_frames:
+            return times
+        return [times[round(i * (len(times) - 1) / max(1, max_frames - 1))] for i in range(max_frames)]
     n = num_frames if num_frames is not None else int(duration * fps) + 1
     n = max(min_frames, min(max_frames, n))
     segment = duration / n
