@@ -108,7 +108,7 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
         if live is None or not (live.playing or live.camera):
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         try:
-            live.tick()
+            live.tick(wait=False)  # an answer in progress is not waited for: its frames are encoded next tick
         except (InputError, OSError, ValueError) as err:  # a video that breaks part-way: say so, stop it
             log.warning("stream stopped: %s", err)
             live.reset()
@@ -194,16 +194,20 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
                 chat = gr.Chatbot(label="Conversation", elem_id="chat", height=360)
                 question = gr.Textbox(label="Ask at this moment", elem_id="question", submit_btn=True)
                 memory = gr.HTML(memory_html(None), label="Memory")
-        upload_box.upload(start, [upload_box, live], [live, status, chat], show_progress="hidden")
-        sample_button.click(play_sample, [sample, live], [live, status, chat], show_progress="hidden")
+        # The events that change or show the stream run one at a time in one queue, so that what they show
+        # reaches the page in the order they ran: a tick that drew the memory just before a reset cannot
+        # land after the reset's empty view. Questions and webcam frames run beside them.
+        stream = dict(concurrency_id="stream", concurrency_limit=1)
+        upload_box.upload(start, [upload_box, live], [live, status, chat], show_progress="hidden", **stream)
+        sample_button.click(play_sample, [sample, live], [live, status, chat], show_progress="hidden", **stream)
         # a tick every `tick_seconds`: no loading overlay on what it refreshes
-        gr.Timer(tick_seconds).tick(tick, [live], [player, clock, memory, status], show_progress="hidden")
+        gr.Timer(tick_seconds).tick(tick, [live], [player, clock, memory, status], show_progress="hidden", **stream)
         question.submit(ask, [question, chat, live], [chat, question, status])
-        pause_button.click(pause, [live], [clock])
-        resume_button.click(resume, [live], [clock])
-        reset_button.click(reset, [live], [live, player, clock, memory, chat, status])
-        mode.change(switch, [mode, live], [memory])
-        camera_button.click(camera_on, [live], [live, status])
+        pause_button.click(pause, [live], [clock], **stream)
+        resume_button.click(resume, [live], [clock], **stream)
+        reset_button.click(reset, [live], [live, player, clock, memory, chat, status], **stream)
+        mode.change(switch, [mode, live], [memory], **stream)
+        camera_button.click(camera_on, [live], [live, status], **stream)
         webcam.stream(camera_frame, [webcam, live], [clock, memory], stream_every=1.0 / fps)
     return app
 

@@ -35,7 +35,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served(tiny_dir, tmp_path_factory):
-    """The demo on localhost with a tiny checkpoint, playing at 4 frames a second; yields its URL and media."""
+    """The demo on localhost with a tiny checkpoint, playing at 4 frames a second; yields its URL, media and app."""
     media = tmp_path_factory.mktemp("demo-media")
     video = write_video(media / "ball.mp4", seconds=12, fps=8)
     (media / "notes.txt").write_text("not a video\n")
@@ -44,7 +44,7 @@ def served(tiny_dir, tmp_path_factory):
     app = gradio_demo.build_app(engine, settings, fps=4, samples=None, tick_seconds=0.25)
     port = free_port()
     app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}", video, media / "notes.txt"
+    yield f"http://127.0.0.1:{port}", video, media / "notes.txt", app
     app.close()
 
 
@@ -78,7 +78,7 @@ def upload_and_ask(page, url, video, question):
 
 
 def test_demo_streams_answers_mid_stream_and_shows_memory(served, browser):
-    url, video, _ = served
+    url, video, *_ = served
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     chat = upload_and_ask(page, url, video, "Where is the ball?")
     stamp = float(re.search(r"\[([0-9.]+) s\] Where is the ball\?", chat).group(1))
@@ -105,11 +105,23 @@ def test_demo_streams_answers_mid_stream_and_shows_memory(served, browser):
     assert SCREENSHOT.stat().st_size > 10_000
     page.locator("#reset").click()
     expect(page.locator("#memory-view")).to_contain_text("Nothing watched yet", timeout=10_000)
+    page.wait_for_timeout(1000)  # four timer ticks: nothing drawn before the reset comes back after it
+    assert "Nothing watched yet" in page.locator("#memory-view").inner_text()
+    assert stream_seconds(page) == -1.0
     page.close()
 
 
+def test_the_events_that_change_or_show_the_stream_share_one_queue(served):
+    """One at a time, in order: what a tick drew cannot reach the page after a later reset's empty view."""
+    app = served[3]
+    group = {fn.name: (fn.concurrency_id, fn.concurrency_limit) for fn in app.fns.values()}
+    ordered = ["start", "play_sample", "tick", "pause", "resume", "reset", "switch", "camera_on"]
+    assert {group[name] for name in ordered} == {("stream", 1)}
+    assert group["ask"][0] != "stream"  # a question runs beside them: pause and reset do not wait on it
+
+
 def test_two_sessions_do_not_share_memory_or_history(served, browser):
-    url, video, _ = served
+    url, video, *_ = served
     first, second = browser.new_page(), browser.new_page()
     upload_and_ask(first, url, video, "What colour is the ball?")
     second.goto(url)
@@ -122,7 +134,7 @@ def test_two_sessions_do_not_share_memory_or_history(served, browser):
 
 
 def test_a_file_that_is_not_a_video_is_one_message_and_the_next_upload_works(served, browser):
-    url, video, notes = served
+    url, video, notes, _ = served
     page = browser.new_page()
     page.goto(url)
     page.locator("#upload input[type=file]").set_input_files(str(notes))

@@ -1,5 +1,7 @@
 """LiveStream: a video played as a live stream on a clock the test controls."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -52,6 +54,18 @@ def test_frames_enter_memory_when_the_playhead_passes_them_never_before(engine, 
     assert live.finished and not live.playing and live.frames_encoded == 20 and live.playhead == 9.5
 
 
+def test_pause_holds_the_playhead_at_the_moment_of_the_pause(engine, video):
+    clock = Clock()
+    live = LiveStream(engine, MemorySettings(), fps=2, clock=clock)
+    live.open(open_video(video))
+    live.tick()
+    clock.now += 1.3
+    live.pause()  # no tick since 0 s
+    assert live.paused and live.playhead == pytest.approx(1.3)
+    clock.now += 4
+    assert live.tick() == pytest.approx(1.3) and live.frames_encoded == 3  # 0, 0.5 and 1 s
+
+
 def test_questions_are_answered_at_the_playhead_and_kept_in_history(engine, video):
     clock = Clock()
     live = LiveStream(engine, MemorySettings(), fps=2, clock=clock, max_new_tokens=4)
@@ -94,3 +108,53 @@ def test_camera_frames_are_taken_at_most_fps_times_a_second(engine):
         clock.now += 0.2
     assert taken == [True, False, False, True, False, False, True, False, False, True]
     assert [round(f.timestamp, 1) for f in live.sessions["window"].held_frames()] == [0.0, 0.6, 1.2, 1.8]
+
+
+class SlowEncoder:
+    """The engine, with encoding held until the test lets it go (a tick caught in the middle)."""
+
+    def __init__(self, engine):
+        self.engine, self.config, self.template = engine, engine.config, engine.template
+        self.started, self.go = threading.Event(), threading.Event()
+
+    def encode_frames(self, images):
+        self.started.set()
+        assert self.go.wait(30)
+        return self.engine.encode_frames(images)
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+
+def test_a_reset_during_a_tick_waits_for_it_and_leaves_nothing_behind(engine, video):
+    clock, slow = Clock(), SlowEncoder(engine)
+    live = LiveStream(slow, MemorySettings(capacities=(2, 2, 4)), fps=2, clock=clock)
+    live.open(open_video(video))
+    clock.now += 2.2
+    ticking = threading.Thread(target=live.tick)
+    ticking.start()
+    assert slow.started.wait(30)  # the tick is encoding frames 0..4
+    resetting = threading.Thread(target=live.reset)
+    resetting.start()
+    resetting.join(0.3)
+    assert resetting.is_alive()  # the reset waits for the tick to end
+    slow.go.set()
+    ticking.join(30)
+    resetting.join(30)
+    assert live.frames_encoded == 0 and not live.playing and live.latest is None
+    assert all(not s.held_frames() for s in live.sessions.values())  # no frame of the tick came back after it
+
+
+def test_a_tick_that_does_not_wait_for_a_busy_model_keeps_the_frames_it_passed(engine, video):
+    clock = Clock()
+    live = LiveStream(engine, MemorySettings(), fps=2, clock=clock)
+    live.open(open_video(video))
+    clock.now += 1.2
+    with live.lock:  # the model is answering a question
+        assert live.tick(wait=False) == pytest.approx(1.2)  # the playhead moves ...
+        assert live.frames_encoded == 0  # ... but nothing is encoded
+        clock.now += 0.5
+        live.tick(wait=False)
+    live.tick()
+    assert [f.timestamp for f in live.sessions["window"].held_frames()] == [0.0, 0.5, 1.0, 1.5]
+    assert live.frames_encoded == 4 and live.playhead == pytest.approx(1.7)

@@ -8,6 +8,12 @@ as the playhead passes them, never ahead of it, and questions are answered at th
         ...                                    # the reply so far; live.answers[-1].time is its stream time
     live.pause(); live.resume(); live.reset()
 
+A front end calls these from several threads at once (a timer's ticks, a question, a button). Each call
+changes the stream as one step under the stream's lock, so a reset never lands in the middle of a tick
+and two ticks never take the same frame. The model's lock is separate and shared by every stream: a tick
+that must not wait for an answer in progress (`tick(wait=False)`) leaves the frames it passed pending,
+to be encoded by the next tick.
+
 Every frame goes through the vision tower once and into each memory (pyramid, window, uniform), so
 that switching `live.mode` shows at once what another memory would hold and answer; the history of
 the conversation is shared. Nothing here knows about gradio.
@@ -76,6 +82,7 @@ class LiveStream:
             raise ValueError(f"fps must be > 0, got {fps}")
         self.engine, self.fps, self.clock = engine, fps, clock
         self.lock = lock or threading.Lock()  # one model, possibly several streams: one forward at a time
+        self._state = threading.RLock()  # this stream: one change at a time
         self.max_new_tokens = max_new_tokens
         grid = engine.config.grid_size
         self.grid = grid
@@ -92,6 +99,7 @@ class LiveStream:
     def _close(self) -> None:
         self._frames: Iterator[VideoFrame] | None = None
         self._next: VideoFrame | None = None
+        self._pending: list[VideoFrame] = []  # passed by the playhead, not yet encoded (the model was busy)
         self.camera = False
         self.playing = False
         self.finished = False
@@ -102,34 +110,42 @@ class LiveStream:
         self.frames_encoded = 0
 
     def reset(self) -> None:
-        """Stop the stream and forget it: memories, conversation and answers."""
-        for session in self.sessions.values():
-            session.reset()
-        self.answers.clear()
-        self._thumbnails.clear()
-        self._close()
+        """Stop the stream and forget it: memories, conversation and answers. An answer in progress is
+        let finish first, so that it does not join the conversation after it was forgotten."""
+        with self._state, self.lock:
+            for session in self.sessions.values():
+                session.reset()
+            self.answers.clear()
+            self._thumbnails.clear()
+            self._close()
 
     def open(self, source: VideoSource, duration: float | None = None) -> None:
         """Start playing a video from its beginning (what was watched before is forgotten)."""
-        self.reset()
-        self._frames = iter(source.sample(self.fps, end=duration))
-        self._next = next(self._frames, None)
-        self.playing, self._started_at = True, self.clock()
+        with self._state:
+            self.reset()
+            self._frames = iter(source.sample(self.fps, end=duration))
+            self._next = next(self._frames, None)
+            self.playing, self._started_at = True, self.clock()
 
     def open_camera(self) -> None:
         """Start a live camera stream: frames come from `push_camera`, stamped with the time since now."""
-        self.reset()
-        self.camera = self.playing = True
-        self._started_at = self.clock()
+        with self._state:
+            self.reset()
+            self.camera = self.playing = True
+            self._started_at = self.clock()
 
     def pause(self) -> None:
-        if self.playing and self._paused_at is None:
-            self._paused_at = self.clock()
+        """Hold the playhead where it is now (not where the last tick left it)."""
+        with self._state:
+            if self.playing and self._paused_at is None:
+                self._paused_at = self.clock()
+                self.tick(wait=False)
 
     def resume(self) -> None:
-        if self._paused_at is not None:
-            self._started_at += self.clock() - self._paused_at
-            self._paused_at = None
+        with self._state:
+            if self._paused_at is not None:
+                self._started_at += self.clock() - self._paused_at
+                self._paused_at = None
 
     @property
     def paused(self) -> bool:
@@ -138,40 +154,49 @@ class LiveStream:
     def _now(self) -> float:
         return (self._paused_at if self._paused_at is not None else self.clock()) - self._started_at
 
-    def tick(self) -> float:
-        """Advance the playhead to now and encode, as one batch, every frame it has passed; returns it."""
-        if not self.playing or self.camera:
+    def tick(self, wait: bool = True) -> float:
+        """Advance the playhead to now and encode, as one batch, every frame it has passed; returns it.
+        With `wait=False` a busy model (an answer in progress) is not waited for: the passed frames stay
+        pending and the playhead still moves."""
+        with self._state:
+            if not self.playing or self.camera:
+                return self.playhead
+            now = self._now()
+            while self._next is not None and self._next.timestamp <= now:
+                self._pending.append(self._next)
+                self._next = next(self._frames, None)
+            if self._pending and self.lock.acquire(blocking=wait):
+                try:
+                    self._add(self._pending)
+                finally:
+                    self.lock.release()
+                self._pending = []
+            if self._next is None and not self._pending:
+                self.finished, self.playing = True, False
+                self.playhead = self.sessions[self.mode].last_frame[1] if self.frames_encoded else self.playhead
+            else:
+                self.playhead = now
             return self.playhead
-        now = self._now()
-        arrived = []
-        while self._next is not None and self._next.timestamp <= now:
-            arrived.append(self._next)
-            self._next = next(self._frames, None)
-        self._add(arrived)
-        if self._next is None:
-            self.finished, self.playing = True, False
-            self.playhead = arrived[-1].timestamp if arrived else self.playhead
-        else:
-            self.playhead = now
-        return self.playhead
 
     def push_camera(self, image: np.ndarray) -> bool:
         """A camera frame arriving now; taken when it is at least 1/fps after the last one taken."""
-        if not (self.camera and self.playing) or self.paused:
-            return False
-        now = self._now()
-        last = self.sessions[self.mode].last_frame
-        if last is not None and now - last[1] < 1.0 / self.fps:
-            return False
-        self._add([VideoFrame(0 if last is None else last[0] + 1, now, image)])
-        self.playhead = now
-        return True
+        with self._state:
+            if not (self.camera and self.playing) or self.paused:
+                return False
+            now = self._now()
+            last = self.sessions[self.mode].last_frame
+            if last is not None and now - last[1] < 1.0 / self.fps:
+                return False
+            with self.lock:
+                self._add([VideoFrame(0 if last is None else last[0] + 1, now, image)])
+            self.playhead = now
+            return True
 
     def _add(self, frames: list[VideoFrame]) -> None:
+        """Encode frames (the caller holds the model's lock) and put them into every memory."""
         if not frames:
             return
-        with self.lock:
-            grids = self.engine.encode_frames([f.image for f in frames])  # [B, C, g, g], once for every memory
+        grids = self.engine.encode_frames([f.image for f in frames])  # [B, C, g, g], once for every memory
         for session in self.sessions.values():
             session.add_encoded(frames, grids)
         self.frames_encoded += len(frames)
@@ -191,9 +216,9 @@ class LiveStream:
         question = question.strip()
         if not question:
             raise ValueError("the question is empty")
-        self.tick()
-        answer = Answer(self.playhead, question)
-        self.answers.append(answer)
+        with self._state:
+            answer = Answer(self.tick(), question)
+            self.answers.append(answer)
         with self.lock:
             for text in self.sessions[self.mode].ask_stream(question, remember=True,
                                                             max_new_tokens=self.max_new_tokens):
@@ -202,12 +227,13 @@ class LiveStream:
 
     def memory_view(self, mode: str | None = None) -> MemoryView:
         """What a memory (the current one by default) holds now, grouped by level."""
-        mode = mode or self.mode
-        memory = self.sessions[mode].memory
-        held = self.sessions[mode].held_frames()
-        levels = len(memory.capacities) if isinstance(memory, PyramidMemoryBank) else 1
-        grouped: list[list[HeldFrame]] = [[] for _ in range(levels)]
-        for f in held:
-            grouped[f.level].append(HeldFrame(f.index, f.timestamp or 0.0, f.level, f.num_tokens,
-                                              self._thumbnails[f.index]))
-        return MemoryView(mode, grouped, sum(f.num_tokens for f in held), token_cap(memory, self.grid))
+        with self._state:
+            mode = mode or self.mode
+            memory = self.sessions[mode].memory
+            held = self.sessions[mode].held_frames()
+            levels = len(memory.capacities) if isinstance(memory, PyramidMemoryBank) else 1
+            grouped: list[list[HeldFrame]] = [[] for _ in range(levels)]
+            for f in held:
+                grouped[f.level].append(HeldFrame(f.index, f.timestamp or 0.0, f.level, f.num_tokens,
+                                                  self._thumbnails[f.index]))
+            return MemoryView(mode, grouped, sum(f.num_tokens for f in held), token_cap(memory, self.grid))
