@@ -165,15 +165,12 @@ class LiveStream:
             while self._next is not None and self._next.timestamp <= now:
                 self._pending.append(self._next)
                 self._next = next(self._frames, None)
-            if self._pending and self.lock.acquire(blocking=wait):
-                try:
-                    self._add(self._pending)
-                finally:
-                    self.lock.release()
+            if self._pending and self._add(self._pending, wait):
                 self._pending = []
             if self._next is None and not self._pending:
                 self.finished, self.playing = True, False
-                self.playhead = self.sessions[self.mode].last_frame[1] if self.frames_encoded else self.playhead
+                last = self.sessions[self.mode].last_frame
+                self.playhead = last[1] if last is not None else self.playhead
             else:
                 self.playhead = now
             return self.playhead
@@ -187,16 +184,19 @@ class LiveStream:
             last = self.sessions[self.mode].last_frame
             if last is not None and now - last[1] < 1.0 / self.fps:
                 return False
-            with self.lock:
-                self._add([VideoFrame(0 if last is None else last[0] + 1, now, image)])
+            self._add([VideoFrame(0 if last is None else last[0] + 1, now, image)])
             self.playhead = now
             return True
 
-    def _add(self, frames: list[VideoFrame]) -> None:
-        """Encode frames (the caller holds the model's lock) and put them into every memory."""
-        if not frames:
-            return
-        grids = self.engine.encode_frames([f.image for f in frames])  # [B, C, g, g], once for every memory
+    def _add(self, frames: list[VideoFrame], wait: bool = True) -> bool:
+        """Encode frames and put them into every memory; False (nothing done) when the model is busy and
+        `wait` is off."""
+        if not self.lock.acquire(blocking=wait):
+            return False
+        try:
+            grids = self.engine.encode_frames([f.image for f in frames])  # [B, C, g, g], once for every memory
+        finally:
+            self.lock.release()
         for session in self.sessions.values():
             session.add_encoded(frames, grids)
         self.frames_encoded += len(frames)
@@ -208,6 +208,7 @@ class LiveStream:
         held = {m.index for s in self.sessions.values() for m in s.held_frames()}
         for index in [i for i in self._thumbnails if i not in held]:
             del self._thumbnails[index]
+        return True
 
     # -- questions and memory ------------------------------------------------------------------------
     def ask(self, question: str) -> Iterator[str]:
