@@ -5,7 +5,7 @@
 #   ASK='--ask "4:Where is the ball?" --ask "9:What happens next?"'      FPS=1
 # make gradio               the gradio demo on http://127.0.0.1:7860 (gradio_demo.sh: MODEL, DEVICE, HOST, PORT, FPS)
 # make chat                 ask about an image (IMAGE=path.jpg QUESTION="...")
-# make synthetic            train the tiny model on the synthetic world from scratch and evaluate it (~32 min CPU)
+# make synthetic            train the tiny model on the synthetic world from scratch and evaluate it (~28 min CPU)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BUNDLED := models/videochat-online-synthetic-tiny

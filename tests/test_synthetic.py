@@ -15,12 +15,12 @@ from videochat_online.synthetic.questions import FAMILIES, ask, moving_frame_que
 from videochat_online.synthetic.world import Scene, random_scene, render
 
 REPO = Path(__file__).resolve().parents[1]
-RED, BLUE, BACKGROUND = (220, 40, 40), (50, 90, 235), (28, 28, 32)
+RED, BLUE, BACKGROUND, GREY = (220, 40, 40), (50, 90, 235), (28, 28, 32), (128, 128, 128)
 
 # Written from the world's rules (world.py docstring), not from the generator: a red square at the top
-# left from 1 s, blue from 5 s, sliding to the top right from 8 s to 17 s, leaving at 22 s, 32 s long.
+# left from 1 s, blue from 5 s, sliding to the top right from 8 s to 18 s, leaving at 22 s, 32 s long.
 SCENE = Scene(shape="square", first_colour="red", second_colour="blue", start_place="top left",
-              end_place="top right", appear=1, recolour=5, move_start=8, move_end=17, leave=22, duration=32)
+              end_place="top right", appear=1, recolour=5, move_start=8, move_end=18, leave=22, duration=32)
 
 
 def pixel(frame, x, y):
@@ -32,18 +32,33 @@ def test_a_scene_is_drawn_as_its_timeline_says():
     assert pixel(render(SCENE, 2), 0.25, 0.25) == RED
     assert pixel(render(SCENE, 2), 0.75, 0.25) == BACKGROUND
     assert pixel(render(SCENE, 6), 0.25, 0.25) == BLUE
-    assert pixel(render(SCENE, 12.5), 0.5, 0.25) == BLUE  # half-way: the move is 9 s long
+    assert pixel(render(SCENE, 13), 0.5, 0.25) == BLUE  # half-way: every move is 10 s long
     assert pixel(render(SCENE, 20), 0.75, 0.25) == BLUE and pixel(render(SCENE, 20), 0.25, 0.25) == BACKGROUND
     assert set(map(tuple, render(SCENE, 23).reshape(-1, 3))) == {BACKGROUND}  # left at 22 s
 
 
-def test_every_move_is_clockwise_at_nearly_one_speed():
+def test_a_moving_shape_leaves_a_grey_track_as_long_as_its_slide():
+    # The square (0.45 of the frame wide) slides half the frame's width in 10 s: 0.05 of the frame a second.
+    # Its track runs from where its left side started (x 0.025) to where its left side is now.
+    for seconds in (1, 3, 5, 9):
+        row = render(SCENE, 8 + seconds)[int(0.25 * 224)]
+        grey = [x for x in range(224) if tuple(int(v) for v in row[x]) == GREY]
+        assert grey and abs(len(grey) - 0.05 * seconds * 224) <= 2, (seconds, len(grey))
+        assert abs(grey[0] - 0.025 * 224) <= 1 and abs(grey[-1] + 1 - (0.025 + 0.05 * seconds) * 224) <= 1
+        assert pixel(render(SCENE, 8 + seconds), 0.25 + 0.05 * seconds, 0.25) == BLUE  # its centre, ahead of the track
+    column = render(SCENE, 13)[:, int(0.1 * 224)]  # as tall as the square, nothing above or below it
+    assert abs(sum(tuple(int(v) for v in p) == GREY for p in column) - 0.45 * 224) <= 2
+    for still in (7, 18, 20):  # before the move and once it has stopped: no track
+        assert GREY not in set(map(tuple, render(SCENE, still).reshape(-1, 3).tolist()))
+
+
+def test_every_move_is_clockwise_at_one_speed():
     clockwise = {("top left", "top right"), ("top right", "bottom right"), ("bottom right", "bottom left"),
                  ("bottom left", "top left")}
     rng = random.Random(2)
     drawn = [random_scene(rng) for _ in range(200)]
     assert {(s.start_place, s.end_place) for s in drawn} == clockwise
-    assert {s.move_end - s.move_start for s in drawn} == {9, 10}
+    assert {s.move_end - s.move_start for s in drawn} == {10}
 
 
 @pytest.mark.parametrize("family, t, answer", [
@@ -63,14 +78,14 @@ def test_each_family_answers_by_its_rule(family, t, answer):
 
 def test_questions_are_asked_only_when_they_have_one_answer():
     assert times("past_colour", SCENE) == list(range(9, 22))  # 4 to 16 s after the change
-    assert times("place_now", SCENE) == [2, 3, 4, 5, 6, 7, 18, 19, 20, 21]  # resting, a second after arriving
+    assert times("place_now", SCENE) == [2, 3, 4, 5, 6, 7, 19, 20, 21]  # resting, a second after arriving
     assert times("moving_for", SCENE) == list(range(9, 17))
-    assert times("destination", SCENE) == list(range(9, 17))
+    assert times("destination", SCENE) == list(range(9, 18))
     assert times("still_there", SCENE) == list(range(23, 33))  # a second after leaving
 
 
 def test_a_still_of_the_move_is_asked_where_it_will_stop_and_how_long_it_has_moved():
-    # 13 s is 5 s into the 9-s move from the top left to the top right
+    # 13 s is 5 s into the 10-s move from the top left to the top right
     assert moving_frame_questions(SCENE, 13) == [
         ("Where will the square stop?", ("top left", "top right", "bottom left", "bottom right"), "top right"),
         ("How long has the square been moving?", ("1-2s", "3-4s", "5-6s", "7-8s"), "5-6s")]
@@ -119,10 +134,10 @@ def test_build_writes_videos_questions_and_training_sets(tmp_path):
     stage2 = json.loads((out / "train/stage2.json").read_text())
     assert stage2["synth_online"]["sampling"] == "stream"  # a turn at T is shown the frame at T, as in the evaluation
     frames = json.loads((out / "train/frames.json").read_text())
-    assert len(frames) == 3 * 4  # per scene two stills at rest and two of the move
+    assert len(frames) == 3 * 4  # per scene one still at rest and three of the move
     questions_asked = Counter(turn["value"].removeprefix("<image>\n").split("\n")[0].split(" the ")[0]
                               for f in frames for turn in f["conversations"][::2])
-    assert questions_asked == {"What colour is": 6, "Where is": 6, "Where will": 6, "How long has": 6}
+    assert questions_asked == {"What colour is": 3, "Where is": 3, "Where will": 9, "How long has": 9}
     from videochat_online.data.video import open_video
 
     source = open_video(out / "videos/test/synth_test_0000.mp4")
@@ -142,11 +157,11 @@ def test_training_from_scratch_learns_the_world(tmp_path):
     from videochat_online.train.sft import main as sft_main
     from PIL import Image
 
-    data = build(tmp_path / "world", train_videos=60, test_videos=1, seed=5)
+    data = build(tmp_path / "world", train_videos=120, test_videos=1, seed=5)
     # the one-frame questions about the shape at rest, its colour and place (the quickest to learn from)
     frames = json.loads((data / "train/frames.json").read_text())
     at_rest = [f for f in frames if "What colour is the" in f["conversations"][0]["value"]]
-    assert len(at_rest) == 2 * 60
+    assert len(at_rest) == 120  # one per scene
     (data / "train/frames_at_rest.json").write_text(json.dumps(at_rest))
     meta = data / "train/frames_only.json"
     meta.write_text(json.dumps({"frames": {"annotation": "frames_at_rest.json", "data_root": ""}}))

@@ -80,16 +80,16 @@ def ask_offline(question: str, candidates, answer: str, rng: random.Random) -> t
 
 
 def offline_samples(scene: Scene, video: str, image_dir: Path, name: str, rng: random.Random) -> tuple[dict, list[dict]]:
-    """A whole-clip sample (VideoChat2-IT format) and one-frame samples (LLaVA format) of a scene: two
-    stills of the object at rest (its colour and place) and two of it moving (where it will stop, how
-    long it has been moving)."""
+    """A whole-clip sample (VideoChat2-IT format) and one-frame samples (LLaVA format) of a scene: one
+    still of the object at rest (its colour and place) and three of it moving (where it will stop, how
+    long it has been moving: the finer reading, so it gets more of the stills)."""
     qa = []
     for question, candidates, answer in clip_questions(scene):
         q, a = ask_offline(question, candidates, answer, rng)
         qa.append({"i": "", "q": q, "a": a})
     images = []
-    stills = [(t, frame_questions) for t in rng.sample(resting_times(scene), 2)]
-    stills += [(t, moving_frame_questions) for t in rng.sample(times("moving_for", scene), 2)]
+    stills = [(t, frame_questions) for t in rng.sample(resting_times(scene), 1)]
+    stills += [(t, moving_frame_questions) for t in rng.sample(times("moving_for", scene), 3)]
     for t, questions in sorted(stills, key=lambda still: still[0]):
         file = f"images/{name}_{t}.png"
         Image.fromarray(render(scene, t)).save(image_dir.parent / file)

@@ -88,7 +88,7 @@ def questions_for(scene: Scene, video: str, rng: random.Random, per_family: int 
 
     Each question first draws its answer uniformly from the answers the family's moments have, then a
     moment with that answer, so that no answer is favoured because more moments have it (a move lasts
-    9 or 10 s, so every duration bucket occurs in every scene).
+    10 s, so every duration bucket occurs in every scene).
     """
     out = []
     for family in FAMILIES:
@@ -130,8 +130,8 @@ def frame_questions(scene: Scene, t: int) -> list[tuple[str, tuple[str, ...], st
 def moving_frame_questions(scene: Scene, t: int) -> list[tuple[str, tuple[str, ...], str]]:
     """Questions about the frame at a moment `t` of the move (one of `times("moving_for", scene)`).
 
-    In this world a still answers them: moves go clockwise at nearly one speed, so where the object is
-    between two places says where it will stop and, by how far it has slid, how long it has moved.
+    In this world a still answers them: moves go clockwise at one speed, so where the object is between
+    two places says where it will stop, and the length of the track behind it how long it has moved.
     """
     entries = [ask(family, scene, "", t) for family in ("destination", "moving_for")]
     return [(e["question"], tuple(e["candidates"]), e["answer"]) for e in entries]

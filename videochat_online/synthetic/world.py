@@ -1,10 +1,12 @@
 """Scenes of the synthetic world: one object on a dark field, its life as a timeline of events.
 
 A scene lasts `duration` seconds. Its object (a square, circle or triangle) appears at `appear` in
-one of four places (the quadrants of the frame), changes colour at `recolour`, slides at a steady
-speed to the next place clockwise between `move_start` and `move_end`, and leaves at `leave` (or
-stays to the end, `leave` None). Because every move is clockwise at nearly one speed, a still of a
-moving object shows where it is going and, by how far it has slid, how long it has been moving.
+one of four places (the quadrants of the frame), changes colour at `recolour`, slides to the next
+place clockwise in `MOVE_SECONDS` at one speed between `move_start` and `move_end`, and leaves at
+`leave` (or stays to the end, `leave` None). While it slides it leaves a grey track behind it, as wide
+as itself, from where it started to where it is; the track is gone once it stops. Because every move
+is clockwise at one speed, a still of a moving object shows where it is going and, by the length of its
+track (the same reading whichever way it goes), how long it has been moving.
 Events happen on whole seconds, so that a question asked a second or more after an event has one
 right answer whatever the frame sampling. `render(scene, t)` draws the frame on screen at time t.
 """
@@ -23,6 +25,8 @@ PLACES = ("top left", "top right", "bottom left", "bottom right")
 CLOCKWISE = {"top left": "top right", "top right": "bottom right", "bottom right": "bottom left",
              "bottom left": "top left"}  # where a move from each place ends
 BACKGROUND = (28, 28, 32)
+TRACK = (128, 128, 128)  # the track a moving object leaves behind it
+MOVE_SECONDS = 10  # every move: half the frame's side in 10 s
 FRAME_SIZE = 224
 OBJECT_SIZE = 0.45  # of the frame side: the object fills most of its quarter of the frame
 
@@ -62,6 +66,24 @@ class Scene:
         f = min(1.0, max(0.0, (t - self.move_start) / (self.move_end - self.move_start)))
         return a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1])
 
+    def track(self, t: float) -> tuple[float, float, float, float] | None:
+        """The box (x0, y0, x1, y1, frame fractions) of the grey track behind the object while it moves:
+        the ground its box has swept since the move began, less the box itself (None when not moving)."""
+        if not (self.visible(t) and self.moving(t)):
+            return None
+        r = OBJECT_SIZE / 2
+        (ax, ay), (x, y) = self.centre(self.move_start), self.centre(t)
+        x0, y0, x1, y1 = min(ax, x) - r, min(ay, y) - r, max(ax, x) + r, max(ay, y) + r
+        if x > ax:  # moving right: the track ends at the object's left side (and so on)
+            x1 = x - r
+        elif x < ax:
+            x0 = x + r
+        if y > ay:
+            y1 = y - r
+        elif y < ay:
+            y0 = y + r
+        return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -72,14 +94,14 @@ def _centre(place: str) -> tuple[float, float]:
 
 
 def random_scene(rng: random.Random, duration: int = 32) -> Scene:
-    """A scene with every event: appear (0-2 s), recolour (4-10 s), a clockwise move of 9-10 s starting
+    """A scene with every event: appear (0-2 s), recolour (4-10 s), a clockwise move of `MOVE_SECONDS` starting
     2-6 s later, and, half the time, leaving at least 3 s after the move and 3 s before the end."""
     colours = rng.sample(sorted(COLOURS), 2)
     start = rng.choice(PLACES)
     appear = rng.randint(0, 2)
     recolour = rng.randint(4, 10)
     move_start = recolour + rng.randint(2, 6)
-    move_end = move_start + rng.randint(9, 10)
+    move_end = move_start + MOVE_SECONDS
     if move_end + 6 > duration:
         raise ValueError(f"a scene of {duration} s is too short for its events (these need {move_end + 6} s); "
                          "use at least 32 s")
@@ -93,6 +115,9 @@ def render(scene: Scene, t: float, size: int = FRAME_SIZE) -> np.ndarray:
     image = Image.new("RGB", (size, size), BACKGROUND)
     if scene.visible(t):
         draw = ImageDraw.Draw(image)
+        track = scene.track(t)
+        if track is not None:
+            draw.rectangle(tuple(v * size for v in track), fill=TRACK)
         x, y = scene.centre(t)
         r = OBJECT_SIZE * size / 2
         box = (x * size - r, y * size - r, x * size + r, y * size + r)
