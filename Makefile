@@ -2,8 +2,8 @@
 # make demo                 set up .venv and watch a video as a stream, answering questions at their times
 #   MODEL=path/or/hub-id    checkpoint to use (default: the bundled tiny model trained on the synthetic world)
 #   VIDEO=path.mp4          video file or frame folder (default: a bundled synthetic-world sample)
-#   ASK='--ask "4:Where is the ball?" --ask "9:What happens next?"'      FPS=1
-# make gradio               the gradio demo on http://127.0.0.1:7860 (gradio_demo.sh: MODEL, DEVICE, HOST, PORT, FPS)
+#   ASK='--ask "4:Where is the ball?" --ask "9:What happens next?"'      FPS=2 (default: the model's trained rate)
+# make gradio               the gradio demo on http://127.0.0.1:7860 (gradio_demo.sh: MODEL, DEVICE, HOST, PORT, FPS, MEMORY)
 # make chat                 ask about an image (IMAGE=path.jpg QUESTION="...")
 # make synthetic            train the tiny model on the synthetic world from scratch and evaluate it (~28 min CPU)
 VENV ?= .venv
@@ -13,11 +13,11 @@ MODEL ?= $(BUNDLED)
 IMAGE ?= assets/samples/square.png
 QUESTION ?= What colour is the square?
 VIDEO ?= assets/samples/synth_test_0000.mp4
-FPS ?= 1
+FPS ?=
 ASK ?= --ask "3:Where is the square now?" --ask "11:Where will the square stop?" \
        --ask "12:How long has the square been moving?" \
        --ask "14:What colour was the square before it changed colour?" --ask "30:Is the square still in view?"
-BUNDLED_NOTE = @$(if $(filter $(BUNDLED),$(MODEL)),echo "(model: the bundled tiny model, trained only on the synthetic world of coloured shapes: README, 'A world to learn in'; MODEL=... picks another)")
+BUNDLED_NOTE = @$(if $(filter $(BUNDLED),$(MODEL)),echo "(model: the bundled tiny model, trained only on the synthetic world of coloured shapes: docs/synthetic.md; MODEL=... picks another)")
 
 .PHONY: setup test demo chat gradio synthetic
 setup: $(VENV)/.installed
@@ -31,7 +31,7 @@ test: setup
 
 demo: setup
 	$(BUNDLED_NOTE)
-	$(VENV)/bin/videochat-online stream "$(VIDEO)" --model "$(MODEL)" --fps $(FPS) $(ASK) --show-memory
+	$(VENV)/bin/videochat-online stream "$(VIDEO)" --model "$(MODEL)" $(if $(FPS),--fps $(FPS)) $(ASK) --show-memory
 
 chat: setup
 	$(BUNDLED_NOTE)

@@ -1,6 +1,6 @@
 """The gradio demo: play a video (or the webcam) as a live stream, ask at any moment, see the memory.
 
-    python gradio_demo.py [--model PATH_OR_HUB_ID] [--device cuda|cpu] [--host 127.0.0.1] [--port 7860] [--fps 2]
+    python gradio_demo.py [--model PATH_OR_HUB_ID] [--device cuda|cpu] [--host 127.0.0.1] [--port 7860] [--fps 1]
                           [--memory pyramid|window|uniform] [--capacities 2,2,12] ...   (or: bash gradio_demo.sh)
 
 A thin layer over `videochat_online.live.LiveStream` (itself over `StreamingSession`): this file only
@@ -11,7 +11,6 @@ tiny model, trained on the synthetic world (`models/`), and offers that world's 
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import io
@@ -24,8 +23,18 @@ import gradio as gr
 
 from videochat_online.data.video import open_video
 from videochat_online.errors import InputError
-from videochat_online.live import MODES, LiveStream, MemoryView
-from videochat_online.options import Parser, add_memory_args, add_model_args, check_model_args, memory_settings
+from videochat_online.live import LiveStream, MemoryView
+from videochat_online.memory import POLICIES
+from videochat_online.options import (
+    Parser,
+    add_memory_args,
+    add_model_args,
+    memory_overrides,
+    model_options,
+    resolve_fps,
+    resolve_memory,
+    run_main,
+)
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODEL = HERE / "models" / "videochat-online-synthetic-tiny"
@@ -189,7 +198,7 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
                     pause_button = gr.Button("Pause", elem_id="pause")
                     resume_button = gr.Button("Resume", elem_id="resume")
                     reset_button = gr.Button("Reset", elem_id="reset")
-                mode = gr.Radio(list(MODES), value=settings.mode, label="Memory", elem_id="mode")
+                mode = gr.Radio(list(POLICIES), value=settings.mode, label="Memory", elem_id="mode")
             with gr.Column(scale=3):
                 chat = gr.Chatbot(label="Conversation", elem_id="chat", height=360)
                 question = gr.Textbox(label="Ask at this moment", elem_id="question", submit_btn=True)
@@ -216,32 +225,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="gradio_demo.py", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (default) serves this machine only")
     parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--fps", type=float, default=2.0, help="frames the stream takes a second")
+    parser.add_argument("--fps", type=float, default=None, help="frames the stream takes a second (default: the "
+                                                                "model's trained rate, else 2)")
     parser.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB)
     parser.add_argument("--max-seconds", type=float, default=MAX_SECONDS, help="longest video accepted")
     parser.add_argument("--share", action="store_true", help="a public gradio link (off by default)")
     add_model_args(parser, default_model=str(DEFAULT_MODEL))
     add_memory_args(parser)
     args = parser.parse_args(argv)
-    try:
-        settings = memory_settings(args)
-        check_model_args(args, settings)
-        if not args.fps > 0 or not args.max_upload_mb > 0 or not args.max_seconds > 0:
-            raise InputError("--fps, --max-upload-mb and --max-seconds must be > 0")
-        from videochat_online.chat import ChatEngine
 
-        engine = ChatEngine.from_pretrained(args.model, device=args.device, dtype=args.dtype,
-                                            attn_implementation=args.attn,
-                                            kv_cache=args.kv_cache, compile_vision=args.compile_vision)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own requests to itself
-    app = build_app(engine, settings, args.fps, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
-    app.queue().launch(server_name=args.host, server_port=args.port, share=args.share,
-                       max_file_size=f"{args.max_upload_mb:g}mb")
-    return 0
+    def serve() -> int:
+        model, overrides = model_options(args), memory_overrides(args)
+        resolve_memory(overrides, model.local_config())  # checked before the model loads, when it is local
+        if not (args.fps is None or args.fps > 0) or not args.max_upload_mb > 0 or not args.max_seconds > 0:
+            raise InputError("--fps, --max-upload-mb and --max-seconds must be > 0")
+        engine = model.load()
+        settings, fps = resolve_memory(overrides, engine.config), resolve_fps(args.fps, engine.config)
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own requests to itself
+        app = build_app(engine, settings, fps, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
+        app.queue().launch(server_name=args.host, server_port=args.port, share=args.share,
+                           max_file_size=f"{args.max_upload_mb:g}mb")
+        return 0
+
+    return run_main(serve)
 
 
 if __name__ == "__main__":

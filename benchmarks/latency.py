@@ -6,7 +6,7 @@
 with random weights, bf16, no download; `tiny` (the default on the CPU) the test model in fp32. Frames
 are 360x640. Each figure is printed beside what plain torch/transformers reach on the same run and,
 on a known GPU, the hardware limit (compute for ingest, memory bandwidth for decode); `--json` writes
-the same figures. Nothing here is asserted: the README's table is made from its output.
+the same figures. Nothing here is asserted: docs/speed.md's table is made from its output.
 
 Figures:
 - pre-processing per frame: PIL on the CPU (frame by frame) and on the model's device (a batch of 16);
@@ -38,7 +38,7 @@ from videochat_online.conversation import IMG_CONTEXT
 from videochat_online.data.image import frames_to_pixel_values, frames_to_pixel_values_on
 from videochat_online.data.video import VideoFrame
 from videochat_online.model import VideoChatOnlineModel
-from videochat_online.settings import MemorySettings
+from videochat_online.memory import MemorySettings
 from videochat_online.streaming import StreamingSession
 from videochat_online.tools.make_tiny import published_4b_config, tiny_config, train_tokenizer
 

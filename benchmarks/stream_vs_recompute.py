@@ -24,22 +24,23 @@ import torch
 
 from videochat_online.chat import ChatEngine
 from videochat_online.eval.ovbench import SUBSETS, load_ovbench
-from videochat_online.eval.presets import ProtocolConfig, planned_encodes
-from videochat_online.eval.protocols import ProtocolRunner
+from videochat_online.eval.presets import PRESETS, ProtocolConfig
+from videochat_online.eval.protocols import ProtocolRunner, protocol_of
 from videochat_online.tools.demo_media import synthetic_ovbench_media
 from videochat_online.tools.make_tiny import make_tiny
 
 
 def planned(tasks, preset: str, fps: float | None, video_fps: float) -> None:
-    stream, recompute = (ProtocolConfig(name=name, preset=preset, fps=fps) for name in ("stream", "recompute"))
-    print(f"\nplanned frame encodes, preset {preset} at {stream.fps:g} fps (video files at {video_fps:g} fps):")
+    stream, recompute = (protocol_of(ProtocolConfig(name=name, preset=preset, fps=fps))
+                         for name in ("stream", "recompute"))
+    print(f"\nplanned frame encodes, preset {preset} at {stream.config.fps:g} fps (video files at {video_fps:g} fps):")
     print(f"{'subset':<8} {'videos':>7} {'questions':>9} {'stream':>10} {'recompute':>11} {'ratio':>6}")
     totals = [0, 0, 0, 0]
     for subset in SUBSETS:
         part = [t for t in tasks if t.subset == subset]
         rate = lambda t: t.folder_fps or video_fps  # noqa: E731
-        s = sum(planned_encodes(t, stream, rate(t)) for t in part)
-        r = sum(planned_encodes(t, recompute, rate(t)) for t in part)
+        s = sum(stream.planned_encodes(t, rate(t)) for t in part)
+        r = sum(recompute.planned_encodes(t, rate(t)) for t in part)
         n = sum(len(t.questions) for t in part)
         print(f"{subset:<8} {len(part):>7} {n:>9} {s:>10} {r:>11} {r / s:>6.2f}")
         totals = [a + b for a, b in zip(totals, (len(part), n, s, r))]
@@ -63,7 +64,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="checkpoint (default: a tiny random one)")
     parser.add_argument("--videos-per-subset", type=int, default=2)
     parser.add_argument("--max-seconds", type=float, default=1000, help="sample only videos watched at most this long")
-    parser.add_argument("--preset", choices=["published", "project"], default="published")
+    parser.add_argument("--preset", choices=list(PRESETS), default="published")
     parser.add_argument("--fps", type=float, default=None, help="default: the preset's")
     parser.add_argument("--video-fps", type=float, default=30.0, help="frame rate assumed for video files in the plan")
     parser.add_argument("--seed", type=int, default=0)

@@ -30,6 +30,14 @@ def tiny_dir(tmp_path_factory):
 
 # The real OVBench question files: OVBENCH_ANNO_DIR, else shared/ovbench beside the repository (as in CI),
 # else the copy the lmms-eval tasks ship.
+@pytest.fixture(scope="session")
+def demo_mp4(tmp_path_factory):
+    """An 8 s, 10 fps video of a moving ball, frame numbers drawn in (tools/demo_media.py)."""
+    from videochat_online.tools.demo_media import write_video
+
+    return write_video(tmp_path_factory.mktemp("cli") / "demo.mp4", seconds=8, fps=10)
+
+
 _REPO = Path(__file__).resolve().parents[1]
 OVBENCH_ANNO = Path(os.environ.get("OVBENCH_ANNO_DIR") or next(
     p for p in (_REPO.parent / "shared" / "ovbench", _REPO / "lmms-eval-ovbench" / "tasks" / "ovbench" / "questions")

@@ -124,7 +124,8 @@ def test_convert_onto_an_existing_file(tmp_path):
 
 
 def test_python_users_get_the_same_messages():
-    from videochat_online.settings import MemorySettings, SettingsError
+    from videochat_online.memory import MemorySettings
+    from videochat_online.settings import SettingsError
 
     with pytest.raises(SettingsError, match="--capacities 0,0,0: at least one level must hold frames"):
         MemorySettings(capacities=(0, 0, 0))

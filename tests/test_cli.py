@@ -65,13 +65,6 @@ def test_installed_console_script(tiny_dir):
     assert out.stdout.strip()
 
 
-@pytest.fixture(scope="module")
-def demo_mp4(tmp_path_factory):
-    from videochat_online.tools.demo_media import write_video
-
-    return write_video(tmp_path_factory.mktemp("cli") / "demo.mp4", seconds=8, fps=10)
-
-
 def test_stream_end_to_end(tiny_dir, demo_mp4, capsys):
     args = ["stream", str(demo_mp4), "--model", str(tiny_dir("original", "phi3")), "--fps", "2",
             "--ask", "6.5:What is the ball doing?", "--ask", "2:Where is it?", "--max-new-tokens", "4"]

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from videochat_online.chat import ChatEngine
-from videochat_online.settings import MemorySettings
+from videochat_online.memory import MemorySettings
 from videochat_online.tools.demo_media import write_video
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ import pytest
 from videochat_online.chat import ChatEngine
 from videochat_online.data.video import open_video
 from videochat_online.live import LiveStream
-from videochat_online.settings import MemorySettings
+from videochat_online.memory import MemorySettings
 from videochat_online.tools.demo_media import write_video
 
 

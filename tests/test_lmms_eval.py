@@ -97,6 +97,48 @@ def test_lmms_eval_agrees_with_the_projects_evaluation(ovbench_run, tiny_dir, me
     assert compared == LIMIT * len(SUBSETS)
 
 
+class Request:
+    """An lmms-eval generate_until request, as the model reads it."""
+
+    def __init__(self, doc_id, task, doc_to_visual):
+        self.args = ("(the task's prompt: not used for clips)", {"max_new_tokens": 128}, doc_to_visual, doc_id, task,
+                     "test")
+
+
+@pytest.mark.parametrize("preset", ["published", "project"])
+def test_the_plug_in_puts_questions_as_the_cli_does(preset, tiny_dir, media, tmp_path, monkeypatch):
+    """Under both presets: the same prompts (frames, text) and the same replies as `videochat-online eval`."""
+    _, anno, roots, env = media
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    ours = tmp_path / "ours"
+    assert eval_main(["--model", str(tiny_dir()), "--anno-dir", str(anno), "--output-dir", str(ours),
+                      "--subsets", "coin,tao", "--data-root", f"coin={roots['coin']}", "--data-root",
+                      f"tao={roots['tao']}", "--preset", preset]) == 0
+    mine = {r["id"]: r for r in map(json.loads, (ours / "predictions.jsonl").read_text().splitlines())}
+
+    from lmms_eval_ovbench.model import VideoChatOnline
+    from videochat_online.conversation import compact_prompt
+
+    model = VideoChatOnline(pretrained=str(tiny_dir()), preset=preset, system_message="ovbench")
+    utils = load_task_utils()
+    docs = {s: [{**e, "subset": s, "qid": f"{s}/{i}"} for i, e in enumerate(json.loads((anno / f"{s}.json").read_text()))]
+            for s in ("coin", "tao")}
+    model.task_dict = {f"ovbench_{s}": {"test": d} for s, d in docs.items()}
+    prompts = []
+    generate = model.engine.generate
+    monkeypatch.setattr(model.engine, "generate", lambda prompt, *a, **k: prompts.append(prompt) or
+                        generate(prompt, *a, **k))
+    requests = [Request(i, f"ovbench_{s}", lambda doc: utils.ovbench_doc_to_visual(doc, {"visual": "clip"}))
+                for s, d in docs.items() for i in range(len(d))]
+    replies = model.generate_until(requests)
+    ids = [doc["qid"] for d in docs.values() for doc in d]
+    assert replies == [mine[i]["reply"] for i in ids]
+    assert sorted(compact_prompt(p) for p in prompts) == sorted(mine[i]["prompt"] for i in ids)
+    if preset == "project":  # asked at the question's end, not at the file's middle_frame_timestamp
+        assert all(f"Question at {mine[i]['time']}s:" in mine[i]["prompt"] for i in ids)
+
+
 def load_task_utils():
     spec = importlib.util.spec_from_file_location("ovbench_task_utils", TASKS_DIR / "utils.py")
     module = importlib.util.module_from_spec(spec)
@@ -122,7 +164,7 @@ def test_other_models_get_frames_of_the_clip_only(media, monkeypatch):
     assert max(native) == doc["end"] * 5  # the frame at the question's moment is shown, none after it
     clip = utils.ovbench_doc_to_visual(doc, {"visual": "clip"})
     assert clip == [{"video": str(Path(env["OVBENCH_COIN_ROOT"]) / doc["video"]), "start": 0.0, "end": doc["end"],
-                     "folder_fps": None}]
+                     "folder_fps": None, "question": doc, "subset": "coin", "position": 0}]
     monkeypatch.delenv("OVBENCH_COIN_ROOT")
     with pytest.raises(Exception, match="OVBENCH_COIN_ROOT is not set"):
         utils.ovbench_doc_to_visual(doc, {"visual": "clip"})

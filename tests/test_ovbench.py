@@ -24,8 +24,8 @@ from videochat_online.eval.ovbench import (
     load_ovbench,
     load_questions,
 )
-from videochat_online.eval.presets import ProtocolConfig, planned_encodes
-from videochat_online.eval.protocols import record
+from videochat_online.eval.presets import ProtocolConfig
+from videochat_online.eval.protocols import protocol_of, record
 from videochat_online.eval.scoring import extract_option, published_choice
 from videochat_online.eval.results import accuracy_table
 from videochat_online.eval.runner import main as eval_main
@@ -52,11 +52,11 @@ def test_real_question_files():
 
 def test_planned_encode_ratio_on_the_full_question_set():
     tasks = load_ovbench(ANNO)
-    stream, recompute = ProtocolConfig(name="stream", preset="project"), ProtocolConfig(name="recompute", preset="project")
-    ratio = sum(planned_encodes(t, recompute) for t in tasks) / sum(planned_encodes(t, stream) for t in tasks)
+    stream, recompute = (protocol_of(ProtocolConfig(name=name, preset="project")) for name in ("stream", "recompute"))
+    ratio = sum(recompute.planned_encodes(t) for t in tasks) / sum(stream.planned_encodes(t) for t in tasks)
     assert 4.8 < ratio < 5.1  # the ~5x of the question times (299 h vs 60 h of video)
     ava = [t for t in tasks if t.subset == "ava"]
-    ratio = sum(planned_encodes(t, recompute, 1.0) for t in ava) / sum(planned_encodes(t, stream, 1.0) for t in ava)
+    ratio = sum(recompute.planned_encodes(t, 1.0) for t in ava) / sum(stream.planned_encodes(t, 1.0) for t in ava)
     assert 10.5 < ratio < 11.5  # AVA: 11x
 
 
@@ -183,7 +183,7 @@ def test_candidate_text_counts_only_when_no_other_candidate_shares_it():
 
 def test_shards_balance_duration_and_cover_every_video():
     tasks = load_ovbench(ANNO)
-    parts = shard(tasks, 4, "stream")
+    parts = shard(tasks, 4, protocol_of(ProtocolConfig(name="stream", preset="project", fps=1.0)))
     assert sorted(t.key for p in parts for t in p) == sorted(t.key for t in tasks)
     loads = [sum(t.watch_seconds for t in p) for p in parts]
     assert max(loads) - min(loads) <= max(t.watch_seconds for t in tasks)

@@ -9,7 +9,7 @@ from videochat_online.chat import ChatEngine
 from videochat_online.data.image import frames_to_pixel_values, frames_to_pixel_values_on
 from videochat_online.data.video import VideoFrame, prefetch
 from videochat_online.model.modeling import PrefixCache
-from videochat_online.settings import MemorySettings
+from videochat_online.memory import MemorySettings
 from videochat_online.streaming import StreamingSession
 from videochat_online.tools.demo_media import demo_frames
 

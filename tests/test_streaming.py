@@ -11,7 +11,8 @@ from videochat_online.chat import ChatEngine
 from videochat_online.data.video import VideoFrame, open_video
 from videochat_online.memory import PyramidMemoryBank
 from videochat_online.model import load_pretrained
-from videochat_online.settings import MemorySettings, SettingsError
+from videochat_online.memory import MemorySettings
+from videochat_online.settings import SettingsError
 from videochat_online.streaming import StreamingSession, TimedQuestion, answer_along
 from videochat_online.tools.demo_media import write_video
 

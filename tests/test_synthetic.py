@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from videochat_online.eval.ovbench import load_questions
 from videochat_online.synthetic.build import benchmark_questions, build, scenes
@@ -111,8 +112,8 @@ def test_splits_are_deterministic_and_disjoint():
 
 
 def test_the_committed_benchmark_is_the_generators():
-    """lmms-eval's ovbench_synth questions are the recipe's test split (shell/synthetic/tiny.json, seed 0)."""
-    data = json.loads((REPO / "shell/synthetic/tiny.json").read_text())["data"]
+    """lmms-eval's ovbench_synth questions are the recipe's test split (shell/synthetic/tiny.yaml, seed 0)."""
+    data = yaml.safe_load((REPO / "shell/synthetic/tiny.yaml").read_text())["data"]
     _, test = scenes(data["seed"], data["train_videos"], data["test_videos"])
     expected = benchmark_questions(test, random.Random(f"{data['seed']}/questions"))
     committed = REPO / "lmms-eval-ovbench/tasks/ovbench/questions/synth.json"
@@ -204,7 +205,7 @@ def first_videos(tmp_path_factory):
     from videochat_online.synthetic.build import VIDEO_FPS, test_video
     from videochat_online.synthetic.world import write_scene_video
 
-    data = json.loads((REPO / "shell/synthetic/tiny.json").read_text())["data"]
+    data = yaml.safe_load((REPO / "shell/synthetic/tiny.yaml").read_text())["data"]
     _, test = scenes(data["seed"], data["train_videos"], data["test_videos"])
     root = tmp_path_factory.mktemp("synth-first")
     (root / "anno").mkdir()

@@ -12,7 +12,7 @@ from videochat_online.chat import ChatEngine
 from videochat_online.conversation import IMG_CONTEXT
 from videochat_online.data.video import open_video
 from videochat_online.model import load_pretrained
-from videochat_online.settings import MemorySettings
+from videochat_online.memory import MemorySettings
 from videochat_online.streaming import StreamingSession
 from videochat_online.tools.demo_training_data import write_demo_training_data
 from videochat_online.train.dataset import DataConfig, SFTDataset, load_meta
@@ -227,17 +227,22 @@ def test_launchers_compute_the_published_recipe(tmp_path, stage, accumulation, b
                          capture_output=True, text=True, check=True).stdout
     command = out.splitlines()[-1].split()
     value = lambda flag: command[command.index(flag) + 1]  # noqa: E731
-    assert value("--gradient_accumulation_steps") == str(accumulation)
-    assert value("--per_device_train_batch_size") == str(batch) and value("--nnodes") == str(nodes)
-    # what the entry point's own parser reads (a repeated --meta_path would keep only the last one)
-    from transformers import HfArgumentParser, TrainingArguments
-
-    from videochat_online.train.sft import DataArguments, ModelArguments
+    assert value("--gradient_accumulation_steps") == str(accumulation) and value("--nnodes") == str(nodes)
+    # what the entry point's own parser reads from the recipe, run from the repository root as the launcher does
+    from videochat_online.train.sft import RecipeParser
 
     entry = command[command.index("videochat_online.train.sft") + 1:]
-    metas = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments)).parse_args(entry).meta_path
-    assert [os.path.basename(m) for m in metas] == ["stage1_offline.json", "stage2_online.json"][:stage]
-    assert sum(len(load_meta(m)) for m in metas) == 6 + (11 if stage == 2 else 0)
+    cwd = os.getcwd()
+    try:
+        os.chdir(repo)
+        model, data, training = RecipeParser().parse(entry)
+        assert sum(len(load_meta(m)) for m in data.meta_path) == 6 + (11 if stage == 2 else 0)
+    finally:
+        os.chdir(cwd)
+    assert [os.path.basename(m) for m in data.meta_path] == ["stage1_offline.json", "stage2_online.json"][:stage]
+    assert training.per_device_train_batch_size == batch and training.gradient_accumulation_steps == accumulation
+    assert model.model_name_or_path == "/ckpt/InternVL2-4B" and model.freeze_vision and model.drop_path_rate == 0.1
+    assert data.fps == 1 and data.intervals == "8,4,1" and training.learning_rate == 1e-4 and training.bf16
 
 
 def test_bad_meta_file_is_one_line(tiny_dir, tmp_path, capsys):

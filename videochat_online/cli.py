@@ -13,37 +13,65 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError, VideoChatOnlineError
-from .options import Parser, add_memory_args, add_model_args, check_model_args, memory_settings
+from .errors import InputError
+from .options import (
+    DTYPES,
+    ModelOptions,
+    Parser,
+    add_memory_args,
+    add_model_args,
+    memory_overrides,
+    model_options,
+    resolve_fps,
+    resolve_memory,
+    run_main,
+)
 from .settings import check_positive
 
 
-def _engine(args):
-    from .chat import ChatEngine
+@dataclass
+class ChatRequest:
+    model: ModelOptions
+    question: str | None  # None: interactive, turn by turn on stdin
+    images: list[str]
+    system: str | None
+    max_new_tokens: int
 
-    return ChatEngine.from_pretrained(args.model, device=args.device, dtype=args.dtype, attn_implementation=args.attn,
-                                      kv_cache=args.kv_cache, compile_vision=args.compile_vision,
-                                      system_message=getattr(args, "system", None))
+
+@dataclass
+class StreamRequest:
+    model: ModelOptions
+    video: str
+    source: object  # the opened VideoSource
+    questions: list[tuple[float, str]]
+    fps: float | None  # None: the model's (known once it is loaded, for a hub id)
+    memory: dict  # the memory options given; the rest come from the model (`resolve_memory`)
+    batch_size: int
+    multi_turn: bool
+    system: str | None
+    max_new_tokens: int
+    show_memory: bool
+    json: bool
 
 
-def cmd_chat(args) -> int:
+def cmd_chat(request: ChatRequest) -> int:
     from .conversation import images_message
     from .data.image import load_image
 
-    images = [load_image(p) for p in args.image]
-    engine = _engine(args)
+    images = [load_image(p) for p in request.images]
+    engine = request.model.load(system_message=request.system)
     tokens, per_image = engine.encode_images(images) if images else (None, [])
-    interactive = args.question is None
+    interactive = request.question is None
     history: list[tuple[str, str]] = []
     while True:
         if not interactive:
             if history:
                 return 0
-            question = args.question
+            question = request.question
         else:
             try:
                 question = input("you> ").strip()
@@ -53,7 +81,7 @@ def cmd_chat(args) -> int:
                 continue
         # The images go into the first user message; later turns see them again through the history.
         message = images_message(per_image, question) if images and not history else question
-        reply = engine.ask(message, tokens, history, max_new_tokens=args.max_new_tokens)
+        reply = engine.ask(message, tokens, history, max_new_tokens=request.max_new_tokens)
         print(f"model> {reply.text}" if interactive else reply.text, flush=True)
         history.append((message, reply.text))
 
@@ -72,36 +100,40 @@ def parse_question(text: str) -> tuple[float, str]:
     return seconds, question.strip()
 
 
-def check_chat(args) -> None:
+def check_chat(args) -> ChatRequest:
     check_positive(args.max_new_tokens, "--max-new-tokens", integer=True)
-    check_model_args(args)
+    return ChatRequest(model_options(args), args.question, args.image, args.system, args.max_new_tokens)
 
 
-def check_stream(args) -> None:
+def check_stream(args) -> StreamRequest:
     from .data.video import open_video
 
-    args.questions = [parse_question(q) for q in args.ask]
-    if not args.questions:
+    questions = [parse_question(q) for q in args.ask]
+    if not questions:
         raise InputError("stream: give at least one --ask SECONDS:QUESTION")
-    check_positive(args.fps, "--fps")
+    if args.fps is not None:
+        check_positive(args.fps, "--fps")
     if args.folder_fps is not None:
         check_positive(args.folder_fps, "--folder-fps")
     check_positive(args.batch_size, "--batch-size", integer=True)
     check_positive(args.max_new_tokens, "--max-new-tokens", integer=True)
-    args.memory_settings = memory_settings(args)
-    check_model_args(args, args.memory_settings)
-    args.source = open_video(args.video, folder_fps=args.folder_fps)
+    model, memory = model_options(args), memory_overrides(args)
+    resolve_memory(memory, model.local_config())  # against the model's grid, when it is a local folder
+    return StreamRequest(model, args.video, open_video(args.video, folder_fps=args.folder_fps), questions, args.fps,
+                         memory, args.batch_size, args.multi_turn, args.system, args.max_new_tokens, args.show_memory,
+                         args.json)
 
 
-def check_convert(args) -> None:
+def check_convert(args) -> argparse.Namespace:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a directory; convert writes a checkpoint directory")
     if out.is_dir() and any(out.iterdir()):
         raise InputError(f"{out}: the directory is not empty; convert writes into a new or empty one")
+    return args
 
 
-def cmd_stream(args) -> int:
+def cmd_stream(request: StreamRequest) -> int:
     import json
 
     from tqdm import tqdm
@@ -109,31 +141,32 @@ def cmd_stream(args) -> int:
     from .data.video import prefetch
     from .streaming import StreamingSession, TimedQuestion, answer_along
 
-    questions, source = [TimedQuestion(t, text) for t, text in args.questions], args.source
+    r = request
+    questions, source = [TimedQuestion(t, text) for t, text in r.questions], r.source
     duration = source.duration
     for q in questions:
         if duration is not None and q.time > duration:
-            print(f"warning: the question at {q.time:g}s comes after the end of {args.video} ({duration:.1f}s): "
+            print(f"warning: the question at {q.time:g}s comes after the end of {r.video} ({duration:.1f}s): "
                   "it is answered with everything seen", file=sys.stderr)
-    engine = _engine(args)
-    memory = args.memory_settings.build(engine.config.grid_size)
-    session = StreamingSession(engine, memory, system_message=args.system)
+    engine = r.model.load(system_message=r.system)
+    fps, memory = resolve_fps(r.fps, engine.config), resolve_memory(r.memory, engine.config)
+    session = StreamingSession(engine, memory.build(engine.config.grid_size), system_message=r.system)
     last = max(q.time for q in questions)
-    total = None if duration is None else int(min(duration, last) * args.fps) + 1
+    total = None if duration is None else int(min(duration, last) * fps) + 1
     with tqdm(total=total, unit="frame", desc="watching", file=sys.stderr, leave=False) as bar:
-        frames = prefetch(source.sample(args.fps, end=last))  # decoded by a reader thread, ahead of the tower
-        for done in answer_along(session, frames, questions, batch_size=args.batch_size, remember=args.multi_turn,
-                                 on_frame=lambda _: bar.update(), max_new_tokens=args.max_new_tokens):
+        frames = prefetch(source.sample(fps, end=last))  # decoded by a reader thread, ahead of the tower
+        for done in answer_along(session, frames, questions, batch_size=r.batch_size, remember=r.multi_turn,
+                                 on_frame=lambda _: bar.update(), max_new_tokens=r.max_new_tokens):
             held = [{"index": f.index, "time": round(f.timestamp, 3), "level": f.level, "tokens": f.num_tokens}
                     for f in done.memory]
-            if args.json:
+            if r.json:
                 record = {"time": done.question.time, "question": done.question.text, "answer": done.reply.text}
-                if args.show_memory:
+                if r.show_memory:
                     record["memory"] = held
                 tqdm.write(json.dumps(record, ensure_ascii=False), file=sys.stdout)
                 continue
             lines = [f"[{done.question.time:g}s] Q: {done.question.text}", f"A: {done.reply.text}"]
-            if args.show_memory:
+            if r.show_memory:
                 lines.append(f"memory: {len(held)} frames, {sum(h['tokens'] for h in held)} tokens")
                 lines += [f"  frame {h['index']:>5}  t={h['time']:>8.2f}s  level {h['level']}  {h['tokens']} tokens"
                           for h in held]
@@ -141,10 +174,10 @@ def cmd_stream(args) -> int:
     return 0
 
 
-def cmd_eval(args) -> int:
+def cmd_eval(request) -> int:
     from .eval.runner import exit_status, run
 
-    return exit_status(run(args), args.allow_failures)
+    return exit_status(run(request), request.allow_failures)
 
 
 def cmd_convert(args) -> int:
@@ -173,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(stream)
     stream.add_argument("--ask", action="append", default=[], metavar="SECONDS:QUESTION",
                         help="a question and the time it is asked (repeat for several)")
-    stream.add_argument("--fps", type=float, default=2.0, help="frames sampled per second of video (default 2)")
+    stream.add_argument("--fps", type=float, default=None,
+                        help="frames sampled per second of video (default: the model's, else 2)")
     stream.add_argument("--folder-fps", type=float, default=None, help="frame rate of a frame folder")
     add_memory_args(stream)
     stream.add_argument("--batch-size", type=int, default=8, help="frames per vision-tower batch")
@@ -193,24 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
     convert = sub.add_parser("convert", help="rewrite a checkpoint (e.g. the original layout) in this project's layout")
     convert.add_argument("src")
     convert.add_argument("out")
-    convert.add_argument("--dtype", default=None, choices=["bf16", "fp16", "fp32"], help="default: the source's")
+    convert.add_argument("--dtype", default=None, choices=DTYPES, help="default: the source's")
     convert.set_defaults(func=cmd_convert, check=check_convert)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # keep the output to answers and our own messages
-    try:
-        args.check(args)  # every option, before any model is loaded
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-        return args.func(args)
-    except VideoChatOnlineError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_main(lambda: args.func(args.check(args)))  # every option checked before any model is loaded
 
 
 if __name__ == "__main__":

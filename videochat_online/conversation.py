@@ -1,4 +1,4 @@
-"""Conversation templates and the prompt builder (DESIGN.md section 3).
+"""Conversation templates and the prompt builder (docs/design.md, "Prompt format").
 
 A prompt is rendered as
 

@@ -14,7 +14,7 @@ and two ticks never take the same frame. The model's lock is separate and shared
 that must not wait for an answer in progress (`tick(wait=False)`) leaves the frames it passed pending,
 to be encoded by the next tick.
 
-Every frame goes through the vision tower once and into each memory (pyramid, window, uniform), so
+Every frame goes through the vision tower once and into each memory policy (pyramid, window, uniform, ...), so
 that switching `live.mode` shows at once what another memory would hold and answer; the history of
 the conversation is shared. Nothing here knows about gradio.
 """
@@ -24,18 +24,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 from .chat import ChatEngine
 from .data.video import VideoFrame, VideoSource
-from .memory import PyramidMemoryBank, SlidingWindowMemory
-from .settings import MemorySettings
+from .memory import POLICIES, MemorySettings
 from .streaming import StreamingSession
 
-MODES = ("pyramid", "window", "uniform")
 THUMBNAIL = 96  # pixels, the longer side
 
 
@@ -65,15 +63,6 @@ class Answer:
     text: str = ""
 
 
-def token_cap(memory, grid: int) -> int:
-    """The most visual tokens a memory ever shows the model."""
-    if isinstance(memory, PyramidMemoryBank):
-        return memory.max_tokens
-    if isinstance(memory, SlidingWindowMemory):
-        return memory.window * grid * grid
-    return memory.num_frames * grid * grid
-
-
 class LiveStream:
     def __init__(self, engine: ChatEngine, settings: MemorySettings, fps: float = 2.0,
                  clock: Callable[[], float] = time.monotonic, lock: threading.Lock | None = None,
@@ -86,7 +75,7 @@ class LiveStream:
         self.max_new_tokens = max_new_tokens
         grid = engine.config.grid_size
         self.grid = grid
-        self.sessions = {mode: StreamingSession(engine, replace(settings, mode=mode).build(grid)) for mode in MODES}
+        self.sessions = {mode: StreamingSession(engine, settings.replace(mode=mode).build(grid)) for mode in POLICIES}
         history: list[tuple[str, str]] = []
         for session in self.sessions.values():
             session.history = history  # one conversation, whichever memory answers
@@ -231,10 +220,7 @@ class LiveStream:
         with self._state:
             mode = mode or self.mode
             memory = self.sessions[mode].memory
-            held = self.sessions[mode].held_frames()
-            levels = len(memory.capacities) if isinstance(memory, PyramidMemoryBank) else 1
-            grouped: list[list[HeldFrame]] = [[] for _ in range(levels)]
-            for f in held:
-                grouped[f.level].append(HeldFrame(f.index, f.timestamp or 0.0, f.level, f.num_tokens,
-                                                  self._thumbnails[f.index]))
-            return MemoryView(mode, grouped, sum(f.num_tokens for f in held), token_cap(memory, self.grid))
+            grouped = [[HeldFrame(f.index, f.timestamp or 0.0, f.level, f.num_tokens, self._thumbnails[f.index])
+                        for f in level] for level in memory.by_level()]
+            tokens = sum(f.tokens for level in grouped for f in level)
+            return MemoryView(mode, grouped, tokens, memory.max_tokens)

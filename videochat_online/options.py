@@ -1,37 +1,152 @@
-"""Command-line options shared by `videochat-online` and `python -m videochat_online.eval`.
+"""What every entry point shares: the model and memory options, the one way to load a model, the one way to
+end a command.
 
 Every option is checked when the command line is read, before any model is loaded, and a bad value
-ends the command with exit status 2 and one line naming the option (`Parser.error`, and the
-`SettingsError`s of `settings.py`).
+ends the command with exit status 2 and one line naming the option (`Parser.error`, the
+`SettingsError`s of `settings.py` and of the memory policies, `run_main`).
+
+Defaults come from the model: a checkpoint records the memory and the frame rate it was trained with
+(`VideoChatOnlineConfig.memory`, `.fps`), and an option given on the command line overrides them one
+by one (`resolve_memory`, `resolve_fps`).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .settings import (
-    DEFAULT_CAPACITIES,
-    DEFAULT_INTERVALS,
-    MEMORY_MODES,
-    MemorySettings,
-    check_attention,
-    check_device,
-    parse_int_list,
-    show_ints,
-)
-
+from .errors import InputError, VideoChatOnlineError
+from .memory import POLICIES, MemorySettings, all_options
+from .settings import ATTENTION, check_attention, check_device
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
+DTYPES = ("bf16", "fp16", "fp32")
+KV_CACHES = ("dynamic", "static")
+DEFAULT_FPS = 2.0  # a model that records no frame rate is watched at 2 fps
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr (`error: ...`) and exit status 2."""
+    """argparse, but a usage error is one line on stderr (`error: ...`) and exit status 2; after
+    `add_config_arg(parser)` it reads `--config FILE` as options (`expand_config`)."""
 
     def error(self, message: str):
         print(f"error: {self.prog}: {message}", file=sys.stderr)
         sys.exit(2)
+
+    def parse_known_args(self, args=None, namespace=None):
+        if getattr(self, "reads_config", False):
+            try:
+                args = expand_config(self, sys.argv[1:] if args is None else args)
+            except VideoChatOnlineError as err:
+                self.error(str(err))
+        return super().parse_known_args(args, namespace)
+
+
+def add_config_arg(parser: argparse.ArgumentParser) -> None:
+    """`--config FILE`: the command's options from a YAML file (`expand_config`)."""
+    parser.add_argument("--config", metavar="FILE", help="a YAML file of this command's options (names as the flags "
+                                                          "without dashes); options given beside it win")
+    parser.reads_config = True
+
+
+def expand_config(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """`--config FILE` replaced by the file's options, placed first so that the
+    options given beside it win. The file is YAML (JSON is YAML too): a mapping of option names, spelled as the
+    flags without their dashes, to values (a list gives an option several values, true/false a switch).
+    An unknown key is one line naming it (InputError)."""
+    argv = list(argv)
+    if "--config" not in argv:
+        return argv
+    at = argv.index("--config")
+    if at + 1 == len(argv):
+        return argv  # argparse reports the missing value
+    path = Path(argv[at + 1])
+    import yaml
+
+    try:
+        recipe = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise InputError(f"--config {path}: cannot read it ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise InputError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
+    if not isinstance(recipe, dict):
+        raise InputError(f"{path}: expected a mapping of option names to values, got {type(recipe).__name__}")
+    actions = {}
+    for action in parser._actions:  # the first per name: HfArgumentParser adds --no_X switches after --X
+        if action.option_strings and action.dest != "config":
+            actions.setdefault(action.dest, action)
+    options = []
+    for key, value in recipe.items():
+        action = actions.get(str(key).replace("-", "_"))
+        if action is None:
+            raise InputError(f"{path}: unknown key {key!r}: not an option of {parser.prog}")
+        flag = next(s for s in action.option_strings if s.startswith("--"))
+        if action.nargs == 0:  # a switch (store_true)
+            options += [flag] if value else []
+        elif value is not None:
+            options += [flag, *(str(v) for v in (value if isinstance(value, list) else [value]))]
+    return options + argv[:at] + argv[at + 2:]
+
+
+def run_main(command: Callable[[], int]) -> int:
+    """Run an entry point's body: transformers' logging kept to errors, and a user error (any
+    `VideoChatOnlineError`) printed as one line `error: ...` with exit status 2."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # keep the output to answers and our own messages
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        return command()
+    except VideoChatOnlineError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+# --------------------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelOptions:
+    """Which checkpoint, and where and how it runs (checked: the device exists, the attention is installed)."""
+
+    model: str
+    device: str | None = None
+    dtype: str | None = None
+    attn: str | None = None
+    kv_cache: str = "dynamic"
+    compile_vision: str | None = None
+
+    def __post_init__(self):
+        check_device(self.device)
+        check_attention(self.attn)
+
+    def load(self, **overrides: Any):
+        """The ChatEngine these options describe (`overrides`: any other `ChatEngine.from_pretrained` argument)."""
+        from .chat import ChatEngine
+
+        return ChatEngine.from_pretrained(self.model, **{
+            "device": self.device, "dtype": self.dtype, "attn_implementation": self.attn, "kv_cache": self.kv_cache,
+            "compile_vision": self.compile_vision, **overrides})
+
+    def local_config(self):
+        """The model config of a local checkpoint, read from its config.json alone (None for a hub id or a bad
+        folder: loading reports those)."""
+        root = Path(self.model).expanduser()
+        if not (root / "config.json").is_file():
+            return None
+        from .errors import CheckpointError
+        from .model.checkpoint import read_config
+
+        try:
+            return read_config(root)[0]
+        except CheckpointError:
+            return None
 
 
 def add_model_args(parser: argparse.ArgumentParser, device: bool = True, default_model: str | None = None) -> None:
@@ -40,11 +155,10 @@ def add_model_args(parser: argparse.ArgumentParser, device: bool = True, default
                              + (f" (default: {default_model})" if default_model else ""))
     if device:
         parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    parser.add_argument("--dtype", default=None, choices=["bf16", "fp16", "fp32"],
-                        help="default: bf16 on a GPU, fp32 on the CPU")
-    parser.add_argument("--attn", default=None, choices=["sdpa", "flash_attention_2", "eager"],
+    parser.add_argument("--dtype", default=None, choices=DTYPES, help="default: bf16 on a GPU, fp32 on the CPU")
+    parser.add_argument("--attn", default=None, choices=ATTENTION,
                         help="attention implementation (default: flash_attention_2 when installed on a GPU, else sdpa)")
-    parser.add_argument("--kv-cache", default="dynamic", choices=["dynamic", "static"],
+    parser.add_argument("--kv-cache", default="dynamic", choices=KV_CACHES,
                         help="the KV cache a stream's questions reuse: static is preallocated and, on a GPU, lets "
                              "generate compile its decoding step (replies are the same)")
     parser.add_argument("--compile-vision", default=None, choices=COMPILE_MODES,
@@ -52,50 +166,47 @@ def add_model_args(parser: argparse.ArgumentParser, device: bool = True, default
                              "the first batch of each size compiles")
 
 
+def model_options(args: argparse.Namespace) -> ModelOptions:
+    return ModelOptions(args.model, getattr(args, "device", None), args.dtype, args.attn, args.kv_cache,
+                        args.compile_vision)
+
+
+# --------------------------------------------------------------------------------------------------
+# The memory and the frame rate
+# --------------------------------------------------------------------------------------------------
 def add_memory_args(parser: argparse.ArgumentParser, mode: bool = True) -> None:
-    """The memory options (`settings.MemorySettings`); values are checked by `memory_settings`."""
+    """`--memory` and every registered policy's options; None everywhere: the model's recorded value, else
+    the policy's default."""
     if mode:
-        parser.add_argument("--memory", default="pyramid", choices=MEMORY_MODES,
-                            help="pyramid: the Pyramid Memory Bank; window: the last frames; uniform: frames spread "
-                                 "over everything seen")
-    parser.add_argument("--capacities", default=show_ints(DEFAULT_CAPACITIES), help="pyramid: frames per level")
-    parser.add_argument("--grid-sizes", default=None,
-                        help="pyramid: grid side per level, never growing (default: the model's g, g/2, g/4)")
-    parser.add_argument("--intervals", default=show_ints(DEFAULT_INTERVALS),
-                        help="pyramid: frame i enters the first level whose interval divides it; the last is 1")
-    parser.add_argument("--window", type=int, default=32, help="window: frames held")
-    parser.add_argument("--uniform-frames", type=int, default=16, help="uniform: frames shown")
+        parser.add_argument("--memory", default=None, choices=list(POLICIES),
+                            help="the memory policy (default: the model's, else pyramid): "
+                                 + "; ".join(f"{name}: {(p.__doc__ or '').strip().splitlines()[0]}"
+                                             for name, p in POLICIES.items()))
+    for name, (option, _) in all_options().items():
+        parser.add_argument(option.flag, dest=name, default=None,
+                            help=f"{option.help} (default: the model's, else {option.show(option.default)})")
 
 
-def memory_settings(args: argparse.Namespace) -> MemorySettings:
-    """The checked memory settings of parsed options (a SettingsError names a bad one)."""
-    grid_sizes = None if args.grid_sizes is None else parse_int_list(args.grid_sizes, "--grid-sizes")
-    return MemorySettings(mode=getattr(args, "memory", "pyramid"),
-                          capacities=parse_int_list(args.capacities, "--capacities"), grid_sizes=grid_sizes,
-                          sample_intervals=parse_int_list(args.intervals, "--intervals"), window=args.window,
-                          uniform_frames=args.uniform_frames)
+def memory_overrides(args: argparse.Namespace) -> dict:
+    """The memory options given on the command line (checked now, alone: a SettingsError names a bad one)."""
+    given = {name: getattr(args, name) for name in all_options() if getattr(args, name, None) is not None}
+    if getattr(args, "memory", None) is not None:
+        given["mode"] = args.memory
+    MemorySettings(**given)
+    return given
 
 
-def model_grid_size(path_or_id: str) -> int | None:
-    """The feature-grid side of a local checkpoint, read from its config alone (None for a hub id or a bad folder:
-    loading reports those)."""
-    root = Path(path_or_id).expanduser()
-    if not (root / "config.json").is_file():
-        return None
-    from .errors import CheckpointError
-    from .model.checkpoint import read_config
-
-    try:
-        return read_config(root)[0].grid_size
-    except CheckpointError:
-        return None
+def resolve_memory(overrides: dict, config=None) -> MemorySettings:
+    """The model's recorded memory (`config.memory`; the defaults when it has none) with `overrides` on top,
+    checked against the model's feature grid."""
+    recorded = getattr(config, "memory", None)
+    base = MemorySettings.from_dict(recorded, "the model's config.json memory") if recorded else MemorySettings()
+    settings = base.replace(**overrides)
+    if config is not None:
+        settings.check(config.grid_size)
+    return settings
 
 
-def check_model_args(args: argparse.Namespace, memory: MemorySettings | None = None) -> None:
-    """Device and attention implementation usable here; the memory's grid sizes fit the model's grid."""
-    check_device(getattr(args, "device", None))
-    check_attention(args.attn)
-    if memory is not None and memory.mode == "pyramid":
-        grid = model_grid_size(args.model)
-        if grid is not None:
-            memory.pyramid_grid_sizes(grid)
+def resolve_fps(fps: float | None, config=None) -> float:
+    """`fps` when given, else the rate the model was trained at, else DEFAULT_FPS."""
+    return fps or getattr(config, "fps", None) or DEFAULT_FPS

@@ -1,6 +1,6 @@
 """Streaming sessions: watch a video once, answer questions at any moment from what memory holds.
 
-    session = StreamingSession(engine, MemorySettings().build(engine.config.grid_size))
+    session = StreamingSession(engine, MemorySettings().build(engine.config.grid_size))  # videochat_online.memory
     session.push(frames)                  # each frame goes through the vision tower once, as one batch
     reply = session.ask("What is the man holding?")
 
@@ -21,6 +21,7 @@ from .data.video import VideoFrame
 from .memory import MemoryFrame
 from .model.modeling import PrefixCache
 
+
 class StreamingSession:
     def __init__(self, engine: ChatEngine, memory, system_message: str | None = None, reuse_kv: bool = True,
                  static_kv: bool | None = None):
@@ -35,7 +36,6 @@ class StreamingSession:
         self.system_message = engine.system_message if system_message is None else system_message
         self.history: list[tuple[str, str]] = []
         self.frames_encoded = 0  # frames through the vision tower, over the session's life
-        self.encode_calls = 0  # batches through the vision tower
         self.last_frame: tuple[int, float] | None = None  # (index, timestamp) of the newest frame
 
     def push(self, frames: Sequence[VideoFrame]) -> None:
@@ -45,8 +45,17 @@ class StreamingSession:
         self._check_order(frames)
         grids = self.engine.encode_frames([f.image for f in frames])  # [B, C, g, g]
         self.frames_encoded += len(frames)
-        self.encode_calls += 1
         self.add_encoded(frames, grids)
+
+    def push_all(self, frames: Iterable[VideoFrame], batch_size: int = 8) -> None:
+        """Encode every frame of an iterator, in batches of `batch_size`."""
+        batch: list[VideoFrame] = []
+        for frame in frames:
+            batch.append(frame)
+            if len(batch) == batch_size:
+                self.push(batch)
+                batch = []
+        self.push(batch)
 
     def add_encoded(self, frames: Sequence[VideoFrame], grids: torch.Tensor) -> None:
         """Add frames already through the vision tower (grids [B, C, g, g]) to memory, in order; for

@@ -5,21 +5,25 @@
         --tasks ovbench --include_path lmms-eval-ovbench/tasks/ovbench
 
 Visual input, by what a task's `doc_to_visual` returns:
-- a clip {"video", "start", "end", "folder_fps"} (OVBench): requests on the same video are grouped
-  and the video is watched once as a stream, each question answered at its `end` from memory;
+- a clip {"video", "start", "end", "folder_fps", "question"} (OVBench): requests on the same video are
+  grouped and the video is watched once as a stream, each question answered at its `end` from memory,
+  its prompt and reply length those of the preset (as `videochat-online eval --protocol stream` puts
+  them; the task's own prompt text is not used for clips);
 - a video file path (VideoMME, MVBench, MLVU, ...): the whole video streamed through memory, then
   the question;
 - PIL images (image tasks): InternVL's dynamic tiling, one `<image>` per picture;
 - nothing: a text-only question.
 
 Model arguments: pretrained, device, dtype (bf16/fp16/fp32), attn_implementation,
-memory (pyramid/window/uniform), preset (how OVBench clips are sampled; published: the published
-evaluation's frame step for a rate of `fps`, 8 by default; project: sampling at `fps`, 2 by default;
-see videochat_online.eval.presets), fps (other tasks' videos are sampled at `fps`, 2 by default),
-capacities and intervals (dash-separated, e.g. 2-2-12),
-window, uniform_frames, frame_batch (frames per vision-tower batch), max_new_tokens,
-system_message ("model": the checkpoint's; "ovbench": the published OVBench evaluation's; a path:
-that file's text, verbatim).
+preset and fps (OVBench clips, with the meanings of `videochat-online eval --preset --fps`: published,
+the default, is the published evaluation's frame step for 8 fps, its prompt and 128-token replies;
+project samples at the model's trained rate with its own prompt and 32-token replies),
+video_fps (other tasks' videos; default: the model's trained rate, else 2), memory and every memory
+policy's option (`capacities`, `grid_sizes`, `intervals` dash-separated, e.g. 2-2-12; `window`,
+`uniform_frames`, ...; default: what the checkpoint records), frame_batch (frames per vision-tower
+batch), max_new_tokens (default: the preset's for clips, else the task's or 256), system_message
+("model": the checkpoint's; "ovbench": the published OVBench evaluation's; a path: that file's text,
+verbatim). An unknown argument is an error naming the known ones.
 
 Several processes (`torchrun` or `accelerate launch`): lmms-eval gives each process its share of the
 documents and gathers the results on rank 0; each process uses the GPU of its local rank.
@@ -42,12 +46,16 @@ from lmms_eval.models.registry_v2 import ModelManifest
 from PIL import Image
 from tqdm import tqdm
 
-from videochat_online.chat import ChatEngine, default_device
+from videochat_online.chat import default_device
 from videochat_online.data.video import open_video
 from videochat_online.errors import InputError
 from videochat_online.eval.ovbench import SYSTEM_MESSAGE as OVBENCH_SYSTEM_MESSAGE
-from videochat_online.eval.presets import ProtocolConfig, stream_frames
-from videochat_online.settings import DEFAULT_CAPACITIES, DEFAULT_INTERVALS, MemorySettings, parse_int_list
+from videochat_online.eval.ovbench import question_from_entry
+from videochat_online.eval.presets import PRESETS, ProtocolConfig, stream_frames
+from videochat_online.eval.protocols import Stream
+from videochat_online.memory import all_options
+from videochat_online.options import ModelOptions, resolve_fps, resolve_memory
+from videochat_online.settings import SettingsError
 from videochat_online.streaming import StreamingSession, TimedQuestion, answer_along
 
 from . import FAILED_REPLY_PREFIX
@@ -71,15 +79,17 @@ def generation_options(gen_kwargs: dict, max_new_tokens: int) -> dict:
 
 class VideoChatOnline(lmms):
     def __init__(self, pretrained: str, device: str | None = None, dtype: str | None = None,
-                 attn_implementation: str | None = None, memory: str = "pyramid", preset: str = "published",
-                 fps: float | None = None,
-                 capacities: str | tuple = DEFAULT_CAPACITIES, intervals: str | tuple = DEFAULT_INTERVALS,
-                 window: int = 32, uniform_frames: int = 16,
-                 frame_batch: int = 8, max_new_tokens: int = 256, system_message: str = "model",
-                 batch_size: int = 1, **unused):
+                 attn_implementation: str | None = None, preset: str = "published", fps: float | None = None,
+                 video_fps: float | None = None, frame_batch: int = 8, max_new_tokens: int | None = None,
+                 system_message: str = "model", batch_size: int = 1, **memory):
         super().__init__()
-        if unused:
-            log.warning("videochat_online ignores model_args %s", sorted(unused))
+        known = ("memory", *all_options())
+        unknown = sorted(set(memory) - set(known))
+        if unknown:
+            raise SettingsError(f"videochat_online: unknown model_args {', '.join(unknown)}; known: pretrained, "
+                                f"device, dtype, attn_implementation, preset, fps, video_fps, frame_batch, "
+                                f"max_new_tokens, system_message, {', '.join(known)}")
+        overrides = {("mode" if k == "memory" else k): v for k, v in memory.items()}
         state = PartialState()
         self._rank, self._world_size = state.process_index, state.num_processes
         system = {"model": None, "ovbench": OVBENCH_SYSTEM_MESSAGE}.get(system_message)
@@ -88,17 +98,19 @@ class VideoChatOnline(lmms):
             if not path.is_file():
                 raise InputError(f"system_message={system_message!r}: use model, ovbench or a text file's path")
             system = path.read_text()
-        self.engine = ChatEngine.from_pretrained(pretrained, device=device or default_device(state.local_process_index),
-                                                 dtype=dtype,
-                                                 attn_implementation=attn_implementation, system_message=system)
-        self.memory = MemorySettings(mode=memory, capacities=parse_int_list(capacities, "capacities"),
-                                     sample_intervals=parse_int_list(intervals, "intervals"), window=int(window),
-                                     uniform_frames=int(uniform_frames))
-        self.memory.build(self.engine.config.grid_size)  # check the settings against the model now
-        rate = None if fps is None else float(fps)
-        self.sampling = ProtocolConfig(name="stream", preset=preset, fps=rate)  # OVBench clips
-        self.video_sampling = ProtocolConfig(name="stream", preset="project", fps=rate)  # other tasks' videos: 2 fps
-        self.frame_batch, self.max_new_tokens = int(frame_batch), int(max_new_tokens)
+        model = ModelOptions(pretrained, device or default_device(state.local_process_index), dtype,
+                             attn_implementation)
+        self.engine = model.load(system_message=system)
+        self.memory = resolve_memory(overrides, self.engine.config)  # the checkpoint's, the options on top
+        if preset not in PRESETS:
+            raise SettingsError(f"preset={preset}: use one of {', '.join(PRESETS)}")
+        # OVBench clips: the stream protocol under the preset, as `videochat-online eval` runs it
+        rate = float(fps) if fps is not None else PRESETS[preset].fps("stream", self.engine.config.fps)
+        self.clips = ProtocolConfig(name="stream", preset=preset, fps=rate, memory=self.memory,
+                                    batch_size=int(frame_batch),
+                                    max_new_tokens=None if max_new_tokens is None else int(max_new_tokens))
+        self.video_fps = resolve_fps(None if video_fps is None else float(video_fps), self.engine.config)
+        self.frame_batch, self.max_new_tokens = int(frame_batch), int(max_new_tokens or 256)
         self.failures: list[str] = []  # "task/doc_id: reason", this process's
 
     @property
@@ -127,8 +139,7 @@ class VideoChatOnline(lmms):
             visuals = doc_to_visual(self.task_dict[task][split][doc_id]) or []
             if len(visuals) == 1 and isinstance(visuals[0], dict):
                 clip = visuals[0]
-                clips[(clip["video"], float(clip["start"]), clip.get("folder_fps"))].append(
-                    (i, float(clip["end"]), context, gen_kwargs))
+                clips[(clip["video"], float(clip["start"]), clip.get("folder_fps"))].append((i, clip))
             else:
                 direct.append((i, visuals, context, gen_kwargs))
         progress = tqdm(total=len(requests), disable=self.rank != 0, desc="videochat_online")
@@ -159,18 +170,22 @@ class VideoChatOnline(lmms):
                       "; ".join(failures[:3]))
 
     def _watch_clip(self, video: str, start: float, folder_fps: float | None, items):
-        """Watch one video from `start` once; answer each question at its end time.
+        """Watch one video from `start` once; answer each question at its end time, with the preset's prompt.
 
         Yields (request index, reply, None), or (request index, None, reason) for each question left
         unanswered when the video cannot be read (answers already given stand).
         """
-        options = generation_options(items[0][3], self.max_new_tokens)
-        questions = [TimedQuestion(end, context, key=i) for i, end, context, _ in items]
+        protocol = Stream(self.clips)
+        questions = []
+        for i, clip in items:
+            q = question_from_entry(clip["question"], clip["subset"], clip["position"])
+            questions.append(TimedQuestion(float(clip["end"]), protocol.question_text(q), key=i))
         answered = set()
         try:
             source = open_video(video, folder_fps=folder_fps)
-            frames = stream_frames(source, self.sampling, start=start)
-            for done in answer_along(self._session(), frames, questions, batch_size=self.frame_batch, **options):
+            frames = protocol.watched(source, end=None, start=start)
+            for done in answer_along(self._session(), frames, questions, batch_size=self.frame_batch,
+                                     max_new_tokens=self.clips.max_new_tokens):
                 answered.add(done.question.key)
                 yield done.question.key, done.reply.text, None
         except InputError as err:
@@ -187,7 +202,7 @@ class VideoChatOnline(lmms):
         if len(visuals) == 1 and isinstance(visuals[0], (str, Path)):
             source = open_video(visuals[0])
             session = self._session()
-            for done in answer_along(session, stream_frames(source, self.video_sampling),
+            for done in answer_along(session, stream_frames(source, PRESETS["project"], self.video_fps),
                                      [TimedQuestion(float("inf"), context)], batch_size=self.frame_batch, **options):
                 return done.reply.text
         raise InputError(f"videochat_online cannot read visuals of types {sorted({type(v).__name__ for v in visuals})}")

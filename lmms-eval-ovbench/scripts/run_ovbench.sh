@@ -11,9 +11,12 @@
 # TASKS        comma-separated                          (default ovbench: the four subsets)
 # GPUS         processes, one per GPU (torchrun)        (default 1)
 # OUTPUT_PATH  (default runs/lmms_eval/$MODEL)
+# PYTHON       the interpreter (default: the project's .venv, else python3 on PATH)
 # lmms-eval exits 0 even when an evaluation fails, so the run is judged by its results file.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+py="${PYTHON:-$here/../../.venv/bin/python}"
+[ -x "$py" ] || py=$(command -v python3)
 : "${MODEL:?set MODEL to an lmms-eval model name}"
 : "${MODEL_ARGS:?set MODEL_ARGS, e.g. pretrained=OpenGVLab/VideoChat-Online-4B}"
 TASKS=${TASKS:-ovbench}
@@ -24,8 +27,8 @@ started=$(date +%s)
 
 # torchrun rather than `accelerate launch`: accelerate's CLI imports timm, which needs a torchvision that
 # imports (not so on a CPU machine with PyPI's CUDA build); the model plug-in starts the process group itself.
-if [ "$GPUS" -gt 1 ]; then launcher=(torchrun --nproc_per_node "$GPUS" --master_port "${MASTER_PORT:-29520}" -m lmms_eval)
-else launcher=(python -m lmms_eval); fi
+if [ "$GPUS" -gt 1 ]; then launcher=("$py" -m torch.distributed.run --nproc_per_node "$GPUS" --master_port "${MASTER_PORT:-29520}" -m lmms_eval)
+else launcher=("$py" -m lmms_eval); fi
 "${launcher[@]}" --model "$MODEL" --model_args "$MODEL_ARGS" --tasks "$TASKS" \
   --include_path "$here/../tasks/ovbench" --batch_size 1 --log_samples --output_path "$OUTPUT_PATH" "$@" \
   2>&1 | tee "$OUTPUT_PATH/lmms_eval.log"
@@ -33,4 +36,4 @@ else launcher=(python -m lmms_eval); fi
 checked=$(echo "$TASKS" | tr ',' ' ')
 [ "$TASKS" = ovbench ] && checked="ovbench ovbench_ava ovbench_coin ovbench_hirest ovbench_tao"
 # shellcheck disable=SC2086  # one argument per task
-python -m lmms_eval_ovbench.check "$OUTPUT_PATH" $checked --since "$started"
+"$py" -m lmms_eval_ovbench.check "$OUTPUT_PATH" $checked --since "$started"

@@ -10,14 +10,12 @@
 # ANNO_DIR   folder with ava.json coin.json hirest.json tao.json   (required)
 # *_ROOT     where each subset's videos / frame folders are; only subsets with a root are evaluated
 # GPUS       processes (one per GPU) on this node                  (default 1)
-# PRESET     published | project (README: OVBench)                 (default published)
-# FPS        sampling rate                    (default: the preset's: published 8 for stream, 2 for window)
-# CAPACITIES, GRID_SIZES, INTERVALS   pyramid memory               (default 2,2,12 / the model's / 8,4,1)
-# WINDOW_SECONDS  published window: seconds before the question    (default 32)
-# WINDOW     project window: sampled frames                        (default 32)
-# UNIFORM_FRAMES  frames per question, uniform protocol            (default 16)
+# PRESET     published | project (docs/evaluation.md)              (default published)
 # OUTPUT_DIR (default runs/ovbench_$PROTOCOL); run again with the same one to resume
-# Extra arguments are passed to `python -m videochat_online.eval`.
+# PYTHON     the interpreter (default: the project's .venv, else python3 on PATH)
+# Every other option is `python -m videochat_online.eval`'s, given after the command (e.g. --fps 4,
+# --capacities 2,2,12, --window-seconds 16) or in a file (--config my_eval.yaml); the memory's default is
+# the one the checkpoint records.
 set -euo pipefail
 
 PROTOCOL=${PROTOCOL:-stream}
@@ -26,11 +24,10 @@ PROTOCOL=${PROTOCOL:-stream}
 GPUS=${GPUS:-1}
 OUTPUT_DIR=${OUTPUT_DIR:-runs/ovbench_${PROTOCOL}}
 
+py="${PYTHON:-$(cd "$(dirname "$0")/../.." && pwd)/.venv/bin/python}"
+[ -x "$py" ] || py=$(command -v python3)
 args=(--model "$MODEL" --anno-dir "$ANNO_DIR" --protocol "$PROTOCOL" --preset "${PRESET:-published}"
-      --output-dir "$OUTPUT_DIR" --capacities "${CAPACITIES:-2,2,12}" --intervals "${INTERVALS:-8,4,1}"
-      --window-seconds "${WINDOW_SECONDS:-32}" --window "${WINDOW:-32}" --uniform-frames "${UNIFORM_FRAMES:-16}")
-[ -n "${FPS:-}" ] && args+=(--fps "$FPS")
-[ -n "${GRID_SIZES:-}" ] && args+=(--grid-sizes "$GRID_SIZES")
+      --output-dir "$OUTPUT_DIR")
 subsets=()
 for subset in ava coin hirest tao; do
   root_var="${subset^^}_ROOT"
@@ -43,5 +40,5 @@ done
 args+=(--subsets "$(IFS=,; echo "${subsets[*]}")")
 
 mkdir -p "$OUTPUT_DIR"
-torchrun --nproc_per_node "$GPUS" --master_port "${MASTER_PORT:-29500}" \
+"$py" -m torch.distributed.run --nproc_per_node "$GPUS" --master_port "${MASTER_PORT:-29500}" \
   -m videochat_online.eval "${args[@]}" "$@" 2>&1 | tee -a "$OUTPUT_DIR/eval.log"

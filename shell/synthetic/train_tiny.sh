@@ -1,4 +1,4 @@
-# bash shell/synthetic/train_tiny.sh            (OUTPUT_DIR=runs/synthetic CONFIG=shell/synthetic/tiny.json)
+# bash shell/synthetic/train_tiny.sh            (OUTPUT_DIR=runs/synthetic CONFIG=shell/synthetic/tiny.yaml)
 #
 # Trains a tiny VideoChat-Online from scratch on the synthetic world with the project's stage 1 and
 # stage 2 training, evaluates it with the OVBench evaluation (stream = pyramid memory, window and
@@ -10,5 +10,5 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 py="${PYTHON:-$here/../../.venv/bin/python}"
 [ -x "$py" ] || { echo "error: $py not found: run 'make setup' first (or set PYTHON)" >&2; exit 2; }
-exec "$py" -m videochat_online.synthetic.recipe --config "${CONFIG:-$here/tiny.json}" \
+exec "$py" -m videochat_online.synthetic.recipe --config "${CONFIG:-$here/tiny.yaml}" \
   --output-dir "${OUTPUT_DIR:-runs/synthetic}" "$@"

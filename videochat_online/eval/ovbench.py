@@ -1,6 +1,6 @@
 """OVBench as data: question files, videos grouped with their questions, prompts and scoring.
 
-Question files hold one JSON list per subset (DESIGN.md section 5 and `ovbench/README.md`):
+Question files hold one JSON list per subset (docs/evaluation.md):
 AVA and TAO are frame folders with their own fps, COIN and HiREST are video files. A question
 asked at `end` may see only frames with timestamp <= `end`. Scoring is pure functions.
 """
@@ -171,7 +171,7 @@ WINDOW_SUFFIX = "\nOnly give the best option."  # after the options, in the publ
 
 
 def format_question(q: Question, time: float | None = None, suffix: str = ANSWER_SUFFIX) -> str:
-    """`Question at {time}s: {question}\nOptions:\n(A) ...` + suffix (DESIGN.md section 3).
+    """`Question at {time}s: {question}\nOptions:\n(A) ...` + suffix (docs/design.md, "Prompt format").
 
     `time` defaults to the question's `middle_frame_timestamp` as the file has it, as the published
     evaluation writes it (on AVA the absolute time, e.g. 945.0); the `project` preset passes `end`.

@@ -1,4 +1,5 @@
-"""OVBench protocols: how a model sees a video before each question (DESIGN.md section 5).
+"""Presets: how a benchmark's questions are put to the model, as data (`PRESETS`), and the frame-selection
+rules they use (pure functions). The protocols themselves are classes in `protocols.py`:
 
 - stream:    each video watched once; each frame through the vision tower once; each question
              answered from the Pyramid Memory Bank at its time.
@@ -7,7 +8,7 @@
 - recompute: per question, the pyramid memory rebuilt from frame 0 (what the published code did);
              the same answers as `stream`, at several times the vision work.
 
-Two presets fix the frame selection and the prompt:
+Two presets (rows of `PRESETS`) fix the frame selection, the prompt and the reply length:
 
 `published` (the default) reproduces the published evaluation (MCG-NJU/VideoChat-Online,
 `eval/evaluate_online_stream_single.py`, `eval/evaluate_online_sliding_window.py`, `shell/eval/`):
@@ -26,9 +27,9 @@ Two presets fix the frame selection and the prompt:
 One published behaviour is not copied: there, the last question of each video saw every frame of the
 clip, later than its own time. Here no protocol ever shows a frame after the question's `end`.
 
-`project` is this project's own choice: sampling at `fps` (2) by time, replies up to 32 tokens,
-`Question at {end}s`, a window of the last `window` sampled frames at full resolution, uniform
-frames at segment middles.
+`project` is this project's own choice: sampling by time at the model's trained rate (its checkpoint's
+`fps`, else 2) with the model's memory, replies up to 32 tokens, `Question at {end}s`, a window of the
+last `window` sampled frames at full resolution in one pass, uniform frames at segment middles.
 """
 
 from __future__ import annotations
@@ -39,27 +40,57 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.video import FrameFolderSource, VideoSource, native_index, sample_times
-from ..settings import MemorySettings, SettingsError, check_positive
-from .ovbench import SYSTEM_MESSAGE, VideoTask
+from ..data.video import FrameFolderSource, VideoSource, native_index
+from ..memory import MemorySettings
+from ..settings import SettingsError, check_positive
+from .ovbench import ANSWER_SUFFIX, SYSTEM_MESSAGE, WINDOW_SUFFIX, Question, format_question
 
+
+@dataclass(frozen=True)
+class Preset:
+    """One way of putting questions to the model: a row of `PRESETS`."""
+
+    name: str
+    stream_fps: float | None  # stream, recompute, uniform: the rate (None: the model's trained rate, else 2)
+    window_fps: float | None  # window: the rate (None: as stream_fps)
+    frame_step: bool  # a native frame step for the rate (the published reader) or sampling by time
+    max_new_tokens: int
+    ask_at_end: bool  # `Question at {end}s`, or at the file's `middle_frame_timestamp` (the published prompt)
+    window_suffix: str  # after the options under the window protocol (ANSWER_SUFFIX under the others)
+    window_by_seconds: bool  # window: the last `window_seconds` per question through a fresh pyramid (published),
+    # or the last `window` frames of one pass (project)
+    uniform_include_end: bool  # uniform: end points included (the published reader) or segment middles
+
+    def fps(self, protocol: str, model_fps: float | None = None) -> float:
+        rate = self.window_fps if protocol == "window" and self.window_fps else self.stream_fps
+        return rate or model_fps or 2.0
+
+    def question(self, q: Question, protocol: str) -> str:
+        """The prompt of question `q` under `protocol`."""
+        return format_question(q, time=q.end if self.ask_at_end else None,
+                               suffix=self.window_suffix if protocol == "window" else ANSWER_SUFFIX)
+
+
+PRESETS = {
+    "published": Preset("published", stream_fps=8.0, window_fps=2.0, frame_step=True, max_new_tokens=128,
+                        ask_at_end=False, window_suffix=WINDOW_SUFFIX, window_by_seconds=True,
+                        uniform_include_end=True),
+    "project": Preset("project", stream_fps=None, window_fps=None, frame_step=False, max_new_tokens=32,
+                      ask_at_end=True, window_suffix=ANSWER_SUFFIX, window_by_seconds=False,
+                      uniform_include_end=False),
+}
 PROTOCOLS = ("stream", "window", "uniform", "recompute")
-PRESETS = ("published", "project")
-# The published settings (see the module docstring).
-PUBLISHED_STREAM_FPS = 8.0
-PUBLISHED_WINDOW_FPS = 2.0
 PUBLISHED_WINDOW_SECONDS = 32.0
 PUBLISHED_WINDOW_MAX_FRAMES = 64
-PUBLISHED_MAX_NEW_TOKENS = 128
-PROJECT_FPS = 2.0
-PROJECT_MAX_NEW_TOKENS = 32
 
 
 @dataclass
 class ProtocolConfig:
+    """A protocol under a preset, with everything the preset leaves open."""
+
     name: str = "stream"
     preset: str = "published"
-    fps: float | None = None  # default: the preset's (published: 8 for stream, 2 for window; project: 2)
+    fps: float | None = None  # None: the preset's (project: 2; `EvalRequest` passes the model's trained rate)
     # the pyramid's levels, the project window's frames (`window`), the uniform protocol's frames; the
     # protocol picks the mode (stream, recompute and the published window: pyramid)
     memory: MemorySettings = field(default_factory=MemorySettings)
@@ -74,12 +105,10 @@ class ProtocolConfig:
             raise SettingsError(f"--protocol {self.name}: use one of {', '.join(PROTOCOLS)}")
         if self.preset not in PRESETS:
             raise SettingsError(f"--preset {self.preset}: use one of {', '.join(PRESETS)}")
-        published = self.preset == "published"
         if self.fps is None:
-            self.fps = (PUBLISHED_WINDOW_FPS if self.name == "window" else PUBLISHED_STREAM_FPS) if published \
-                else PROJECT_FPS
+            self.fps = self.settings.fps(self.name)
         if self.max_new_tokens is None:
-            self.max_new_tokens = PUBLISHED_MAX_NEW_TOKENS if published else PROJECT_MAX_NEW_TOKENS
+            self.max_new_tokens = self.settings.max_new_tokens
         check_positive(self.fps, "--fps")
         check_positive(self.max_new_tokens, "--max-new-tokens", integer=True)
         check_positive(self.window_seconds, "--window-seconds")
@@ -87,14 +116,14 @@ class ProtocolConfig:
         check_positive(self.batch_size, "--batch-size", integer=True)
 
     @property
-    def published(self) -> bool:
-        return self.preset == "published"
+    def settings(self) -> Preset:
+        return PRESETS[self.preset]
 
 
 # --------------------------------------------------------------------------------------------------
 # Frame selection (pure functions of the video's frame rate, length and the question's time)
 # --------------------------------------------------------------------------------------------------
-def published_stream_step(native_fps: float, is_folder: bool, fps: float = PUBLISHED_STREAM_FPS) -> int:
+def published_stream_step(native_fps: float, is_folder: bool, fps: float = 8.0) -> int:
     """Native frames between two sampled ones: round(native/fps) for video files, int(native)//fps for folders."""
     if is_folder:
         return max(1, int(native_fps) // int(fps))
@@ -102,7 +131,7 @@ def published_stream_step(native_fps: float, is_folder: bool, fps: float = PUBLI
 
 
 def published_window_frames(end: float, native_fps: float, num_frames: int | None, is_folder: bool,
-                            fps: float = PUBLISHED_WINDOW_FPS, seconds: float = PUBLISHED_WINDOW_SECONDS,
+                            fps: float = 2.0, seconds: float = PUBLISHED_WINDOW_SECONDS,
                             max_frames: int = PUBLISHED_WINDOW_MAX_FRAMES) -> list[int]:
     """Native frame numbers of the published sliding window for a question asked at `end`.
 
@@ -133,34 +162,13 @@ def uniform_times(start: float, end: float, n: int, native_fps: float, include_e
     return [start + (end - start) * (i + 0.5) / n for i in range(n)]
 
 
-def stream_frames(source: VideoSource, config: ProtocolConfig, start: float = 0.0,
+
+
+def stream_frames(source: VideoSource, preset: Preset, fps: float, start: float = 0.0,
                   end: float | None = None) -> Iterator:
     """The frames a stream (or a recomputation) watches over [start, end] (end None: to the video's end),
     by the preset's rule: a native frame step (published) or a rate capped at the video's own (project)."""
-    if config.published:
-        step = published_stream_step(source.native_fps, isinstance(source, FrameFolderSource), config.fps)
-        return source.sample_every(step, start, end)
-    return source.sample(min(config.fps, source.native_fps), start=start, end=end)
-
-
-def planned_encodes(task: VideoTask, config: ProtocolConfig, native_fps: float | None = None,
-                    num_frames: int | None = None) -> int:
-    """Frames the protocol sends through the vision tower for a task, from its question times alone."""
-    c = config
-    native = native_fps or c.fps
-    is_folder = task.folder_fps is not None
-
-    def watched(end: float) -> int:
-        if c.published:
-            return len(range(0, native_index(end, native) + 1, published_stream_step(native, is_folder, c.fps)))
-        return sum(1 for _ in sample_times(min(c.fps, native), 0.0, end, None))
-
-    if c.name == "stream" or (c.name == "window" and not c.published):
-        return watched(task.watch_seconds)
-    if c.name == "recompute":
-        return sum(watched(q.end) for q in task.questions)
-    if c.name == "window":
-        return sum(len(published_window_frames(q.end, native, num_frames, is_folder, c.fps, c.window_seconds,
-                                               c.window_max_frames)) for q in task.questions)
-    return sum(len(uniform_times(q.start, q.end, c.memory.uniform_frames, native, include_end=c.published))
-               for q in task.questions)
+    if preset.frame_step:
+        return source.sample_every(published_stream_step(source.native_fps, isinstance(source, FrameFolderSource),
+                                                         fps), start, end)
+    return source.sample(min(fps, source.native_fps), start=start, end=end)

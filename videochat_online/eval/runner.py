@@ -19,23 +19,22 @@ refused, naming the setting that differs, so that predictions of two set-ups nev
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
 
-from ..errors import InputError, VideoChatOnlineError
-from ..options import Parser
+from ..errors import InputError
+from ..options import Parser, run_main
+from .options import EvalRequest, add_eval_args, check_eval_args
 from .ovbench import KNOWN_SUBSETS, VideoTask, load_ovbench
-from .options import add_eval_args, check_eval_args
 from .presets import ProtocolConfig
-from .protocols import ProtocolRunner, record
+from .protocols import Protocol, ProtocolRunner, record
 from .results import write_results
 
 log = logging.getLogger("videochat_online.eval")
@@ -58,23 +57,15 @@ def barrier(world: int) -> None:
         torch.distributed.barrier()
 
 
-def task_cost(task: VideoTask, protocol: str) -> float:
-    """Work of a video under a protocol, for balancing: seconds watched (or questions, for uniform)."""
-    if protocol in ("stream", "window"):
-        return task.watch_seconds
-    if protocol == "recompute":
-        return sum(q.end for q in task.questions)
-    return float(len(task.questions))
-
-
-def shard(tasks: list[VideoTask], world: int, protocol: str) -> list[list[VideoTask]]:
-    """Split videos over `world` processes, longest first to the least loaded (the same on every rank)."""
+def shard(tasks: list[VideoTask], world: int, protocol: Protocol) -> list[list[VideoTask]]:
+    """Split videos over `world` processes, costliest first to the least loaded (the same on every rank)."""
     shards: list[list[VideoTask]] = [[] for _ in range(world)]
     loads = [0.0] * world
-    for task in sorted(tasks, key=lambda t: (-task_cost(t, protocol), t.key)):
+    costs = {t.key: protocol.cost(t) for t in tasks}
+    for task in sorted(tasks, key=lambda t: (-costs[t.key], t.key)):
         r = min(range(world), key=lambda i: (loads[i], i))
         shards[r].append(task)
-        loads[r] += task_cost(task, protocol)
+        loads[r] += costs[task.key]
     return shards
 
 
@@ -112,15 +103,20 @@ def read_predictions(out_dir: Path, report: bool = False) -> dict[str, dict]:
 SETTINGS_FILE = "run_settings.json"
 
 
+def protocol_record(config: ProtocolConfig) -> dict:
+    """The protocol's settings as JSON has them, memory flattened (`mode`: the memory `--memory` chose)."""
+    protocol = {f.name: getattr(config, f.name) for f in fields(config) if f.name != "memory"}
+    return json.loads(json.dumps({**protocol, **config.memory.to_dict()}))
+
+
 def answer_settings(model: str, config: ProtocolConfig, dtype: str | None) -> dict:
     """The settings that decide a prediction: two runs may share an output folder only if these agree.
 
     Flat, as JSON has them (tuples as lists); batching decides no answer and is left out.
     """
-    protocol = asdict(config)
-    memory = {k: v for k, v in protocol.pop("memory").items() if k != "mode"}  # the protocol picks the mode
+    protocol = protocol_record(config)
     protocol.pop("batch_size")
-    return json.loads(json.dumps({"model": model, "dtype": dtype, **protocol, **memory}))
+    return {"model": model, "dtype": dtype, **protocol}
 
 
 def check_settings(out_dir: Path, settings: dict, write: bool = True) -> None:
@@ -142,8 +138,9 @@ def check_settings(out_dir: Path, settings: dict, write: bool = True) -> None:
     elif list(out_dir.glob("predictions.rank*.jsonl")):
         raise InputError(f"{out_dir}: holds predictions but no {SETTINGS_FILE} saying how they were made; "
                          "use another --output-dir")
-    elif write:
-        file.write_text(json.dumps(settings, indent=2))
+    elif write:  # whole or not at all: another rank may be reading it
+        (out_dir / f".{SETTINGS_FILE}.tmp").write_text(json.dumps(settings, indent=2))
+        (out_dir / f".{SETTINGS_FILE}.tmp").replace(file)
 
 
 class PredictionWriter:
@@ -204,42 +201,41 @@ def evaluate_tasks(runner: ProtocolRunner, tasks: list[VideoTask], done: set[str
             progress.update(1)
 
 
-def run(args: argparse.Namespace) -> dict | None:
+def run(request: EvalRequest) -> dict | None:
     """The evaluation of checked options (`check_eval_args`); returns the results table on rank 0."""
     rank, world, local_rank = init_distributed()
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format="%(message)s")
-    out = Path(args.output_dir)
+    r = request
+    out = r.output_dir
     out.mkdir(parents=True, exist_ok=True)
-    roots, subsets, config = args.roots, args.subset_list, args.protocol_config
-    tasks = load_ovbench(args.anno_dir, roots, subsets)
-    if args.max_videos is not None:
-        tasks = tasks[: args.max_videos]
+    tasks = load_ovbench(r.anno_dir, r.roots, r.subsets)
+    if r.max_videos is not None:
+        tasks = tasks[: r.max_videos]
     if not tasks:
-        raise InputError(f"{args.anno_dir}: no questions to evaluate in subsets {', '.join(subsets)}")
-    meta = {"model": args.model, "anno_dir": str(args.anno_dir), "roots": roots, "subsets": list(subsets),
-            "protocol": asdict(config), "world_size": world}
-    check_settings(out, answer_settings(args.model, config, args.dtype), write=rank == 0)
-    if rank == 0:
-        given = {k: v for k, v in vars(args).items() if not callable(v)}
-        (out / "config.json").write_text(json.dumps({**given, "resolved": meta}, indent=2, default=str))
-
-    done = {qid for qid, rec in read_predictions(out, report=rank == 0).items() if rec["status"] == "ok"}
-    mine = shard(tasks, world, args.protocol)[rank]
-    n_questions = sum(len(t.questions) for t in tasks)
-    log.info("OVBench %s: %d videos, %d questions (%d done before), %d processes", args.protocol, len(tasks),
-             n_questions, len(done), world)
+        raise InputError(f"{r.anno_dir}: no questions to evaluate in subsets {', '.join(r.subsets)}")
 
     from tqdm import tqdm
 
-    from ..chat import ChatEngine, default_device
+    from ..chat import default_device
 
     device = default_device(local_rank)
     # On a GPU every vision-tower call gets exactly `batch_size` frames, so that stream and recompute (and any
     # batching) hold bit-identical memories in bf16; on the CPU the features are batch-independent already.
-    engine = ChatEngine.from_pretrained(args.model, device=device, dtype=args.dtype, attn_implementation=args.attn,
-                                        kv_cache=args.kv_cache, compile_vision=args.compile_vision,
-                                        fixed_batch=config.batch_size if device.startswith("cuda") else None)
+    engine = r.model.load(device=device, fixed_batch=r.batch_size if device.startswith("cuda") else None)
+    config = r.protocol_config(engine.config)  # the model's memory and frame rate where the options leave them
+    meta = {"model": r.model.model, "anno_dir": str(r.anno_dir), "roots": r.roots, "subsets": list(r.subsets),
+            "protocol": protocol_record(config), "world_size": world}
+    check_settings(out, answer_settings(r.model.model, config, r.model.dtype), write=rank == 0)
+    if rank == 0:
+        (out / "config.json").write_text(json.dumps({**asdict(r), "resolved": meta}, indent=2, default=str))
+
+    done = {qid for qid, rec in read_predictions(out, report=rank == 0).items() if rec["status"] == "ok"}
     runner = ProtocolRunner(engine, config)
+    mine = shard(tasks, world, runner.protocol)[rank]
+    n_questions = sum(len(t.questions) for t in tasks)
+    log.info("OVBench %s: %d videos, %d questions (%d done before), %d processes", config.name, len(tasks),
+             n_questions, len(done), world)
+
     writer = PredictionWriter(out / f"predictions.rank{rank}.jsonl")
     start = time.perf_counter()
     try:
@@ -278,14 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="python -m videochat_online.eval", description="OVBench evaluation")
     add_eval_args(parser)
     args = parser.parse_args(argv)
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        check_eval_args(args)
-        table = run(args)
-    except VideoChatOnlineError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return exit_status(table, args.allow_failures)
+    def evaluate() -> int:
+        request = check_eval_args(args)
+        return exit_status(run(request), request.allow_failures)
+
+    return run_main(evaluate)

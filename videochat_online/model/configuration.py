@@ -1,6 +1,6 @@
 """Configuration of the VideoChat-Online model: the only place architecture settings live.
 
-The model is InternVL-style (DESIGN.md section 1):
+The model is InternVL-style (docs/design.md, "The model"):
 
     frame -> vision tower (InternViT layout) -> drop CLS -> pixel shuffle -> feature grid
           -> memory -> projector ``mlp1`` -> visual tokens in the LLM prompt -> causal LLM
@@ -48,6 +48,13 @@ class VideoChatOnlineConfig(PreTrainedConfig):
         Stochastic depth of the vision tower while training: layer i of N skips its residual branches with
         probability `rate * i / (N - 1)` (InternViT's schedule; the published recipe trains with 0.1). No
         effect at inference. The original layout keeps it as `vision_config.drop_path_rate`.
+    memory (`dict`, *optional*):
+        The memory the model was trained with, as `videochat_online.memory.MemorySettings.to_dict` writes it
+        (mode and every policy's options). The streaming CLI, the evaluation's project preset, the lmms-eval
+        model and the demo start from it when no option overrides it; None: the project's defaults.
+    fps (`float`, *optional*):
+        Frames per second of video the model was trained to watch (the published recipe: 1); the default
+        sampling rate of every inference path. None: the project's default (2).
     image_token_id (`int`, *optional*):
         Id of `<IMG_CONTEXT>` in the model's tokenizer: the prompt positions that visual tokens fill.
         Filled in from the tokenizer by `load_pretrained` when a checkpoint does not record it.
@@ -68,6 +75,8 @@ class VideoChatOnlineConfig(PreTrainedConfig):
     min_dynamic_patch: int = 1
     use_thumbnail: bool = True
     vision_drop_path_rate: float = 0.0
+    memory: dict | None = None
+    fps: float | None = None
     image_token_id: int | None = None
     tie_word_embeddings: bool = False
 
@@ -89,6 +98,8 @@ class VideoChatOnlineConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         if not 0.0 <= self.vision_drop_path_rate < 1.0:
             raise ValueError(f"vision_drop_path_rate must be in [0, 1), got {self.vision_drop_path_rate}")
+        if self.fps is not None and not (isinstance(self.fps, (int, float)) and 0 < self.fps < float("inf")):
+            raise ValueError(f"fps must be a finite number > 0, got {self.fps!r}")
         if self.ps_version not in ("v1", "v2"):
             raise ValueError(f"ps_version must be 'v1' or 'v2', got {self.ps_version!r}")
         patches = self.tile_size // self.vit_patch_size

@@ -1,6 +1,6 @@
 """The VideoChat-Online model: vision tower, pixel shuffle, projector ``mlp1`` and a causal LLM.
 
-Read top to bottom, this is the data path of DESIGN.md section 1:
+Read top to bottom, this is the data path of docs/design.md, "The model":
 
     pixel_values [B, 3, S, S]
       -> vision tower (transformers' InternVLVisionModel)   [B, 1 + P*P, Cv]

@@ -1,38 +1,38 @@
 """Train a tiny VideoChat-Online on the synthetic world from scratch, and evaluate it.
 
-    python -m videochat_online.synthetic.recipe --config shell/synthetic/tiny.json --output-dir runs/synthetic
+    python -m videochat_online.synthetic.recipe --config shell/synthetic/tiny.yaml --output-dir runs/synthetic
 
 Steps, each skipped when its output is already there (so an interrupted run continues):
 1. `data/`: the benchmark and training sets (`build.py`);
 2. `init/`: a randomly initialised tiny model whose tokenizer has learnt the world's words;
-3. `stage1/`: offline SFT (one-frame and whole-clip questions), `python -m videochat_online.train.sft`;
-4. `stage2/`: online + offline SFT from stage 1 (the interleaved online dialogues added);
-5. `eval/{stage}_{protocol}/`: `python -m videochat_online.eval` on the test split, the `project`
-   preset at 1 fps, the pyramid memory against a window and uniform frames at an equal token budget;
+3. `stage1/`: offline SFT (one-frame and whole-clip questions), `python -m videochat_online.train.sft
+   --config stage1.yaml`;
+4. `stage2/`: online + offline SFT from stage 1 (the interleaved online dialogues added), `stage2.yaml`;
+5. `eval/{stage}_{protocol}/`: `python -m videochat_online.eval --config eval.yaml` on the test split (the
+   `project` preset at 1 fps, the pyramid memory against a window and uniform frames at about the same
+   token budget);
 6. `results.md` / `results.json`: accuracy per question family beside chance.
-The resolved config and every command run are written to OUTPUT_DIR (`config.json`, `commands.sh`).
+The trainer and the evaluation read their recipe files themselves; this file only adds the paths. The
+resolved recipe and every command run are written to OUTPUT_DIR (`config.json`, `commands.sh`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+from ..errors import InputError
 from ..eval.ovbench import ANSWER_SUFFIX, SYNTHETIC_SUBSET, SYSTEM_MESSAGE, format_options
-from ..settings import MemorySettings, parse_int_list
+from ..options import Parser, run_main
 from .build import build
 from .questions import COLOUR_NAMES, DURATIONS, FAMILIES, YES_NO
 from .world import PLACES, SHAPES
 
 STAGES = ("stage1", "stage2")
-TRAINING_DEFAULTS = {"num_train_epochs": 1, "learning_rate": 1e-3, "per_device_train_batch_size": 2,
-                     "freeze_vision": False, "drop_path_rate": 0.0, "warmup_steps": 0.05, "lr_scheduler_type": "cosine",
-                     "weight_decay": 0.0, "logging_steps": 10, "save_strategy": "no", "report_to": "none",
-                     "dataloader_num_workers": 0, "max_num_frames": 64, "fps": 1, "seed": 0}
+RECIPE_KEYS = ("data", "model", "stage1", "stage2", "eval", "protocols")
 CHANCE = {"PastMemory": 1 / len(COLOUR_NAMES), "SpatialPerception": 1 / len(PLACES),
           "TemporalPerception": 1 / len(DURATIONS), "FuturePrediction": 1 / len(PLACES),
           "Hallucination": 1 / len(YES_NO)}
@@ -59,37 +59,55 @@ def run(command: list[str], log: Path) -> None:
         raise SystemExit(f"error: step failed (exit {done.returncode}); see {log}")
 
 
-def train_command(stage: str, start: Path, metas: list[Path], out: Path, settings: dict) -> list[str]:
-    args = {**TRAINING_DEFAULTS, **settings}
-    command = [sys.executable, "-m", "videochat_online.train.sft", "--model_name_or_path", str(start),
-               "--output_dir", str(out), "--meta_path", *map(str, metas)]
-    for key, value in args.items():
-        command += [f"--{key}", str(value)]
-    return command
+def read_recipe(path: str | Path) -> dict:
+    """The recipe file, its named files made absolute (relative to it); a missing or unknown key is one line."""
+    import yaml
+
+    file = Path(path)
+    try:
+        recipe = yaml.safe_load(file.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise InputError(f"--config {file}: cannot read it as YAML ({' '.join(str(err).split())})") from None
+    if not isinstance(recipe, dict) or set(recipe) != set(RECIPE_KEYS):
+        keys = sorted(set(recipe) ^ set(RECIPE_KEYS)) if isinstance(recipe, dict) else ["(not a mapping)"]
+        raise InputError(f"{file}: unknown or missing key {keys[0]!r}; a recipe has {', '.join(RECIPE_KEYS)}")
+    for key in ("stage1", "stage2", "eval"):
+        recipe[key] = str((file.parent / recipe[key]).resolve())
+    return recipe
 
 
-def eval_command(model: Path, data: Path, protocol: str, out: Path, settings: dict) -> list[str]:
-    return [sys.executable, "-m", "videochat_online.eval", "--model", str(model), "--anno-dir", str(data / "ovbench"),
-            "--subsets", SYNTHETIC_SUBSET, "--data-root", f"{SYNTHETIC_SUBSET}={data / 'videos/test'}",
-            "--protocol", protocol, "--preset", settings["preset"], "--fps", str(settings["fps"]),
-            "--capacities", settings["capacities"], "--window", str(settings["window"]),
-            "--uniform-frames", str(settings["uniform_frames"]), "--output-dir", str(out),
-            "--allow-failures"]
+def train_command(recipe: str, start: Path, metas: list[Path], out: Path) -> list[str]:
+    return [sys.executable, "-m", "videochat_online.train.sft", "--config", recipe, "--model_name_or_path", str(start),
+            "--output_dir", str(out), "--meta_path", *map(str, metas)]
 
 
-def token_budgets(settings: dict, grid: int) -> dict[str, int]:
-    """Visual tokens each protocol may show at most (the pyramid's cap, as the memory bank computes it)."""
-    pyramid = MemorySettings(capacities=parse_int_list(settings["capacities"], "capacities")).build(grid)
-    return {"stream": pyramid.max_tokens, "window": settings["window"] * grid * grid,
-            "uniform": settings["uniform_frames"] * grid * grid}
+def eval_command(recipe: str, model: Path, data: Path, protocol: str, out: Path) -> list[str]:
+    return [sys.executable, "-m", "videochat_online.eval", "--config", recipe, "--model", str(model),
+            "--anno-dir", str(data / "ovbench"), "--subsets", SYNTHETIC_SUBSET,
+            "--data-root", f"{SYNTHETIC_SUBSET}={data / 'videos/test'}", "--protocol", protocol, "--output-dir", str(out)]
 
 
-def results_table(out: Path, config: dict, grid: int) -> dict:
+def token_budgets(recipe: str, model: Path) -> dict[str, int]:
+    """Visual tokens each protocol may show at most, from the evaluation's own options and the model's memory."""
+    from ..eval.options import add_eval_args, check_eval_args
+    from ..model.checkpoint import read_config
+
+    parser = Parser(prog="videochat-online eval")
+    add_eval_args(parser)
+    config = read_config(model)[0]
+    request = check_eval_args(parser.parse_args(["--config", recipe, "--model", str(model), "--anno-dir", "-",
+                                                 "--output-dir", str(model / "unused")]))
+    memory = request.protocol_config(config).memory
+    return {p: memory.replace(mode=m).build(config.grid_size).max_tokens
+            for p, m in (("stream", memory.mode), ("window", "window"), ("uniform", "uniform"))}
+
+
+def results_table(out: Path, recipe: dict) -> dict:
     """Accuracy per family for every (stage, protocol) evaluated, beside chance; written as JSON and markdown."""
-    budgets = token_budgets(config["eval"], grid)
+    budgets = token_budgets(recipe["eval"], out / "stage2")
     rows = {}
     for stage in STAGES:
-        for protocol in config["eval"]["protocols"]:
+        for protocol in recipe["protocols"]:
             file = out / "eval" / f"{stage}_{protocol}" / "results.json"
             if file.is_file():
                 table = json.loads(file.read_text())
@@ -114,24 +132,29 @@ def results_table(out: Path, config: dict, grid: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m videochat_online.synthetic.recipe", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True, help="the recipe (shell/synthetic/tiny.json)")
+    parser = Parser(prog="python -m videochat_online.synthetic.recipe", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help="the recipe (shell/synthetic/tiny.yaml)")
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--stages", default=",".join(STAGES), help="which stages to evaluate (default both)")
     args = parser.parse_args(argv)
-    config = json.loads(Path(args.config).read_text())
-    out = Path(args.output_dir)
+    return run_main(lambda: run_recipe(read_recipe(args.config), Path(args.output_dir), args.stages.split(",")))
+
+
+def run_recipe(recipe: dict, out: Path, stages: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config, indent=2))
+    import yaml
+
+    resolved = {**recipe, **{k: yaml.safe_load(Path(recipe[k]).read_text()) for k in ("stage1", "stage2", "eval")}}
+    (out / "config.json").write_text(json.dumps(resolved, indent=2))
     data = out / "data"
     if not (data / "ovbench" / f"{SYNTHETIC_SUBSET}.json").is_file():
         print(f"writing the synthetic world to {data}", flush=True)
-        build(data, **config["data"])
+        build(data, **recipe["data"])
     init = out / "init"
     if not (init / "config.json").is_file():
         from ..tools.make_tiny import make_tiny
 
-        m = config["model"]
+        m = recipe["model"]
         make_tiny(init, llm=m["llm"], seed=m.get("seed", 0), extra_corpus=corpus(), perturb=False,
                   llm_sizes=m["llm_sizes"], vision_sizes=m["vision_sizes"], max_dynamic_patch=m["max_dynamic_patch"],
                   system_message=SYSTEM_MESSAGE)
@@ -140,16 +163,13 @@ def main(argv: list[str] | None = None) -> int:
     for stage in STAGES:
         if not (out / stage / "trainer_state.json").is_file():
             start, metas = starts[stage]
-            run(train_command(stage, start, metas, out / stage, config[stage]), out / f"{stage}.log")
-    from ..model.configuration import VideoChatOnlineConfig
-
-    grid = VideoChatOnlineConfig.from_json_file(str(out / "stage2" / "config.json")).grid_size
-    for stage in args.stages.split(","):
-        for protocol in config["eval"]["protocols"]:
+            run(train_command(recipe[stage], start, metas, out / stage), out / f"{stage}.log")
+    for stage in stages:
+        for protocol in recipe["protocols"]:
             target = out / "eval" / f"{stage}_{protocol}"
             if not (target / "results.json").is_file():
-                run(eval_command(out / stage, data, protocol, target, config["eval"]), out / "eval.log")
-    results_table(out, config, grid)
+                run(eval_command(recipe["eval"], out / stage, data, protocol, target), out / "eval.log")
+    results_table(out, recipe)
     return 0
 
 

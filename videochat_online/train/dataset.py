@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -37,11 +37,11 @@ from ..data.image import dynamic_tiles, frames_to_pixel_values, load_image
 from ..data.video import open_video
 from ..errors import InputError
 from ..model.configuration import VideoChatOnlineConfig
-from ..settings import DEFAULT_INTERVALS, check_intervals, resolve_grid_sizes
+from ..memory import MemorySettings, check_pyramid
 from .failures import FailedSamplesError
 from .formats import Conversation, parse, read_annotation
 from .sampling import pyramid_grid_sizes, sample_times
-from .tokenize import IGNORE, SampleTooLong, count_image_tokens, tokenize_conversation
+from .tokenize import IGNORE, count_image_tokens, tokenize_conversation
 
 log = logging.getLogger("videochat_online.train")
 
@@ -97,8 +97,7 @@ class DataConfig:
     fps: float = 1.0  # video frames per second, unless a dataset sets num_frames
     min_frames: int = 1
     max_frames: int = 64
-    sample_intervals: tuple[int, ...] = DEFAULT_INTERVALS  # pyramid token arrangement of video frames
-    pyramid_grid_sizes: tuple[int, ...] | None = None  # default: the model's (g, g/2, g/4)
+    memory: MemorySettings = field(default_factory=MemorySettings)  # its pyramid arranges video frames' tokens
     max_dynamic_patch: int | None = None  # default: the model config's
     system_message: str | None = None  # default: the model config's
     max_failed_samples: int = 100
@@ -111,8 +110,9 @@ class SampleBuilder:
     def __init__(self, tokenizer, config: VideoChatOnlineConfig, data: DataConfig):
         self.tokenizer, self.config, self.data = tokenizer, config, data
         self.template = get_template(config.template)
-        levels = len(check_intervals(data.sample_intervals, option="--pyramid_intervals"))
-        self.grid_sizes = resolve_grid_sizes(data.pyramid_grid_sizes, levels, config.grid_size)
+        memory = data.memory
+        self.grid_sizes = check_pyramid(memory.capacities, memory.grid_sizes, memory.intervals, config.grid_size)
+        self.intervals = memory.intervals
         self.system = config.system_message if data.system_message is None else data.system_message
 
     def _video_times(self, spec: DatasetSpec, start: float, end: float, rng) -> list[float]:
@@ -149,7 +149,7 @@ class SampleBuilder:
             visuals[0] = [(tile, g) for per_image in tiles for tile in per_image]
         elif conv.video or conv.frame_files:
             frames = self._frames(conv, spec, conv.turns[-1].time if conv.online else None, rng)
-            sizes = pyramid_grid_sizes(len(frames), self.grid_sizes, self.data.sample_intervals)
+            sizes = pyramid_grid_sizes(len(frames), self.grid_sizes, self.intervals)
             # online frames carry their time; offline video is written `Frame{n}: <image>` (the published stage 1)
             slots = [FrameSlot(i, t if conv.online else None, s * s) for i, ((_, t), s) in enumerate(zip(frames, sizes))]
             if conv.online:  # each turn shows the frames since the previous turn
@@ -189,7 +189,7 @@ def estimate_length(entry: dict, builder: SampleBuilder) -> int:
         visual = config.tokens_per_tile * (config.max_dynamic_patch // 2 + 1)
     elif entry.get("video") or entry.get("all_image_files"):
         n = len(entry.get("all_image_files") or []) or data.max_frames
-        visual = sum(s * s for s in pyramid_grid_sizes(n, builder.grid_sizes, data.sample_intervals))
+        visual = sum(s * s for s in pyramid_grid_sizes(n, builder.grid_sizes, builder.intervals))
     return min(data.max_seq_length, len(text) // 3 + visual)
 
 
@@ -231,7 +231,7 @@ class SFTDataset(Dataset):
             j = (index + attempt) % len(self.items)
             try:
                 sample = self.load(j)
-            except (InputError, SampleTooLong, OSError) as err:  # input problems only: a bug is raised
+            except (InputError, OSError) as err:  # input problems only: a bug is raised
                 d, i = self.items[j]
                 failed.append((f"{self.specs[d].name}/{i}", f"{type(err).__name__}: {str(err).splitlines()[0]}"))
                 log.warning("skipped sample %s: %s", *failed[-1])

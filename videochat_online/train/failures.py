@@ -15,8 +15,10 @@ from pathlib import Path
 
 import torch
 
+from ..errors import VideoChatOnlineError
 
-class FailedSamplesError(RuntimeError):
+
+class FailedSamplesError(VideoChatOnlineError):
     """Too many samples failed to load: the data, not a sample, is the problem."""
 
 

@@ -2,7 +2,7 @@
 
 A conversation is a list of turns; a user turn may carry visuals that belong in its text:
 - `<image>` placeholders, filled with still images (InternVL dynamic tiling);
-- video frames, written as `Frame{n} at {t:.1f}s: <img>...</img>` lines (DESIGN.md section 3),
+- video frames, written as `Frame{n} at {t:.1f}s: <img>...</img>` lines (docs/design.md, "Prompt format"),
   either all in the first turn (offline video) or, for online data, the frames up to each turn's time.
 
 Formats (JSON list or JSONL, one sample per entry):

@@ -18,7 +18,7 @@ import random
 from collections.abc import Sequence
 
 from ..data.video import sample_times as stream_times
-from ..settings import DEFAULT_INTERVALS, level_of
+from ..memory import DEFAULT_INTERVALS, level_of
 
 
 def sample_times(start: float, end: float, *, fps: float | None = None, num_frames: int | None = None,

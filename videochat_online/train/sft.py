@@ -26,12 +26,12 @@ from torch import nn
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from ..errors import VideoChatOnlineError
 from ..model import load_pretrained
 from ..model.checkpoint import save_state_dict
-from ..settings import DEFAULT_INTERVALS, check_intervals, parse_int_list, show_ints
+from ..memory import MemorySettings
+from ..options import add_config_arg, expand_config, resolve_memory, run_main
 from .dataset import DataConfig, SFTDataset, collate, load_meta
-from .failures import FailedSamplesError, FailureLedger
+from .failures import FailureLedger
 
 log = logging.getLogger("videochat_online.train")
 
@@ -57,8 +57,13 @@ class DataArguments:
     fps: float = 1.0
     min_num_frames: int = 1
     max_num_frames: int = 64
-    pyramid_intervals: str = field(default=show_ints(DEFAULT_INTERVALS),
-                                   metadata={"help": "sample intervals of the pyramid arrangement"})
+    capacities: str | None = field(default=None, metadata={"help": "pyramid: frames per level, recorded with the "
+                                                                   "model (default: the start checkpoint's, else 2,2,12)"})
+    intervals: str | None = field(default=None, metadata={"help": "pyramid: sample interval per level, which arranges "
+                                                                  "video frames' tokens (default: the start "
+                                                                  "checkpoint's, else 8,4,1)"})
+    grid_sizes: str | None = field(default=None, metadata={"help": "pyramid: grid side per level (default: the start "
+                                                                   "checkpoint's, else the model's g, g/2, g/4)"})
     max_dynamic_patch: int | None = None
     max_failed_samples: int = 100
 
@@ -148,17 +153,20 @@ class SFTTrainer(Trainer):
 
 def build(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments):
     specs = [spec for path in data_args.meta_path for spec in load_meta(path, data_args.data_dir)]  # fail early
-    intervals = parse_int_list(data_args.pyramid_intervals, "--pyramid_intervals")
-    check_intervals(intervals, option="--pyramid_intervals")
+    overrides = {k: getattr(data_args, k) for k in ("capacities", "intervals", "grid_sizes")
+                 if getattr(data_args, k) is not None}
+    MemorySettings(**overrides)  # a bad value is one line before the model loads
     dtype = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32"
     model, tokenizer = load_pretrained(model_args.model_name_or_path, dtype=dtype,
                                        attn_implementation=model_args.attn_implementation)
     model.config.use_cache = False
     model.language_model.config.use_cache = False
+    memory = resolve_memory(overrides, model.config)  # the start checkpoint's memory, the options on top
+    model.config.memory, model.config.fps = memory.to_dict(), data_args.fps  # recorded in the trained checkpoint
     model = prepare_model(model, model_args)
     data = DataConfig(max_seq_length=data_args.max_seq_length, fps=data_args.fps, min_frames=data_args.min_num_frames,
                       max_frames=data_args.max_num_frames,
-                      sample_intervals=intervals,
+                      memory=memory,
                       max_dynamic_patch=data_args.max_dynamic_patch, max_failed_samples=data_args.max_failed_samples,
                       seed=training_args.seed)
     dataset = SFTDataset(specs, tokenizer, model.config, data)
@@ -204,19 +212,28 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: T
     return out
 
 
+class RecipeParser(HfArgumentParser):
+    """The three argument dataclasses, with `--config RECIPE.yaml` (`options.expand_config`)."""
+
+    def __init__(self):
+        super().__init__((ModelArguments, DataArguments, TrainingArguments))
+        add_config_arg(self)  # read by `parse`, not by argparse
+
+    def parse(self, argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+        args = expand_config(self, sys.argv[1:] if argv is None else argv)
+        return self.parse_args_into_dataclasses(args=args)[:3]  # the fourth: --config itself
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
-    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(level=logging.INFO if training_args.local_process_index == 0 else logging.WARNING,
-                        format="%(asctime)s %(name)s: %(message)s")
-    try:
+    def run() -> int:
+        model_args, data_args, training_args = RecipeParser().parse(argv)
+        logging.basicConfig(level=logging.INFO if training_args.local_process_index == 0 else logging.WARNING,
+                            format="%(asctime)s %(name)s: %(message)s")
         train(model_args, data_args, training_args)
-    except (VideoChatOnlineError, FailedSamplesError) as err:  # bad inputs: one line, not a traceback
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+        return 0
+
+    return run_main(run)  # bad inputs (a recipe's unknown key too): one line, not a traceback
 
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from transformers import PreTrainedTokenizerBase
 
 from ..conversation import IMG_CONTEXT, Template
+from ..errors import InputError
 
 IGNORE = -100
 
 
-class SampleTooLong(ValueError):
+class SampleTooLong(InputError, ValueError):
     """Even the first turn does not fit in the maximum sequence length."""
 
 

@@ -8,8 +8,9 @@ Visual input (`lmms_eval_specific_kwargs.visual`):
 - "frames" (every model by default): `num_frames` frames spread over the question's clip
   [start, end], end points included (as the published reader), as PIL images; nothing after `end`
   is shown.
-- "clip" (the videochat_online model): the clip itself, {"video", "start", "end", "folder_fps"},
-  which the model watches as a stream.
+- "clip" (the videochat_online model): the clip itself, {"video", "start", "end", "folder_fps"}, with the
+  question entry ("question", "subset", "position"): the model watches the clip as a stream and puts the
+  question with its preset's prompt, as `videochat-online eval` does.
 """
 
 import os
@@ -66,7 +67,9 @@ def ovbench_doc_to_visual(doc: dict, lmms_eval_specific_kwargs: dict):
     q = question_of(doc)
     path = video_path(root_of(q.subset), q)
     if lmms_eval_specific_kwargs.get("visual") == "clip":
-        return [{"video": str(path), "start": q.start, "end": q.end, "folder_fps": q.folder_fps}]
+        subset, position = doc["qid"].split("/")
+        return [{"video": str(path), "start": q.start, "end": q.end, "folder_fps": q.folder_fps, "question": doc,
+                 "subset": subset, "position": int(position)}]
     source = open_video(path, folder_fps=q.folder_fps)
     times = uniform_times(q.start, q.end, int(lmms_eval_specific_kwargs.get("num_frames", 16)), source.native_fps,
                           include_end=True)  # as the published reader: the frame at the question's moment is shown

@@ -1,0 +1,153 @@
+"""What every memory policy is: a frame container behind a small interface, registered by name.
+
+A policy states its own options once (`Option`: name, default, help); the CLI flags, the lmms-eval
+`model_args` keys, the checkpoint's recorded memory and `MemorySettings` are all read from those
+statements, so a new policy is one file plus its `@register` and nothing else:
+
+    @register
+    class KeyFrameMemory(MemoryPolicy):
+        name = "keyframe"
+        options = (Option("keyframes", 8, "keyframe: frames held"),)
+
+        @classmethod
+        def from_settings(cls, settings, grid_size): return cls(settings.keyframes, grid_size)
+        def add(self, features, index, timestamp=None): ...
+        def frames(self): ...
+        def reset(self): ...
+        @property
+        def max_tokens(self): ...
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from ..settings import SettingsError, parse_int_list, show_ints
+
+
+@dataclass
+class MemoryFrame:
+    """One frame held in memory: its feature grid [C, h, w] at the resolution of its level."""
+
+    index: int
+    level: int
+    grid: torch.Tensor
+    timestamp: float | None = None
+    mean: torch.Tensor = field(init=False, repr=False)  # [C] float32, the pyramid's eviction feature
+
+    def __post_init__(self):
+        self.mean = self.grid.float().mean(dim=(1, 2))
+
+    @property
+    def tokens(self) -> torch.Tensor:
+        """[h*w, C], row-major."""
+        c, h, w = self.grid.shape
+        return self.grid.reshape(c, h * w).transpose(0, 1)
+
+    @property
+    def num_tokens(self) -> int:
+        return self.grid.shape[1] * self.grid.shape[2]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting of a policy. `kind` is int, bool or "ints" (a list such as 2,2,12; lmms-eval's 2-2-12).
+
+    The flag is `--name` with dashes (`--grid-sizes`); lmms-eval's key and the checkpoint's field are `name`.
+    A default of None means "derived" (the pyramid's grid sizes come from the model's grid)."""
+
+    name: str
+    default: Any
+    help: str
+    kind: Any = int
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def parse(self, value: Any) -> Any:
+        """A user's value (text from a command line or model_args, or a Python value) -> this option's type."""
+        if value is None:
+            if self.default is None:
+                return None
+            raise SettingsError(f"{self.flag}: give a value")
+        if self.kind == "ints":
+            return parse_int_list(value, self.flag)
+        if self.kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text not in ("true", "false", "1", "0"):
+                raise SettingsError(f"{self.flag} {value}: use true or false")
+            return text in ("true", "1")
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{self.flag} {value}: expected an integer") from None
+        if isinstance(value, float) and value != number:
+            raise SettingsError(f"{self.flag} {value}: expected an integer")
+        return number
+
+    def show(self, value: Any) -> str:
+        return show_ints(value) if self.kind == "ints" and value is not None else str(value)
+
+
+class MemoryPolicy(ABC):
+    """A memory of a stream: frames go in one by one (`add`); `frames()` is what the model is shown now."""
+
+    name: ClassVar[str]  # the --memory value
+    options: ClassVar[tuple[Option, ...]] = ()
+    streaming: ClassVar[bool] = True  # False: keeps every frame seen (memory grows with the stream)
+
+    @classmethod
+    def check(cls, settings, grid_size: int | None = None) -> None:
+        """Raise SettingsError, naming the option, when `settings` cannot build this policy (for a model
+        whose feature grid is `grid_size` x `grid_size`, when known)."""
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings, grid_size: int) -> MemoryPolicy:
+        """A fresh, empty memory for frames of a `grid_size` x `grid_size` feature grid."""
+
+    @abstractmethod
+    def add(self, features: torch.Tensor, index: int, timestamp: float | None = None) -> None:
+        """Take frame `index`, given its full-resolution grid [C, g, g]."""
+
+    @abstractmethod
+    def frames(self) -> list[MemoryFrame]:
+        """What the model is shown now, in time order."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget everything."""
+
+    @property
+    @abstractmethod
+    def max_tokens(self) -> int:
+        """The most visual tokens this memory ever shows the model."""
+
+    def by_level(self) -> list[list[MemoryFrame]]:
+        """The frames shown, grouped by level (one level unless the policy has several), each in time order."""
+        return [self.frames()]
+
+
+POLICIES: dict[str, type[MemoryPolicy]] = {}
+
+
+def register(policy: type[MemoryPolicy]) -> type[MemoryPolicy]:
+    """Make a policy known by its name: `--memory NAME`, its options as flags, model_args and config fields."""
+    taken = {o.name: p.name for p in POLICIES.values() if p.name != policy.name for o in p.options}
+    clash = [o.name for o in policy.options if o.name in taken]
+    if clash:
+        raise ValueError(f"memory policy {policy.name}: option {clash[0]} is already {taken[clash[0]]}'s")
+    POLICIES[policy.name] = policy
+    return policy
+
+
+def all_options() -> dict[str, tuple[Option, str]]:
+    """Every registered policy's options: name -> (option, policy name)."""
+    return {o.name: (o, p.name) for p in POLICIES.values() for o in p.options}

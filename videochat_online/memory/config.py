@@ -1,0 +1,86 @@
+"""`MemorySettings`: which memory policy a stream uses, and every registered policy's options, checked once.
+
+    MemorySettings()                                   # the pyramid, 2,2,12 frames, intervals 8,4,1
+    MemorySettings("window", window=8)
+    MemorySettings.from_dict(model.config.memory)      # what a checkpoint was trained with
+    settings.build(grid_size)                          # a fresh memory (a MemoryPolicy)
+
+Every check raises `SettingsError` with one line naming the option, e.g.
+`--capacities -1,2,12: each level's capacity must be >= 0`, when the settings are made: before any
+model is loaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..settings import SettingsError
+from .base import POLICIES, MemoryPolicy, all_options
+
+
+class MemorySettings:
+    """The memory mode (a registered policy's name) and the options of every policy (defaults: each policy's).
+
+    The options of every policy are kept, not only the chosen one's, since an evaluation protocol picks
+    the mode itself (`replace(mode=...)`) and a live stream keeps one memory of each mode.
+    """
+
+    def __init__(self, mode: str = "pyramid", **values: Any):
+        if mode not in POLICIES:
+            raise SettingsError(f"--memory {mode}: use one of {', '.join(POLICIES)}")
+        known = all_options()
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise SettingsError(f"unknown memory setting {unknown[0]}; known: {', '.join(known)}")
+        object.__setattr__(self, "mode", mode)
+        object.__setattr__(self, "values", {name: option.parse(values.get(name, option.default))
+                                            for name, (option, _) in known.items()})
+        self.check()
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.__dict__.get("values", {})
+        if name in values:
+            return values[name]
+        raise AttributeError(name)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("MemorySettings is immutable: use replace()")
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, MemorySettings) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
+
+    def __repr__(self) -> str:
+        return f"MemorySettings({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
+
+    @property
+    def policy(self) -> type[MemoryPolicy]:
+        return POLICIES[self.mode]
+
+    def check(self, grid_size: int | None = None) -> None:
+        """Every policy's check (a SettingsError names the option), against a model grid when given."""
+        for policy in POLICIES.values():
+            policy.check(self, grid_size)
+
+    def replace(self, **changes: Any) -> MemorySettings:
+        return MemorySettings(**{**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict:
+        """JSON-ready: {"mode": ..., option: value, ...} (lists for tuples), as a checkpoint's config records it."""
+        return {"mode": self.mode, **{k: list(v) if isinstance(v, tuple) else v for k, v in self.values.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "memory") -> MemorySettings:
+        """Settings recorded as `to_dict` wrote them; keys of policies not registered here are refused by name."""
+        if not isinstance(data, dict):
+            raise SettingsError(f"{source}: expected an object of memory settings, got {type(data).__name__}")
+        try:
+            return cls(**data)
+        except SettingsError as err:
+            raise SettingsError(f"{source}: {err}") from None
+
+    def build(self, grid_size: int) -> MemoryPolicy:
+        """A fresh, empty memory of this mode for frames of a `grid_size` x `grid_size` feature grid."""
+        return self.policy.from_settings(self, grid_size)

@@ -1,0 +1,58 @@
+"""`--memory uniform`: `uniform_frames` frames spread uniformly over everything seen (the offline baseline).
+
+Unlike the others it keeps every frame's grid (on `storage_device`, the CPU by default), so its memory
+grows with the stream: it is not a streaming memory.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..settings import SettingsError
+from .base import MemoryFrame, MemoryPolicy, Option, register
+
+
+def uniform_positions(count: int, n: int) -> list[int]:
+    """`n` positions spread over `count` items: the middle of each of n equal segments (all when n >= count)."""
+    if count <= n:
+        return list(range(count))
+    segment = count / n
+    return [int(segment / 2 + segment * i) for i in range(n)]
+
+
+@register
+class UniformMemory(MemoryPolicy):
+    """frames spread over everything seen (keeps every frame: the offline baseline, not constant memory)."""
+
+    name = "uniform"
+    options = (Option("uniform_frames", 16, "uniform: frames shown"),)
+    streaming = False
+
+    def __init__(self, num_frames: int = 16, grid_size: int = 16, storage_device: str | torch.device = "cpu"):
+        if num_frames < 1:
+            raise SettingsError(f"--uniform-frames {num_frames}: show at least 1 frame")
+        self.num_frames, self.grid_size = num_frames, grid_size
+        self.storage_device = torch.device(storage_device)
+        self._seen: list[MemoryFrame] = []
+
+    @classmethod
+    def check(cls, settings, grid_size: int | None = None) -> None:
+        if settings.uniform_frames < 1:
+            raise SettingsError(f"--uniform-frames {settings.uniform_frames}: show at least 1 frame")
+
+    @classmethod
+    def from_settings(cls, settings, grid_size: int) -> UniformMemory:
+        return cls(settings.uniform_frames, grid_size)
+
+    @property
+    def max_tokens(self) -> int:
+        return self.num_frames * self.grid_size**2
+
+    def add(self, features: torch.Tensor, index: int, timestamp: float | None = None) -> None:
+        self._seen.append(MemoryFrame(index, 0, features.to(self.storage_device), timestamp))
+
+    def frames(self) -> list[MemoryFrame]:
+        return [self._seen[i] for i in uniform_positions(len(self._seen), self.num_frames)]
+
+    def reset(self) -> None:
+        self._seen = []

@@ -1,0 +1,46 @@
+"""`--memory window`: the last `window` frames at full resolution (the sliding-window baseline)."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import torch
+
+from ..settings import SettingsError
+from .base import MemoryFrame, MemoryPolicy, Option, register
+
+
+@register
+class SlidingWindowMemory(MemoryPolicy):
+    """the last frames at full resolution."""
+
+    name = "window"
+    options = (Option("window", 32, "window: frames held"),)
+
+    def __init__(self, window: int = 32, grid_size: int = 16):
+        if window < 1:
+            raise SettingsError(f"--window {window}: the window must hold at least 1 frame")
+        self.window, self.grid_size = window, grid_size
+        self._frames: deque[MemoryFrame] = deque(maxlen=window)
+
+    @classmethod
+    def check(cls, settings, grid_size: int | None = None) -> None:
+        if settings.window < 1:
+            raise SettingsError(f"--window {settings.window}: the window must hold at least 1 frame")
+
+    @classmethod
+    def from_settings(cls, settings, grid_size: int) -> SlidingWindowMemory:
+        return cls(settings.window, grid_size)
+
+    @property
+    def max_tokens(self) -> int:
+        return self.window * self.grid_size**2
+
+    def add(self, features: torch.Tensor, index: int, timestamp: float | None = None) -> None:
+        self._frames.append(MemoryFrame(index, 0, features, timestamp))
+
+    def frames(self) -> list[MemoryFrame]:
+        return list(self._frames)
+
+    def reset(self) -> None:
+        self._frames.clear()
