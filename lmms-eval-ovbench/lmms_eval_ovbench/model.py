@@ -1,36 +1,15 @@
-"""VideoChat-Online as an lmms-eval model (registered through the `lmms_eval.models` entry point).
+"""VideoChat-Online as an lmms-eval model (registered through the `lmms_eval.models` entry point; its arguments
+and visual inputs are listed in lmms-eval-ovbench/README.md).
 
     python -m lmms_eval --model videochat_online \
-        --model_args pretrained=OpenGVLab/VideoChat-Online-4B,memory=pyramid,system_message=ovbench \
+        --model_args pretrained=OpenGVLab/VideoChat-Online-4B,system_message=ovbench \
         --tasks ovbench --include_path lmms-eval-ovbench/tasks/ovbench
 
-Visual input, by what a task's `doc_to_visual` returns:
-- a clip {"video", "start", "end", "folder_fps", "question"} (OVBench): requests on the same video are
-  grouped and the video is watched once as a stream, each question answered at its `end` from memory,
-  its prompt and reply length those of the preset (as `videochat-online eval --protocol stream` puts
-  them; the task's own prompt text is not used for clips);
-- a video file path (VideoMME, MVBench, MLVU, ...): the whole video streamed through memory, then
-  the question;
-- PIL images (image tasks): InternVL's dynamic tiling, one `<image>` per picture;
-- nothing: a text-only question.
-
-Model arguments: pretrained, device, dtype (bf16/fp16/fp32), attn_implementation,
-preset and fps (OVBench clips, with the meanings of `videochat-online eval --preset --fps`: published,
-the default, is the published evaluation's frame step for 8 fps, its prompt and 128-token replies;
-project samples at the model's trained rate with its own prompt and 32-token replies),
-video_fps (other tasks' videos; default: the model's trained rate, else 2), memory and every memory
-policy's option (`capacities`, `grid_sizes`, `intervals` dash-separated, e.g. 2-2-12; `window`,
-`uniform_frames`, ...; default: what the checkpoint records), frame_batch (frames per vision-tower
-batch), max_new_tokens (default: the preset's for clips, else the task's or 256), system_message
-("model": the checkpoint's; "ovbench": the published OVBench evaluation's; a path: that file's text,
-verbatim). An unknown argument is an error naming the known ones.
-
-Several processes (`torchrun` or `accelerate launch`): lmms-eval gives each process its share of the
-documents and gathers the results on rank 0; each process uses the GPU of its local rank.
-
-A document that cannot be answered (an unreadable video, an `<image>` count that does not match the
-images) is a per-document failure: it gets the reply `FAILED_REPLY_PREFIX + reason` (scored wrong and
-counted by the OVBench tasks), it is logged, and the run goes on; `lmms_eval_ovbench.check` then fails.
+An OVBench clip ({"video", "start", "end", "folder_fps", "question", ...}) is grouped with the other
+questions on its video, which is watched once as a stream: each question is put at its `end` with the
+preset's prompt, as `videochat-online eval --protocol stream` puts it. A video path is streamed whole
+through memory; PIL images are tiled as InternVL does. A document that cannot be answered gets the reply
+`FAILED_REPLY_PREFIX + reason` (scored wrong, counted), is logged, and the run goes on.
 """
 
 from __future__ import annotations

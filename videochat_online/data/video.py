@@ -276,3 +276,20 @@ def prefetch(items: Iterable[T], depth: int = 8) -> Iterator[T]:
     finally:
         stop.set()
         reader.join()
+
+
+def write_mp4(frames: Iterable[np.ndarray], path: str | Path, fps: int, options: dict | None = None) -> Path:
+    """RGB frames [H, W, 3] uint8 as an H.264 mp4 (yuv420p) at `fps`; `options`: the muxer's (e.g. crf, movflags)."""
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", options={k: v for k, v in (options or {}).items() if k == "movflags"}) as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.pix_fmt, stream.options = "yuv420p", {k: v for k, v in (options or {}).items() if k != "movflags"}
+        for i, frame in enumerate(frames):
+            if i == 0:
+                stream.height, stream.width = frame.shape[:2]
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path

@@ -1,35 +1,13 @@
-"""Presets: how a benchmark's questions are put to the model, as data (`PRESETS`), and the frame-selection
-rules they use (pure functions). The protocols themselves are classes in `protocols.py`:
+"""Presets as data (`PRESETS`: how a benchmark's questions are put to the model) and the frame-selection rules
+they use, pure functions of a video's frame rate and length and a question's time. The protocols are
+classes in `protocols.py`; docs/evaluation.md tabulates both presets.
 
-- stream:    each video watched once; each frame through the vision tower once; each question
-             answered from the Pyramid Memory Bank at its time.
-- window:    the frames just before each question.
-- uniform:   per question, `uniform_frames` frames spread over its clip [start, end].
-- recompute: per question, the pyramid memory rebuilt from frame 0 (what the published code did);
-             the same answers as `stream`, at several times the vision work.
-
-Two presets (rows of `PRESETS`) fix the frame selection, the prompt and the reply length:
-
-`published` (the default) reproduces the published evaluation (MCG-NJU/VideoChat-Online,
-`eval/evaluate_online_stream_single.py`, `eval/evaluate_online_sliding_window.py`, `shell/eval/`):
-- stream/recompute: a native frame step for a rate of 8 fps: `max(1, round(native_fps / 8))` for video
-  files (every 4th frame of a 30 fps file, 7.5 fps), `max(1, int(fps) // 8)` for frame folders (every
-  3rd of a 30 fps TAO folder, every frame of a 1 fps AVA folder); frames numbered by their place in
-  the sampled stream and stamped with their own time; replies up to 128 tokens; the question says
-  `Question at {middle_frame_timestamp}s` (on AVA the absolute time) and ends with "\\nAnswer:".
-- window: per question, the native frames of the last 32 seconds, stepping backwards from the frame
-  at the question's time by `max(1, round(native_fps / 2))` (2 fps; that frame is always in), thinned
-  to 64 with `linspace` when there are more, numbered Frame1..FrameN within the window, sent through a
-  fresh Pyramid Memory Bank (the published model's chat does so); the question ends with
-  "\\nOnly give the best option.".
-- uniform: `uniform_frames` times spread over [start, end] end points included, so the frame at the
-  question's moment is shown.
-One published behaviour is not copied: there, the last question of each video saw every frame of the
-clip, later than its own time. Here no protocol ever shows a frame after the question's `end`.
-
-`project` is this project's own choice: sampling by time at the model's trained rate (its checkpoint's
-`fps`, else 2) with the model's memory, replies up to 32 tokens, `Question at {end}s`, a window of the
-last `window` sampled frames at full resolution in one pass, uniform frames at segment middles.
+`published` reproduces the published evaluation (MCG-NJU/VideoChat-Online, `eval/evaluate_online_stream_single.py`,
+`eval/evaluate_online_sliding_window.py`): a native frame step for 8 fps (`max(1, round(native / 8))` for files,
+`max(1, int(native) // 8)` for frame folders), `Question at {middle_frame_timestamp}s`, 128-token replies, a
+per-question window of the last 32 s at 2 fps (at most 64, linspace) through a fresh pyramid, uniform end
+points included. One published behaviour is not copied: no protocol ever shows a frame after the question's
+`end`. `project` samples by time at the model's trained rate, asks at `end` and replies in 32 tokens.
 """
 
 from __future__ import annotations

@@ -1,20 +1,13 @@
 """OVBench evaluation run: shards over processes, appends predictions as it goes, resumes, merges.
 
-    videochat-online eval --model PATH --anno-dir DIR --data-root ava=DIR --data-root coin=DIR \\
-        --protocol stream --output-dir runs/ovbench
+    videochat-online eval --model PATH --anno-dir DIR --data-root coin=DIR --protocol stream --output-dir runs/ovb
     torchrun --nproc_per_node 8 -m videochat_online.eval --model PATH ...      # one process per GPU
 
-Each process appends one JSON line per answered question to `predictions.rank{R}.jsonl` and
-flushes it at once. A run started again in the same output directory skips every question
-already answered (by any earlier process), so a killed run resumes where it stopped and ends with
-the same results. A video that cannot be read marks its questions `failed` (retried by the next
-run) and the run goes on. When all processes are done, rank 0 merges the predictions into
-`predictions.jsonl` and writes the results files (see `results.py`); the run then exits non-zero
-if any question failed (`--allow-failures` accepts that), after printing how many and why.
-
-The settings that decide an answer (model, protocol, frame rate, memory, generation) are written to
-`run_settings.json` beside the predictions; resuming into a folder made with other settings is
-refused, naming the setting that differs, so that predictions of two set-ups never mix.
+Each process appends each answer to `predictions.rank{R}.jsonl`, flushed at once; a run started again in
+the same folder skips what any process answered, so a killed run resumes. A video that cannot be read
+fails its questions and the run goes on. Rank 0 merges the predictions and writes the results
+(`results.py`); the run exits 1 if a question failed (`--allow-failures`: 0). `run_settings.json` holds the
+settings that decide an answer: resuming into a folder made otherwise is refused, naming the setting.
 """
 
 from __future__ import annotations

@@ -12,18 +12,23 @@ model is loaded.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ..settings import SettingsError
 from .base import POLICIES, MemoryPolicy, all_options
 
 
+@dataclass(frozen=True, init=False)
 class MemorySettings:
     """The memory mode (a registered policy's name) and the options of every policy (defaults: each policy's).
 
     The options of every policy are kept, not only the chosen one's, since an evaluation protocol picks
     the mode itself (`replace(mode=...)`) and a live stream keeps one memory of each mode.
     """
+
+    mode: str
+    values: dict  # option name -> value, every registered policy's
 
     def __init__(self, mode: str = "pyramid", **values: Any):
         if mode not in POLICIES:
@@ -38,22 +43,10 @@ class MemorySettings:
         self.check()
 
     def __getattr__(self, name: str) -> Any:
-        values = self.__dict__.get("values", {})
-        if name in values:
-            return values[name]
-        raise AttributeError(name)
-
-    def __setattr__(self, name, value):
-        raise AttributeError("MemorySettings is immutable: use replace()")
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, MemorySettings) and self.to_dict() == other.to_dict()
-
-    def __hash__(self) -> int:
-        return hash(repr(self))
-
-    def __repr__(self) -> str:
-        return f"MemorySettings({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
 
     @property
     def policy(self) -> type[MemoryPolicy]:

@@ -26,7 +26,6 @@ class UniformMemory(MemoryPolicy):
 
     name = "uniform"
     options = (Option("uniform_frames", 16, "uniform: frames shown"),)
-    streaming = False
 
     def __init__(self, num_frames: int = 16, grid_size: int = 16, storage_device: str | torch.device = "cpu"):
         if num_frames < 1:

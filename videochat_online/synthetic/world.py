@@ -133,14 +133,6 @@ def render(scene: Scene, t: float, size: int = FRAME_SIZE) -> np.ndarray:
 
 def write_scene_video(scene: Scene, path, fps: int = 2, size: int = FRAME_SIZE) -> None:
     """The scene as an H.264 mp4 at `fps` (frame k shows time k / fps), from 0 to `duration` inclusive."""
-    import av
+    from ..data.video import write_mp4
 
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "18"}
-        for k in range(scene.duration * fps + 1):
-            frame = av.VideoFrame.from_ndarray(render(scene, k / fps, size), format="rgb24")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
+    write_mp4((render(scene, k / fps, size) for k in range(scene.duration * fps + 1)), path, fps, {"crf": "18"})

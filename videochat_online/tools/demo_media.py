@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..data.video import write_mp4
+
 
 def demo_image(width: int = 640, height: int = 360, ball_x: float = 0.33) -> Image.Image:
     """A sky, a field, a sun and a red ball at `ball_x` (0 left .. 1 right)."""
@@ -49,18 +51,8 @@ def frame_number(image: np.ndarray) -> int:
 def write_video(path: str | Path, seconds: float = 20.0, fps: float = 10.0, width: int = 160, height: int = 96,
                 faststart: bool = False) -> Path:
     """An H.264 mp4 of the demo scene (`faststart` puts the index first, as streamed files do)."""
-    import av
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    options = {"movflags": "faststart"} if faststart else {}
-    with av.open(str(path), "w", options=options) as container:
-        stream = container.add_stream("libx264", rate=round(fps))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for frame in demo_frames(int(round(seconds * fps)), width, height):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return path
+    return write_mp4(demo_frames(int(round(seconds * fps)), width, height), path, round(fps),
+                     {"movflags": "faststart"} if faststart else None)
 
 
 def write_frame_folder(path: str | Path, num_frames: int, width: int = 160, height: int = 96,

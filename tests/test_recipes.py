@@ -1,0 +1,75 @@
+"""Recipes as files: every config file under shell/ loads with the parser that reads it, and an unknown key is
+one line naming it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from videochat_online.eval.runner import main as eval_main
+from videochat_online.synthetic.recipe import main as recipe_main
+from videochat_online.synthetic.recipe import read_recipe
+from videochat_online.train.sft import RecipeParser
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(p.relative_to(REPO) for p in (REPO / "shell").rglob("*") if p.suffix in (".yaml", ".json"))
+
+
+def eval_request(config: Path):
+    from videochat_online.eval.options import add_eval_args, check_eval_args
+    from videochat_online.options import Parser
+
+    parser = Parser(prog="videochat-online eval")
+    add_eval_args(parser)
+    return check_eval_args(parser.parse_args(["--config", str(config), "--model", "m", "--anno-dir", "a",
+                                              "--output-dir", "o"]))
+
+
+@pytest.mark.parametrize("name", CONFIGS, ids=str)
+def test_every_config_under_shell_loads(name, monkeypatch):
+    monkeypatch.chdir(REPO)  # the recipes' paths are relative to the repository root
+    file = REPO / name
+    if file.suffix == ".json":  # DeepSpeed's ZeRO configs
+        assert "zero_optimization" in json.loads(file.read_text())
+    elif name.parent.name == "sft" or file.stem.startswith("stage"):  # trainer recipes
+        extra = ["--use_cpu", "True"] if name.parent.name == "sft" else ["--meta_path", "m.json"]  # bf16 needs a GPU
+        model, data, training = RecipeParser().parse(["--config", str(file), "--model_name_or_path", "m",
+                                                      "--output_dir", "o", *extra])
+        assert training.learning_rate > 0 and data.fps == 1
+        if name.parent.name == "sft":
+            assert all(Path(m).is_file() for m in data.meta_path) and Path(training.deepspeed).is_file()
+    elif file.stem == "eval":
+        request = eval_request(file)
+        memory = request.protocol_config().memory
+        assert request.preset == "project" and request.fps == 1 and request.allow_failures
+        assert (memory.capacities, memory.window, memory.uniform_frames) == ((2, 2, 12), 3, 3)
+    else:  # the synthetic recipe, and the files it names
+        recipe = read_recipe(file)
+        assert recipe["protocols"] == ["stream", "window", "uniform"]
+        assert all(Path(recipe[k]).is_file() for k in ("stage1", "stage2", "eval"))
+
+
+def test_a_recipes_unknown_key_is_one_line(tmp_path, capsys):
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("preset: project\ncapacites: 2,2,12\n")
+    with pytest.raises(SystemExit) as stop:
+        eval_main(["--config", str(typo), "--model", "m", "--anno-dir", "a", "--output-dir", "o"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == (f"error: python -m videochat_online.eval: {typo}: unknown key 'capacites': "
+                                       "not an option of python -m videochat_online.eval\n")
+
+    typo.write_text("learning_rate: 1.0e-4\nlerning_rate: 2\n")
+    env = {**os.environ, "TRANSFORMERS_VERBOSITY": "error"}
+    done = subprocess.run([sys.executable, "-m", "videochat_online.train.sft", "--config", str(typo),
+                           "--model_name_or_path", "m", "--output_dir", str(tmp_path / "o"), "--meta_path", "x"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2 and done.stderr.splitlines()[-1].startswith(f"error: {typo}: unknown key 'lerning_rate'")
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text((REPO / "shell/synthetic/tiny.yaml").read_text() + "protocol: [stream]\n")
+    assert recipe_main(["--config", str(recipe), "--output-dir", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {recipe}: unknown or missing key 'protocol'")
+    assert not (tmp_path / "run").exists()  # nothing started
