@@ -165,3 +165,32 @@ def test_a_published_layout_checkpoint_gets_the_published_defaults(tiny_dir):
     config, layout = read_config(tiny_dir("original"))
     assert layout == "original" and config.fps == 1.0
     assert MemorySettings.from_dict(config.memory) == MemorySettings()
+
+
+# --------------------------------------------------------------------------------------------------
+# A benchmark as a plug-in
+# --------------------------------------------------------------------------------------------------
+def test_a_new_benchmark_is_one_registered_class(tiny_dir, ovbench_sample, tmp_path):
+    from videochat_online.eval.benchmarks import BENCHMARKS, Benchmark, register_benchmark
+
+    class Toy(Benchmark):
+        """a toy benchmark: OVBench's coin questions, its own prompt and title"""
+
+        name, title, subsets, default_subsets = "toy", "Toy bench", ("coin",), ("coin",)
+
+        def question_text(self, q, preset, protocol):
+            return f"Toy question at {q.end}s: {q.question}"
+
+    register_benchmark(Toy)
+    try:
+        anno, roots = ovbench_sample("toy-bench", lambda entries: entries[:2])
+        out = tmp_path / "toy"
+        assert main(["eval", "--benchmark", "toy", "--model", str(tiny_dir()), "--anno-dir", str(anno),
+                     "--data-root", f"coin={roots['coin']}", "--output-dir", str(out), "--preset", "project",
+                     "--fps", "1", "--max-new-tokens", "2"]) == 0
+        records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+        assert len(records) == 2 and all("Toy question at" in r["prompt"] for r in records)
+        assert (out / "results.md").read_text().startswith("# Toy bench")
+        assert json.loads((out / "results.json").read_text())["meta"]["benchmark"] == "toy"
+    finally:
+        BENCHMARKS.pop("toy")

@@ -25,7 +25,8 @@ from videochat_online.eval.ovbench import (
     load_questions,
 )
 from videochat_online.eval.presets import ProtocolConfig
-from videochat_online.eval.protocols import protocol_of, record
+from videochat_online.eval.benchmarks import BENCHMARKS
+from videochat_online.eval.protocols import protocol_of
 from videochat_online.eval.scoring import extract_option, published_choice
 from videochat_online.eval.results import accuracy_table
 from videochat_online.eval.runner import main as eval_main
@@ -123,6 +124,7 @@ def test_accuracy_table_counts():
     q = question()
     cases = [("PastMemory-1", "(B)"), ("PastMemory-1", "(A)"), ("PastMemory-2", "pouring"),
              ("Hallucination-1", "B"), ("Hallucination-1", "a pouring motion")]
+    record = BENCHMARKS["ovbench"].record
     records = [record(question(qid=f"coin/{i + 1}", answer_type=sub.split("-")[0], sub_answer_type=sub), reply(text),
                       [], "stream") for i, (sub, text) in enumerate(cases)]
     records.append(record(q, None, [], "stream", error="video missing"))  # a PastMemory-1 question

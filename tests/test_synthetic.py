@@ -221,7 +221,7 @@ def first_videos(tmp_path_factory):
 def evaluate(root, protocol, out):
     from videochat_online.eval.runner import main as eval_main
 
-    assert eval_main(["--model", str(BUNDLED), "--anno-dir", str(root / "anno"), "--subsets", "synth",
+    assert eval_main(["--model", str(BUNDLED), "--anno-dir", str(root / "anno"), "--benchmark", "synth",
                       "--data-root", f"synth={root / 'videos'}", "--protocol", protocol, "--preset", "project",
                       "--fps", "1", "--window", "3", "--uniform-frames", "3", "--output-dir", str(out)]) == 0
     return json.loads((out / "results.json").read_text())

@@ -220,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .eval.options import add_eval_args, check_eval_args
 
-    evaluate = sub.add_parser("eval", help="OVBench evaluation (streaming, window, uniform or recompute protocol)")
+    evaluate = sub.add_parser("eval", help="evaluation on OVBench or another benchmark (stream, window, uniform or "
+                                           "recompute protocol)")
     add_eval_args(evaluate)
     evaluate.set_defaults(func=cmd_eval, check=check_eval_args)
 

@@ -29,6 +29,7 @@ from videochat_online.chat import default_device
 from videochat_online.data.video import open_video
 from videochat_online.errors import InputError
 from videochat_online.eval.ovbench import SYSTEM_MESSAGE as OVBENCH_SYSTEM_MESSAGE
+from videochat_online.eval.benchmarks import BENCHMARKS
 from videochat_online.eval.ovbench import question_from_entry
 from videochat_online.eval.presets import PRESETS, ProtocolConfig, stream_frames
 from videochat_online.eval.protocols import Stream
@@ -158,7 +159,8 @@ class VideoChatOnline(lmms):
         questions = []
         for i, clip in items:
             q = question_from_entry(clip["question"], clip["subset"], clip["position"])
-            questions.append(TimedQuestion(float(clip["end"]), protocol.question_text(q), key=i))
+            text = BENCHMARKS["ovbench"].question_text(q, protocol.preset, protocol.name)
+            questions.append(TimedQuestion(float(clip["end"]), text, key=i))
         answered = set()
         try:
             source = open_video(video, folder_fps=folder_fps)

@@ -1,4 +1,4 @@
-"""The options of an OVBench evaluation (`videochat-online eval`, `python -m videochat_online.eval`).
+"""The options of an evaluation (`videochat-online eval`, `python -m videochat_online.eval`).
 
 Light to import (no torch, no model): the options are read and checked before anything is loaded, into an
 `EvalRequest`.
@@ -21,13 +21,14 @@ from ..options import (
     resolve_memory,
 )
 from ..settings import check_positive
-from .ovbench import KNOWN_SUBSETS, SUBSETS
+from .benchmarks import BENCHMARKS
 from .presets import PRESETS, PROTOCOLS, ProtocolConfig
 
 
 @dataclass
 class EvalRequest:
     model: ModelOptions
+    benchmark: str
     anno_dir: str
     roots: dict[str, str]  # subset -> folder of its videos
     subsets: tuple[str, ...]
@@ -55,12 +56,13 @@ class EvalRequest:
 
 def add_eval_args(parser: argparse.ArgumentParser) -> None:
     add_config_arg(parser)
-    parser.add_argument("--anno-dir", required=True, help="folder with ava.json, coin.json, hirest.json, tao.json")
+    parser.add_argument("--benchmark", choices=list(BENCHMARKS), default="ovbench",
+                        help="; ".join(f"{name}: {type(b).__doc__.splitlines()[0]}" for name, b in BENCHMARKS.items()))
+    parser.add_argument("--anno-dir", required=True,
+                        help="folder with the benchmark's question files (OVBench: ava.json, coin.json, hirest.json, tao.json)")
     parser.add_argument("--data-root", action="append", default=[], metavar="SUBSET=DIR",
                         help="where a subset's videos or frame folders are (repeat per subset)")
-    parser.add_argument("--subsets", default=",".join(SUBSETS),
-                        help=f"comma-separated, of {', '.join(KNOWN_SUBSETS)} (default: OVBench's four; synth is the "
-                             "synthetic benchmark of videochat_online.synthetic)")
+    parser.add_argument("--subsets", default=None, help="comma-separated (default: all of the benchmark's)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="stream")
     parser.add_argument("--preset", choices=list(PRESETS), default="published",
                         help="published: the published evaluation's frame selection, prompt and reply length "
@@ -82,23 +84,26 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
 
 def check_eval_args(args: argparse.Namespace) -> EvalRequest:
     """Every option, before anything is loaded."""
+    known = BENCHMARKS[args.benchmark].subsets
     roots = {}
     for item in args.data_root:
         subset, sep, path = item.partition("=")
-        if not sep or subset not in KNOWN_SUBSETS or not path:
-            raise InputError(f"--data-root {item}: write it as SUBSET=DIR with SUBSET one of {', '.join(KNOWN_SUBSETS)}")
+        if not sep or subset not in known or not path:
+            raise InputError(f"--data-root {item}: write it as SUBSET=DIR with SUBSET one of {', '.join(known)} "
+                             f"(--benchmark {args.benchmark})")
         roots[subset] = path
-    subsets = tuple(s for s in args.subsets.split(",") if s)
-    unknown = [s for s in subsets if s not in KNOWN_SUBSETS]
-    if unknown or not subsets:
-        raise InputError(f"--subsets {args.subsets}: use one or more of {', '.join(KNOWN_SUBSETS)}, comma-separated")
+    subsets = BENCHMARKS[args.benchmark].default_subsets if args.subsets is None else \
+        tuple(s for s in args.subsets.split(",") if s)
+    if not subsets or any(s not in known for s in subsets):
+        raise InputError(f"--subsets {args.subsets}: use one or more of {', '.join(known)}, comma-separated "
+                         f"(--benchmark {args.benchmark})")
     if args.max_videos is not None:
         check_positive(args.max_videos, "--max-videos", integer=True)
     out = Path(args.output_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"--output-dir {out}: exists and is not a directory")
     model = model_options(args)
-    request = EvalRequest(model, args.anno_dir, roots, subsets, out, args.protocol, args.preset, args.fps,
+    request = EvalRequest(model, args.benchmark, args.anno_dir, roots, subsets, out, args.protocol, args.preset, args.fps,
                           memory_overrides(args), args.window_seconds, args.window_max_frames, args.batch_size,
                           args.max_new_tokens, args.max_videos, args.allow_failures)
     request.protocol_config(model.local_config())  # every setting checked, against the model when it is local

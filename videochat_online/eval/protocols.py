@@ -17,11 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
-from ..chat import ChatEngine, Reply
-from ..conversation import compact_prompt
+from ..chat import ChatEngine
 from ..data.video import FrameFolderSource, VideoSource, native_index, open_video, prefetch, sample_times
-from ..memory import MemoryFrame
 from ..streaming import StreamingSession, TimedQuestion, answer_along
+from .benchmarks import BENCHMARKS, Benchmark
 from .ovbench import Question, VideoTask
 from .presets import (
     ProtocolConfig,
@@ -30,24 +29,6 @@ from .presets import (
     stream_frames,
     uniform_times,
 )
-from .scoring import extract_option, published_choice
-
-
-def record(q: Question, reply: Reply | None, held: Sequence[MemoryFrame], protocol: str,
-           error: str | None = None) -> dict:
-    """One prediction line: the question, what the model saw (frames held, exact prompt), its reply and
-    the choice under both scoring rules. `prompt` writes each run of n `<IMG_CONTEXT>` as `<IMG_CONTEXT>*n`
-    (`videochat_online.conversation.expand_prompt` restores it)."""
-    text = None if reply is None else reply.text
-    prediction = None if text is None else extract_option(text, q.candidates)
-    published = None if text is None else published_choice(text)
-    return {"id": q.qid, "subset": q.subset, "video": q.video, "time": q.end, "answer_type": q.answer_type,
-            "sub_answer_type": q.sub_answer_type, "answer": q.answer_letter, "prediction": prediction,
-            "correct": prediction == q.answer_letter, "published_choice": published,
-            "published_correct": published == q.answer_letter, "reply": text, "protocol": protocol,
-            "frames": [[f.index, f.timestamp, f.num_tokens] for f in held],
-            "prompt": None if reply is None else compact_prompt(reply.prompt),
-            "status": "failed" if error else "ok", "error": error}
 
 
 class Protocol:
@@ -60,9 +41,6 @@ class Protocol:
     def __init__(self, config: ProtocolConfig):
         self.config, self.preset = config, config.settings
         self.memory_mode = config.memory.mode  # the chosen memory (--memory; the model's, else the pyramid)
-
-    def question_text(self, q: Question) -> str:
-        return self.preset.question(q, self.name)
 
     def watched(self, source: VideoSource, end: float, start: float = 0.0) -> Iterator:
         """The frames of a pass over [start, end] at the protocol's rate, by the preset's rule."""
@@ -150,12 +128,15 @@ def protocol_of(config: ProtocolConfig) -> Protocol:
 
 
 class ProtocolRunner:
-    """Answers a video's questions under one protocol; counts the vision work it does."""
+    """Answers a video's questions of a benchmark under one protocol; counts the vision work it does."""
 
-    def __init__(self, engine: ChatEngine, config: ProtocolConfig):
-        self.engine, self.config = engine, config
+    def __init__(self, engine: ChatEngine, config: ProtocolConfig, benchmark: Benchmark = BENCHMARKS["ovbench"]):
+        self.engine, self.config, self.benchmark = engine, config, benchmark
         self.protocol = protocol_of(config)
         self.frames_encoded = 0
+
+    def question_text(self, q: Question) -> str:
+        return self.benchmark.question_text(q, self.protocol.preset, self.protocol.name)
 
     def _session(self) -> StreamingSession:
         memory = self.config.memory.replace(mode=self.protocol.memory_mode).build(self.engine.config.grid_size)
@@ -171,12 +152,12 @@ class ProtocolRunner:
         questions = sorted(questions, key=lambda q: (q.end, q.qid))
         if p.one_pass:
             session = self._session()
-            timed = [TimedQuestion(q.end, p.question_text(q), key=q) for q in questions]
+            timed = [TimedQuestion(q.end, self.question_text(q), key=q) for q in questions]
             end = max(q.end for q in questions) if questions else 0.0
             try:
                 for done in answer_along(session, prefetch(p.watched(source, end)), timed,
                                          batch_size=c.batch_size, max_new_tokens=c.max_new_tokens):
-                    yield record(done.question.key, done.reply, done.memory, c.name)
+                    yield self.benchmark.record(done.question.key, done.reply, done.memory, c.name)
             finally:
                 self.frames_encoded += session.frames_encoded
             return
@@ -184,7 +165,7 @@ class ProtocolRunner:
             session = self._session()
             try:
                 session.push_all(prefetch(p.question_frames(source, q)), c.batch_size)
-                reply = session.ask(p.question_text(q), max_new_tokens=c.max_new_tokens)
+                reply = session.ask(self.question_text(q), max_new_tokens=c.max_new_tokens)
             finally:
                 self.frames_encoded += session.frames_encoded
-            yield record(q, reply, session.held_frames(), c.name)
+            yield self.benchmark.record(q, reply, session.held_frames(), c.name)

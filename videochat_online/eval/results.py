@@ -131,7 +131,7 @@ def _bar_chart(path: Path, title: str, cells: dict[str, dict]) -> None:
     fig.savefig(path, dpi=100)
 
 
-def write_results(out_dir: str | Path, records: list[dict], meta: dict | None = None) -> dict:
+def write_results(out_dir: str | Path, records: list[dict], meta: dict | None = None, title: str = "OVBench") -> dict:
     """Write results.{json,csv,md} and charts/*.png for these prediction records; returns the table."""
     out = Path(out_dir)
     table = accuracy_table(records)
@@ -140,10 +140,10 @@ def write_results(out_dir: str | Path, records: list[dict], meta: dict | None = 
         writer = csv.DictWriter(f, fieldnames=["group", "name", *COLUMNS])
         writer.writeheader()
         writer.writerows(table_rows(table))
-    (out / "results.md").write_text(markdown(table))
+    (out / "results.md").write_text(markdown(table, title))
     charts = out / "charts"
     charts.mkdir(exist_ok=True)
-    _bar_chart(charts / "answer_types.png", "OVBench accuracy by task type", table["answer_type"])
+    _bar_chart(charts / "answer_types.png", f"{title} accuracy by task type", table["answer_type"])
     for answer_type in table["answer_type"]:
         subs = {k: v for k, v in table["sub_answer_type"].items() if k.startswith(answer_type + "-")}
         _bar_chart(charts / f"{answer_type}.png", f"{answer_type}: accuracy by sub-type", subs)

@@ -25,10 +25,10 @@ import torch
 from ..errors import InputError
 from ..options import Parser, run_main
 from .options import EvalRequest, add_eval_args, check_eval_args
-from .ovbench import KNOWN_SUBSETS, VideoTask, load_ovbench
+from .benchmarks import BENCHMARKS, Benchmark
+from .ovbench import VideoTask
 from .presets import ProtocolConfig
-from .protocols import Protocol, ProtocolRunner, record
-from .results import write_results
+from .protocols import Protocol, ProtocolRunner
 
 log = logging.getLogger("videochat_online.eval")
 
@@ -155,18 +155,17 @@ class PredictionWriter:
         self.file.close()
 
 
-def merge(out_dir: Path, tasks: list[VideoTask], meta: dict) -> dict:
+def merge(out_dir: Path, tasks: list[VideoTask], meta: dict, benchmark: Benchmark) -> dict:
     """predictions.jsonl (in question-file order) and the results files, from every process's predictions."""
     found = read_predictions(out_dir)
-    order = [q.qid for task in tasks for q in task.questions]
-    order.sort(key=lambda qid: (KNOWN_SUBSETS.index(qid.split("/")[0]), int(qid.split("/")[1])))
+    order = sorted((q.qid for task in tasks for q in task.questions), key=benchmark.order)
     missing = [qid for qid in order if qid not in found]
     if missing:
         raise RuntimeError(f"{out_dir}: {len(missing)} questions have no prediction (e.g. {missing[:3]})")
     records = [found[qid] for qid in order]
     with open(out_dir / "predictions.jsonl", "w") as f:
         f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    return write_results(out_dir, records, meta)
+    return benchmark.write_results(out_dir, records, meta)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -187,7 +186,7 @@ def evaluate_tasks(runner: ProtocolRunner, tasks: list[VideoTask], done: set[str
             log.warning("%s: %d questions failed: %s", task.key, len(todo) - len(written), message)
             for q in todo:
                 if q.qid not in written:
-                    writer.write(record(q, None, [], runner.config.name, error=message))
+                    writer.write(runner.benchmark.record(q, None, [], runner.config.name, error=message))
             if isinstance(err, torch.cuda.OutOfMemoryError):
                 torch.cuda.empty_cache()
         if progress is not None:
@@ -201,7 +200,8 @@ def run(request: EvalRequest) -> dict | None:
     r = request
     out = r.output_dir
     out.mkdir(parents=True, exist_ok=True)
-    tasks = load_ovbench(r.anno_dir, r.roots, r.subsets)
+    benchmark = BENCHMARKS[r.benchmark]
+    tasks = benchmark.load(r.anno_dir, r.roots, r.subsets)
     if r.max_videos is not None:
         tasks = tasks[: r.max_videos]
     if not tasks:
@@ -216,17 +216,22 @@ def run(request: EvalRequest) -> dict | None:
     # batching) hold bit-identical memories in bf16; on the CPU the features are batch-independent already.
     engine = r.model.load(device=device, fixed_batch=r.batch_size if device.startswith("cuda") else None)
     config = r.protocol_config(engine.config)  # the model's memory and frame rate where the options leave them
-    meta = {"model": r.model.model, "anno_dir": str(r.anno_dir), "roots": r.roots, "subsets": list(r.subsets),
+    meta = {"benchmark": benchmark.name, "model": r.model.model, "anno_dir": str(r.anno_dir), "roots": r.roots, "subsets": list(r.subsets),
             "protocol": protocol_record(config), "world_size": world}
-    check_settings(out, answer_settings(r.model.model, config, r.model.dtype), write=rank == 0)
+    settings = answer_settings(r.model.model, config, r.model.dtype)
+    if rank == 0:  # rank 0 records them (or refuses), then the others check, before any prediction is written
+        check_settings(out, settings)
+    barrier(world)
+    if rank != 0:
+        check_settings(out, settings, write=False)
     if rank == 0:
         (out / "config.json").write_text(json.dumps({**asdict(r), "resolved": meta}, indent=2, default=str))
 
     done = {qid for qid, rec in read_predictions(out, report=rank == 0).items() if rec["status"] == "ok"}
-    runner = ProtocolRunner(engine, config)
+    runner = ProtocolRunner(engine, config, benchmark)
     mine = shard(tasks, world, runner.protocol)[rank]
     n_questions = sum(len(t.questions) for t in tasks)
-    log.info("OVBench %s: %d videos, %d questions (%d done before), %d processes", config.name, len(tasks),
+    log.info("%s %s: %d videos, %d questions (%d done before), %d processes", benchmark.title, config.name, len(tasks),
              n_questions, len(done), world)
 
     writer = PredictionWriter(out / f"predictions.rank{rank}.jsonl")
@@ -240,7 +245,7 @@ def run(request: EvalRequest) -> dict | None:
     barrier(world)
     table = None
     if rank == 0:
-        table = merge(out, tasks, meta)
+        table = merge(out, tasks, meta, benchmark)
         head, overall = table["headline"], table["overall"]
         log.info("macro average %.2f (published rule %.2f); accuracy %.2f%% (%d/%d, %d failed); results in %s",
                  head["macro"], head["macro_published_rule"], overall["accuracy"], overall["correct"],
@@ -264,7 +269,7 @@ def exit_status(table: dict | None, allow_failures: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="python -m videochat_online.eval", description="OVBench evaluation")
+    parser = Parser(prog="python -m videochat_online.eval", description="Evaluation on a benchmark (OVBench, ...)")
     add_eval_args(parser)
     args = parser.parse_args(argv)
 

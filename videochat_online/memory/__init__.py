@@ -18,8 +18,8 @@ from .pyramid import (
     most_redundant,
     resolve_grid_sizes,
 )
-from .window import SlidingWindowMemory  # noqa: I001  (registration order: the order of the --memory choices)
 from .uniform import UniformMemory, uniform_positions
+from .window import SlidingWindowMemory
 
 __all__ = ["POLICIES", "DEFAULT_CAPACITIES", "DEFAULT_INTERVALS", "MemoryFrame", "MemoryPolicy", "MemorySettings",
            "Option", "PyramidMemoryBank", "SlidingWindowMemory", "UniformMemory", "all_options", "check_intervals",

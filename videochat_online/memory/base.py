@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
-
-import torch
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..settings import SettingsError, parse_int_list, show_ints
+
+if TYPE_CHECKING:  # the memory modules import torch only where tensors are computed: options stay light to import
+    import torch
 
 
 @dataclass

@@ -18,12 +18,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from ..settings import SettingsError, show_ints
 from .base import MemoryFrame, MemoryPolicy, Option, register
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_CAPACITIES = (2, 2, 12)  # frames per pyramid level (the published evaluation's)
 DEFAULT_INTERVALS = (8, 4, 1)  # sample interval per level: every 8th frame to level 0, other 4th to level 1, ...
@@ -96,8 +97,10 @@ def most_redundant(frames: Sequence[MemoryFrame]) -> int:
     """Position of the frame to evict: the earlier frame of the first most similar neighbouring pair."""
     if len(frames) == 1:
         return 0
+    import torch
+
     means = torch.stack([f.mean for f in frames])  # [n, C]
-    similarity = F.cosine_similarity(means[:-1], means[1:], dim=-1)  # [n-1]: (0,1), (1,2), ...
+    similarity = torch.nn.functional.cosine_similarity(means[:-1], means[1:], dim=-1)  # [n-1]: (0,1), (1,2), ...
     return int(torch.argmax(similarity))  # argmax returns the first of equal maxima
 
 
@@ -150,9 +153,11 @@ class PyramidMemoryBank(MemoryPolicy):
 
     def add(self, features: torch.Tensor, index: int, timestamp: float | None = None) -> None:
         """Add frame `index` given its full-resolution grid [C, g, g] (g = grid_sizes[0])."""
+        from torch.nn.functional import adaptive_avg_pool2d
+
         _check_grid(features, self.grid_sizes[0])
         level = level_of(index, self.sample_intervals)
-        grid = F.adaptive_avg_pool2d(features, self.grid_sizes[level])
+        grid = adaptive_avg_pool2d(features, self.grid_sizes[level])
         self._insert(level, MemoryFrame(index, level, grid, timestamp), cascade=True)
 
     def _insert(self, level: int, frame: MemoryFrame, cascade: bool) -> None:
@@ -163,7 +168,9 @@ class PyramidMemoryBank(MemoryPolicy):
             evicted = held.pop(most_redundant(held))
             if cascade and level + 1 < len(self.levels):
                 size = self.grid_sizes[level + 1]
-                grid = F.interpolate(evicted.grid[None], size=(size, size), mode="bilinear",
+                from torch.nn.functional import interpolate
+
+                grid = interpolate(evicted.grid[None], size=(size, size), mode="bilinear",
                                      align_corners=False)[0]  # [C, size, size]
                 self._insert(level + 1, MemoryFrame(evicted.index, level + 1, grid, evicted.timestamp),
                              cascade=self.full_cascade)

@@ -6,10 +6,13 @@ grows with the stream: it is not a streaming memory.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from ..settings import SettingsError
 from .base import MemoryFrame, MemoryPolicy, Option, register
+
+if TYPE_CHECKING:
+    import torch
 
 
 def uniform_positions(count: int, n: int) -> list[int]:
@@ -31,7 +34,7 @@ class UniformMemory(MemoryPolicy):
         if num_frames < 1:
             raise SettingsError(f"--uniform-frames {num_frames}: show at least 1 frame")
         self.num_frames, self.grid_size = num_frames, grid_size
-        self.storage_device = torch.device(storage_device)
+        self.storage_device = storage_device
         self._seen: list[MemoryFrame] = []
 
     @classmethod

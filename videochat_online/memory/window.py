@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import deque
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..settings import SettingsError
 from .base import MemoryFrame, MemoryPolicy, Option, register
+
+if TYPE_CHECKING:
+    import torch
 
 
 @register

@@ -5,7 +5,7 @@
 OUT_DIR gets
 - `videos/train/*.mp4`, `videos/test/*.mp4`: the scenes at 2 fps, 224x224;
 - `ovbench/synth.json`: the test split's questions in OVBench's format (one of each family per video),
-  for `videochat-online eval --anno-dir OUT_DIR/ovbench --subsets synth --data-root synth=OUT_DIR/videos/test`
+  for `videochat-online eval --anno-dir OUT_DIR/ovbench --benchmark synth --data-root synth=OUT_DIR/videos/test`
   and the lmms-eval task `ovbench_synth`;
 - `train/`: the training split in the project's formats: `online.jsonl` (interleaved online dialogues,
   the questions of the benchmark's families at moments of the stream; half with the benchmark's prompt and

@@ -83,7 +83,7 @@ def train_command(recipe: str, start: Path, metas: list[Path], out: Path) -> lis
 
 def eval_command(recipe: str, model: Path, data: Path, protocol: str, out: Path) -> list[str]:
     return [sys.executable, "-m", "videochat_online.eval", "--config", recipe, "--model", str(model),
-            "--anno-dir", str(data / "ovbench"), "--subsets", SYNTHETIC_SUBSET,
+            "--anno-dir", str(data / "ovbench"), "--benchmark", SYNTHETIC_SUBSET,
             "--data-root", f"{SYNTHETIC_SUBSET}={data / 'videos/test'}", "--protocol", protocol, "--output-dir", str(out)]
 
 
