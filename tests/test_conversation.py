@@ -47,3 +47,14 @@ def test_images_message_forms():
 def test_unknown_template():
     with pytest.raises(ValueError, match="unknown conversation template 'vicuna'"):
         get_template("vicuna")
+
+
+def test_a_compact_prompt_expands_to_the_exact_prompt():
+    from videochat_online.conversation import compact_prompt, expand_prompt
+
+    prompt = ("<|user|>\nFrame1 at 0.0s: <img>" + "<IMG_CONTEXT>" * 64 + "</img>\nFrame9 at 4.0s: <img>"
+              + "<IMG_CONTEXT>" * 4 + "</img>\nQ?<|end|><|assistant|>\n")
+    compact = compact_prompt(prompt)
+    assert compact == ("<|user|>\nFrame1 at 0.0s: <img><IMG_CONTEXT>*64</img>\nFrame9 at 4.0s: "
+                       "<img><IMG_CONTEXT>*4</img>\nQ?<|end|><|assistant|>\n")
+    assert expand_prompt(compact) == prompt

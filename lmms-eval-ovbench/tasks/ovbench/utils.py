@@ -15,15 +15,16 @@ Visual input (`lmms_eval_specific_kwargs.visual`):
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 from PIL import Image
 
 from lmms_eval_ovbench import FAILED_REPLY_PREFIX
 from videochat_online.data.video import open_video
+from videochat_online.eval.benchmarks import BENCHMARKS
 from videochat_online.eval.ovbench import OVBenchError, Question, format_question, question_from_entry, video_path
 from videochat_online.eval.presets import uniform_times
 from videochat_online.eval.results import macro_average
-from videochat_online.eval.scoring import extract_option, published_correct
 
 ANSWER_TYPES = ("PastMemory", "SpatialPerception", "TemporalPerception", "SpatioTemporalPerception",
                 "FuturePrediction", "Hallucination")
@@ -86,12 +87,11 @@ def ovbench_doc_to_target(doc: dict) -> str:
 
 
 def ovbench_process_results(doc: dict, results: list[str]) -> dict:
+    """The same prediction line as `videochat-online eval` writes (scored by the benchmark's own rules)."""
     q = question_of(doc)
     failed = results[0].startswith(FAILED_REPLY_PREFIX)  # the model could not answer: scored wrong, counted
-    prediction = None if failed else extract_option(results[0], q.candidates)
-    record = {"id": q.qid, "answer_type": q.answer_type, "sub_answer_type": q.sub_answer_type,
-              "answer": q.answer_letter, "prediction": prediction, "correct": prediction == q.answer_letter,
-              "published_correct": not failed and published_correct(results[0], q.answer_letter)}
+    reply = None if failed else SimpleNamespace(text=results[0], prompt="")
+    record = BENCHMARKS["ovbench"].record(q, reply, [], "lmms-eval", error=results[0] if failed else None)
     return {"ovbench_overall": record, **{f"ovbench_{t}": record for t in SUBSET_TYPES[q.subset]},
             "ovbench_macro": record, "ovbench_published_rule": record, "ovbench_failed": int(failed)}
 
