@@ -25,16 +25,7 @@ from videochat_online.data.video import open_video
 from videochat_online.errors import InputError
 from videochat_online.live import LiveStream, MemoryView
 from videochat_online.memory import POLICIES
-from videochat_online.options import (
-    Parser,
-    add_memory_args,
-    add_model_args,
-    memory_overrides,
-    model_options,
-    resolve_fps,
-    resolve_memory,
-    run_main,
-)
+from videochat_online.options import Parser, add_memory_args, add_model_args, run_main, watch_options
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODEL = HERE / "models" / "videochat-online-synthetic-tiny"
@@ -235,12 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def serve() -> int:
-        model, overrides = model_options(args), memory_overrides(args)
-        resolve_memory(overrides, model.local_config())  # checked before the model loads, when it is local
-        if not (args.fps is None or args.fps > 0) or not args.max_upload_mb > 0 or not args.max_seconds > 0:
-            raise InputError("--fps, --max-upload-mb and --max-seconds must be > 0")
-        engine = model.load()
-        settings, fps = resolve_memory(overrides, engine.config), resolve_fps(args.fps, engine.config)
+        watch = watch_options(args)  # checked before the model loads
+        if not args.max_upload_mb > 0 or not args.max_seconds > 0:
+            raise InputError("--max-upload-mb and --max-seconds must be > 0")
+        engine = watch.model.load()
+        fps, settings = watch.resolve(engine.config)
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own requests to itself
         app = build_app(engine, settings, fps, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)

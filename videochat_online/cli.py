@@ -18,18 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
-from .options import (
-    DTYPES,
-    ModelOptions,
-    Parser,
-    add_memory_args,
-    add_model_args,
-    memory_overrides,
-    model_options,
-    resolve_fps,
-    resolve_memory,
-    run_main,
-)
+from .options import DTYPES, ModelOptions, Parser, WatchOptions, add_memory_args, add_model_args, model_options, \
+    run_main, watch_options
 from .settings import check_positive
 
 
@@ -44,12 +34,10 @@ class ChatRequest:
 
 @dataclass
 class StreamRequest:
-    model: ModelOptions
+    watch: WatchOptions  # the model, and the rate and memory options given (the rest: the model's)
     video: str
     source: object  # the opened VideoSource
     questions: list[tuple[float, str]]
-    fps: float | None  # None: the model's (known once it is loaded, for a hub id)
-    memory: dict  # the memory options given; the rest come from the model (`resolve_memory`)
     batch_size: int
     multi_turn: bool
     system: str | None
@@ -111,16 +99,13 @@ def check_stream(args) -> StreamRequest:
     questions = [parse_question(q) for q in args.ask]
     if not questions:
         raise InputError("stream: give at least one --ask SECONDS:QUESTION")
-    if args.fps is not None:
-        check_positive(args.fps, "--fps")
     if args.folder_fps is not None:
         check_positive(args.folder_fps, "--folder-fps")
     check_positive(args.batch_size, "--batch-size", integer=True)
     check_positive(args.max_new_tokens, "--max-new-tokens", integer=True)
-    model, memory = model_options(args), memory_overrides(args)
-    resolve_memory(memory, model.local_config())  # against the model's grid, when it is a local folder
-    return StreamRequest(model, args.video, open_video(args.video, folder_fps=args.folder_fps), questions, args.fps,
-                         memory, args.batch_size, args.multi_turn, args.system, args.max_new_tokens, args.show_memory,
+    watch = watch_options(args)
+    return StreamRequest(watch, args.video, open_video(args.video, folder_fps=args.folder_fps), questions,
+                         args.batch_size, args.multi_turn, args.system, args.max_new_tokens, args.show_memory,
                          args.json)
 
 
@@ -148,8 +133,8 @@ def cmd_stream(request: StreamRequest) -> int:
         if duration is not None and q.time > duration:
             print(f"warning: the question at {q.time:g}s comes after the end of {r.video} ({duration:.1f}s): "
                   "it is answered with everything seen", file=sys.stderr)
-    engine = r.model.load(system_message=r.system)
-    fps, memory = resolve_fps(r.fps, engine.config), resolve_memory(r.memory, engine.config)
+    engine = r.watch.model.load(system_message=r.system)
+    fps, memory = r.watch.resolve(engine.config)
     session = StreamingSession(engine, memory.build(engine.config.grid_size), system_message=r.system)
     last = max(q.time for q in questions)
     total = None if duration is None else int(min(duration, last) * fps) + 1

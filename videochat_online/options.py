@@ -22,7 +22,7 @@ from typing import Any
 
 from .errors import InputError, VideoChatOnlineError
 from .memory import POLICIES, MemorySettings, all_options
-from .settings import ATTENTION, check_attention, check_device
+from .settings import ATTENTION, check_attention, check_device, check_positive
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 DTYPES = ("bf16", "fp16", "fp32")
@@ -210,3 +210,26 @@ def resolve_memory(overrides: dict, config=None) -> MemorySettings:
 def resolve_fps(fps: float | None, config=None) -> float:
     """`fps` when given, else the rate the model was trained at, else DEFAULT_FPS."""
     return fps or getattr(config, "fps", None) or DEFAULT_FPS
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    """A model to watch a stream with, and the rate and memory options given; the rest come from the model."""
+
+    model: ModelOptions
+    fps: float | None
+    memory: dict
+
+    def resolve(self, config) -> tuple[float, MemorySettings]:
+        """The frame rate and memory for a loaded model's config."""
+        return resolve_fps(self.fps, config), resolve_memory(self.memory, config)
+
+
+def watch_options(args: argparse.Namespace) -> WatchOptions:
+    """The model, --fps and memory options (`stream`, the demo), checked now: against the model's grid too when it
+    is a local folder."""
+    if args.fps is not None:
+        check_positive(args.fps, "--fps")
+    options = WatchOptions(model_options(args), args.fps, memory_overrides(args))
+    resolve_memory(options.memory, options.model.local_config())
+    return options
