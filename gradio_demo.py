@@ -35,7 +35,7 @@ MAX_SECONDS = 600.0
 log = logging.getLogger("videochat_online.demo")
 
 
-# -- what the page shows -------------------------------------------------------------------------------
+# what the page shows
 def memory_html(view: MemoryView | None) -> str:
     """The memory view: thumbnails grouped by level, each with frame number, time and token count."""
     if view is None:
@@ -69,7 +69,7 @@ def error_text(err: Exception) -> str:
     return f"**Error:** {html.escape(str(err).splitlines()[0] if str(err) else type(err).__name__)}"
 
 
-# -- the app ---------------------------------------------------------------------------------------------
+# the app
 def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_upload_mb: float = MAX_UPLOAD_MB,
               max_seconds: float = MAX_SECONDS, tick_seconds: float = 0.5) -> gr.Blocks:
     lock = threading.Lock()  # one model for every browser session: one forward at a time

@@ -2,11 +2,8 @@
 
     python benchmarks/train_throughput.py [--size 4b|tiny] [--frames 32] [--text-tokens 512] [--steps 10]
 
-`--size 4b` (the default on a GPU) builds the VideoChat-Online-4B architecture (InternViT-300M +
-Phi-3-mini) with random weights; `tiny` (the default on the CPU) the test model. Each step trains on
-one video sample of `--frames` frames in the pyramid token arrangement plus `--text-tokens` text
-tokens, with the published recipe's switches: vision tower frozen, projector and LLM trained,
-activation checkpointing, AdamW, bf16 on a GPU.
+`4b` (the default on a GPU) is the published architecture, `tiny` the test model; each step is one video of
+`--frames` frames in the pyramid arrangement plus text, under the published recipe's switches.
 """
 
 from __future__ import annotations

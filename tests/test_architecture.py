@@ -144,7 +144,7 @@ def test_a_checkpoints_memory_and_fps_are_the_stream_defaults(tiny_dir, demo_mp4
     config["memory"] = {"mode": "window", "window": 0}
     (model / "config.json").write_text(json.dumps(config))
     assert main(["stream", str(demo_mp4), "--model", str(model), "--ask", "2:Where?"]) == 2
-    assert "memory: --window 0: the window must hold at least 1 frame" in capsys.readouterr().err
+    assert "memory: --window 0: must be >= 1 (window: frames held)" in capsys.readouterr().err
 
 
 def test_the_bundled_model_records_its_training_memory_and_rate():

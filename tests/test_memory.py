@@ -10,13 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from videochat_online.memory import (
-    PyramidMemoryBank,
-    SlidingWindowMemory,
-    UniformMemory,
-    most_redundant,
-    uniform_positions,
-)
+from videochat_online.memory import PyramidMemoryBank, SlidingWindowMemory, UniformMemory
+from videochat_online.memory.pyramid import most_redundant
+from videochat_online.memory.uniform import uniform_positions
 
 UNIT = {  # 2-d directions: cos(E, NE) = 0.707, cos(E, N) = 0, cos(E, E2) = 1
     "E": (1.0, 0.0), "E2": (2.0, 0.0), "NE": (1.0, 1.0), "N": (0.0, 1.0), "NNE": (1.0, 3.0), "W": (-1.0, 0.0),

@@ -14,7 +14,7 @@ from videochat_online.data.video import open_video
 from videochat_online.model import load_pretrained
 from videochat_online.memory import MemorySettings
 from videochat_online.streaming import StreamingSession
-from videochat_online.tools.demo_training_data import write_demo_training_data
+from training_data import write_demo_training_data
 from videochat_online.train.dataset import DataConfig, SFTDataset, load_meta
 from videochat_online.train.failures import FailedSamplesError
 from videochat_online.train.formats import read_annotation

@@ -1,14 +1,14 @@
-"""The answering engine: prompt text + visual tokens -> reply. It knows nothing of video streams or UIs.
+"""The answering engine: prompt text + visual tokens -> reply; it knows nothing of video streams or UIs.
 
     engine = ChatEngine.from_pretrained("path/or/hub-id", device="cuda", dtype="bf16")
     reply = engine.ask_images([load_image("cat.jpg")], "What is the cat doing?")
 
-Visual tokens are always pre-projector features [N, C] (what the memory bank holds); the engine
-checks that their count matches the `<IMG_CONTEXT>` slots of the prompt.
+Visual tokens are pre-projector features [N, C] (what memory holds), their count checked against the prompt.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -39,16 +39,12 @@ class ChatEngine:
     def __init__(self, model: VideoChatOnlineModel, tokenizer: PreTrainedTokenizerBase,
                  system_message: str | None = None, preprocess: str = "auto", fixed_batch: int | None = None,
                  compile_vision: str | None = None, kv_cache: str = "dynamic"):
-        """`preprocess`: where frames are resized and normalised: "device" (uint8 to the model's device,
-        resized there, in batches), "pil" (on the CPU, frame by frame) or "auto" (device on a GPU).
-        `fixed_batch`: every vision-tower call gets exactly this many frames (zero frames pad the last
-        batch), so that a frame's features never depend on how frames were batched: bit-identical
-        memories whether frames arrive one by one or in batches, in bf16 on a GPU too.
-        `compile_vision`: run the vision tower under `torch.compile` with this mode ("default",
-        "reduce-overhead": CUDA graphs, "max-autotune"); shapes are static, so with `fixed_batch` one graph
-        serves every call. The first call of each batch size compiles (seconds to minutes).
-        `kv_cache`: the cache a streaming session's questions reuse by default (`model.modeling.PrefixCache`):
-        "dynamic", or "static" (preallocated; on a GPU `generate` compiles its decoding step)."""
+        """`preprocess`: where frames are resized and normalised: "device" (uint8 to the model's device, resized
+        there in batches), "pil" (on the CPU) or "auto" (device on a GPU). `fixed_batch`: every vision-tower call
+        gets exactly this many frames (zeros pad the last batch), so a frame's features never depend on the
+        batching (bit-identical memories in bf16 too). `compile_vision`: the tower under `torch.compile` in this
+        mode (with `fixed_batch`, one graph serves every call). `kv_cache`: the cache a session's questions
+        reuse (`model.modeling.PrefixCache`): "dynamic" or "static" (on a GPU, decoding steps compiled)."""
         if kv_cache not in ("dynamic", "static"):
             raise ValueError(f"kv_cache must be dynamic or static, got {kv_cache!r}")
         if preprocess not in ("auto", "device", "pil"):
@@ -84,7 +80,6 @@ class ChatEngine:
     def device(self) -> torch.device:
         return self.model.device
 
-    # ----------------------------------------------------------------------------------------------
     def pixel_values(self, frames: Sequence) -> torch.Tensor:
         """Frames (PIL images or HxWx3 uint8 arrays) -> pixel values [B, 3, S, S] on the model's device."""
         size = self.config.tile_size
@@ -116,7 +111,6 @@ class ChatEngine:
             tokens = self.model.encode_images(pixels.to(self.device))  # [sum(tiles) * g*g, C]
         return tokens, [len(t) * c.tokens_per_tile for t in tiles]
 
-    # ----------------------------------------------------------------------------------------------
     def generate(self, prompt: str, visual_tokens: torch.Tensor | None, max_new_tokens: int = 256,
                  **generate_kwargs) -> Reply:
         """The reply to a finished prompt; generation ends at the template's stop token."""
@@ -124,11 +118,7 @@ class ChatEngine:
         with torch.inference_mode():
             out = self.model.generate(input_ids, visual_tokens, stop_token_ids=self.stop_token_ids,
                                       max_new_tokens=max_new_tokens, **generate_kwargs)
-        ids = out[0].tolist()
-        for i, tok in enumerate(ids):
-            if tok in self.stop_token_ids:
-                ids = ids[:i]
-                break
+        ids = list(itertools.takewhile(lambda tok: tok not in self.stop_token_ids, out[0].tolist()))
         text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
         return Reply(text=text, token_ids=ids, prompt=prompt)
 

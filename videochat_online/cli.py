@@ -1,12 +1,5 @@
-"""The `videochat-online` command.
-
-    videochat-online chat --model PATH_OR_HUB_ID [--image IMG ...] "question"
-    videochat-online stream VIDEO --model PATH_OR_HUB_ID --ask "12.5:What is the man holding?" [--ask ...]
-    videochat-online eval --model PATH --anno-dir DIR --data-root coin=DIR ... --output-dir OUT
-    videochat-online convert ORIGINAL_DIR OUT_DIR
-
-A user error (a bad option, checkpoint or image) prints one line `error: ...` and exits with status 2.
-Options are checked before any model is loaded (`check_*` below).
+"""The `videochat-online` command: chat, stream, eval and convert (docs/streaming.md, docs/evaluation.md).
+Every option is checked before any model is loaded (`check_*` below); a user error is one line, exit 2.
 """
 
 from __future__ import annotations

@@ -1,13 +1,6 @@
-"""Conversation templates and the prompt builder (docs/design.md, "Prompt format").
-
-A prompt is rendered as
-
-    {system}{sep} {user_role}{user}{sep} {assistant_role}{assistant}{sep} ... {user_role}{user}{sep}{assistant_role}
-
-(no spaces; shown spaced for reading). For ``phi3-chat`` that is
-``<|system|>\\n{system}<|end|><|user|>\\n{user}<|end|><|assistant|>\\n``. A video frame held in
-memory is written as ``Frame{index+1} at {t:.1f}s: <img><IMG_CONTEXT>...</img>`` with one
-``<IMG_CONTEXT>`` per visual token of that frame.
+"""Conversation templates and the prompt builder (docs/design.md, "Prompt format"): phi3-chat renders
+`<|system|>\n{system}<|end|><|user|>\n{user}<|end|><|assistant|>\n`, and a frame in memory is
+`Frame{index+1} at {t:.1f}s: <img><IMG_CONTEXT>...</img>`, one `<IMG_CONTEXT>` per visual token.
 """
 
 from __future__ import annotations
@@ -48,22 +41,13 @@ class Template:
         return "".join(parts)
 
 
-_CHATML = dict(
-    system_template="<|im_start|>system\n{system}",
-    user_role="<|im_start|>user\n",
-    assistant_role="<|im_start|>assistant\n",
-    sep="<|im_end|>\n",
-)
+_CHATML = dict(system_template="<|im_start|>system\n{system}", user_role="<|im_start|>user\n",
+               assistant_role="<|im_start|>assistant\n", sep="<|im_end|>\n")
 
 TEMPLATES: dict[str, Template] = {
     # Phi-3 based models (InternVL2-4B, VideoChat-Online-4B).
-    "phi3-chat": Template(
-        name="phi3-chat",
-        system_template="<|system|>\n{system}",
-        user_role="<|user|>\n",
-        assistant_role="<|assistant|>\n",
-        sep="<|end|>",
-    ),
+    "phi3-chat": Template(name="phi3-chat", system_template="<|system|>\n{system}", user_role="<|user|>\n",
+                          assistant_role="<|assistant|>\n", sep="<|end|>"),
     # ChatML, as written by Qwen2-based InternVL models (names used in their config.json).
     "internvl2_5": Template(name="internvl2_5", **_CHATML),
     "Hermes-2": Template(name="Hermes-2", **_CHATML),

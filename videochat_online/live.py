@@ -1,22 +1,17 @@
-"""A video played as a live stream, for interactive front ends (the gradio demo): frames enter memory
-as the playhead passes them, never ahead of it, and questions are answered at the playhead.
+"""A video or a camera played as a live stream, for interactive front ends (the gradio demo); nothing here
+knows about gradio. Frames enter memory as the playhead passes them, and questions are answered at the
+playhead (docs/streaming.md):
 
     live = LiveStream(engine, MemorySettings(), fps=2)
     live.open(open_video("cooking.mp4"))      # or live.open_camera() and live.push_camera(image) per frame
     live.tick()                                # call often: encodes the frames the playhead has passed
     for text in live.ask("What is he holding?"):
-        ...                                    # the reply so far; live.answers[-1].time is its stream time
-    live.pause(); live.resume(); live.reset()
+        ...                                    # the reply so far
 
-A front end calls these from several threads at once (a timer's ticks, a question, a button). Each call
-changes the stream as one step under the stream's lock, so a reset never lands in the middle of a tick
-and two ticks never take the same frame. The model's lock is separate and shared by every stream: a tick
-that must not wait for an answer in progress (`tick(wait=False)`) leaves the frames it passed pending,
-to be encoded by the next tick.
-
-Every frame goes through the vision tower once and into each memory policy (pyramid, window, uniform, ...), so
-that switching `live.mode` shows at once what another memory would hold and answer; the history of
-the conversation is shared. Nothing here knows about gradio.
+Each call changes the stream as one step under the stream's lock (a timer's ticks, a question and a button
+come from several threads); the model's lock is shared by every stream, and `tick(wait=False)` leaves
+frames pending rather than wait for an answer. Every frame is encoded once and enters every memory policy,
+so that switching `live.mode` shows at once what another memory would hold and answer.
 """
 
 from __future__ import annotations
@@ -84,7 +79,7 @@ class LiveStream:
         self._thumbnails: dict[int, Image.Image] = {}
         self._close()
 
-    # -- the stream ----------------------------------------------------------------------------------
+    # the stream
     def _close(self) -> None:
         self._frames: Iterator[VideoFrame] | None = None
         self._next: VideoFrame | None = None
@@ -199,7 +194,7 @@ class LiveStream:
             del self._thumbnails[index]
         return True
 
-    # -- questions and memory ------------------------------------------------------------------------
+    # questions and memory
     def ask(self, question: str) -> Iterator[str]:
         """Answer at the playhead from the current memory, the reply growing token by token; the exchange
         joins the conversation (`answers[-1]` holds its stream time and the reply)."""

@@ -1,13 +1,7 @@
-"""What every entry point shares: the model and memory options, the one way to load a model, the one way to
-end a command.
-
-Every option is checked when the command line is read, before any model is loaded, and a bad value
-ends the command with exit status 2 and one line naming the option (`Parser.error`, the
-`SettingsError`s of `settings.py` and of the memory policies, `run_main`).
-
-Defaults come from the model: a checkpoint records the memory and the frame rate it was trained with
-(`VideoChatOnlineConfig.memory`, `.fps`), and an option given on the command line overrides them one
-by one (`resolve_memory`, `resolve_fps`).
+"""What every entry point shares: the model and memory options, `--config` files, the one way to load a model
+(`ModelOptions.load`) and the one way to end a command (`run_main`: a user error is one line, exit 2).
+Options are checked before a model loads; defaults come from the model's recorded memory and frame rate,
+and each option given overrides one value (`resolve_memory`, `resolve_fps`).
 """
 
 from __future__ import annotations
@@ -55,10 +49,9 @@ def add_config_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def expand_config(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
-    """`--config FILE` replaced by the file's options, placed first so that the
-    options given beside it win. The file is YAML (JSON is YAML too): a mapping of option names, spelled as the
-    flags without their dashes, to values (a list gives an option several values, true/false a switch).
-    An unknown key is one line naming it (InputError)."""
+    """`--config FILE` replaced by the file's options, placed first so that options given beside it win. The file
+    is a YAML mapping of option names (the flags without dashes) to values (a list: several values; true/false:
+    a switch); an unknown key is one line naming it (InputError)."""
     argv = list(argv)
     if "--config" not in argv:
         return argv
@@ -108,9 +101,7 @@ def run_main(command: Callable[[], int]) -> int:
         return 2
 
 
-# --------------------------------------------------------------------------------------------------
 # The model
-# --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ModelOptions:
     """Which checkpoint, and where and how it runs (checked: the device exists, the attention is installed)."""
@@ -135,8 +126,7 @@ class ModelOptions:
             "compile_vision": self.compile_vision, **overrides})
 
     def local_config(self):
-        """The model config of a local checkpoint, read from its config.json alone (None for a hub id or a bad
-        folder: loading reports those)."""
+        """A local checkpoint's model config, from its config.json alone (None for a hub id or a bad folder)."""
         root = Path(self.model).expanduser()
         if not (root / "config.json").is_file():
             return None
@@ -171,9 +161,7 @@ def model_options(args: argparse.Namespace) -> ModelOptions:
                         args.compile_vision)
 
 
-# --------------------------------------------------------------------------------------------------
 # The memory and the frame rate
-# --------------------------------------------------------------------------------------------------
 def add_memory_args(parser: argparse.ArgumentParser, mode: bool = True) -> None:
     """`--memory` and every registered policy's options; None everywhere: the model's recorded value, else
     the policy's default."""

@@ -1,11 +1,6 @@
-"""Option values the commands share, checked once: devices, attention implementations, rates, integer lists.
-
-Every check raises `SettingsError` (an `InputError` and a `ValueError`) with one line naming the option, e.g.
-
-    --fps -1: must be a finite number > 0
-
-so that a mistake is reported when the options are read, before any model is loaded. The memory's
-settings and their checks live with the memory policies (`videochat_online.memory`).
+"""Option values the commands share, checked when the options are read, before any model is loaded: devices,
+attention implementations, rates, integer lists. Each check raises a one-line `SettingsError` naming the
+option (`--fps -1: must be a finite number > 0`).
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""Streaming sessions: watch a video once, answer questions at any moment from what memory holds.
+"""Streaming sessions: watch a video once, answer questions at any moment from what memory holds; nothing here
+knows about a UI or a benchmark.
 
     session = StreamingSession(engine, MemorySettings().build(engine.config.grid_size))  # videochat_online.memory
     session.push(frames)                  # each frame goes through the vision tower once, as one batch
     reply = session.ask("What is the man holding?")
 
-`answer_along` plays a whole frame iterator with questions at given times, the loop that the CLI,
-the OVBench evaluation and the demos share. Nothing here knows about a UI or a benchmark.
+`answer_along` plays a frame iterator with questions at given times: the loop the CLI and evaluation share.
 """
 
 from __future__ import annotations
@@ -25,10 +25,8 @@ from .model.modeling import PrefixCache
 class StreamingSession:
     def __init__(self, engine: ChatEngine, memory, system_message: str | None = None, reuse_kv: bool = True,
                  static_kv: bool | None = None):
-        """`reuse_kv`: keep the KV cache of the last prompt and compute only what changed since (the
-        system message, history and memory frames before the first changed frame are reused).
-        `static_kv`: hold that cache in a preallocated static cache (decoding steps compiled on a GPU);
-        default: the engine's `kv_cache`."""
+        """`reuse_kv`: keep the last prompt's KV cache and compute only what changed since; `static_kv`: hold it in
+        a preallocated static cache (decoding compiled on a GPU; default: the engine's `kv_cache`)."""
         self.engine = engine
         self.memory = memory
         static = engine.kv_cache == "static" if static_kv is None else static_kv
@@ -128,11 +126,9 @@ class TimedAnswer:
 def answer_along(session: StreamingSession, frames: Iterable[VideoFrame], questions: Sequence[TimedQuestion],
                  batch_size: int = 8, remember: bool = False, on_frame: Callable[[VideoFrame], None] | None = None,
                  **generate_kwargs) -> Iterator[TimedAnswer]:
-    """Play `frames` through the session and answer each question at its time, in time order.
-
-    Frames arriving between two questions are encoded in batches of up to `batch_size`. Decoding
-    stops after the last question; questions later than the last frame see everything.
-    """
+    """Play `frames` through the session and answer each question at its time, in time order: frames between two
+    questions are encoded in batches of up to `batch_size`; decoding stops after the last question, and questions
+    later than the last frame see everything."""
     pending = sorted(questions, key=lambda q: q.time)
     batch: list[VideoFrame] = []
 

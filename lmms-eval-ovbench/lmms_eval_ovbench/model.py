@@ -1,15 +1,7 @@
-"""VideoChat-Online as an lmms-eval model (registered through the `lmms_eval.models` entry point; its arguments
-and visual inputs are listed in lmms-eval-ovbench/README.md).
-
-    python -m lmms_eval --model videochat_online \
-        --model_args pretrained=OpenGVLab/VideoChat-Online-4B,system_message=ovbench \
-        --tasks ovbench --include_path lmms-eval-ovbench/tasks/ovbench
-
-An OVBench clip ({"video", "start", "end", "folder_fps", "question", ...}) is grouped with the other
-questions on its video, which is watched once as a stream: each question is put at its `end` with the
-preset's prompt, as `videochat-online eval --protocol stream` puts it. A video path is streamed whole
-through memory; PIL images are tiled as InternVL does. A document that cannot be answered gets the reply
-`FAILED_REPLY_PREFIX + reason` (scored wrong, counted), is logged, and the run goes on.
+"""VideoChat-Online as an lmms-eval model (the `lmms_eval.models` entry point; arguments and visual inputs in
+lmms-eval-ovbench/README.md). The OVBench clips of one video are watched once as a stream, each question put
+at its `end` with the preset's prompt, as `videochat-online eval --protocol stream` does. A document that
+cannot be answered gets `FAILED_REPLY_PREFIX + reason` (scored wrong, counted) and the run goes on.
 """
 
 from __future__ import annotations
@@ -29,10 +21,9 @@ from videochat_online.chat import default_device
 from videochat_online.data.video import open_video
 from videochat_online.errors import InputError
 from videochat_online.eval.ovbench import SYSTEM_MESSAGE as OVBENCH_SYSTEM_MESSAGE
-from videochat_online.eval.benchmarks import BENCHMARKS
-from videochat_online.eval.ovbench import question_from_entry
+from videochat_online.eval.ovbench import VideoTask, question_from_entry
 from videochat_online.eval.presets import PRESETS, ProtocolConfig, stream_frames
-from videochat_online.eval.protocols import Stream
+from videochat_online.eval.protocols import ProtocolRunner
 from videochat_online.memory import all_options
 from videochat_online.options import ModelOptions, resolve_fps, resolve_memory
 from videochat_online.settings import SettingsError
@@ -84,11 +75,12 @@ class VideoChatOnline(lmms):
         self.memory = resolve_memory(overrides, self.engine.config)  # the checkpoint's, the options on top
         if preset not in PRESETS:
             raise SettingsError(f"preset={preset}: use one of {', '.join(PRESETS)}")
-        # OVBench clips: the stream protocol under the preset, as `videochat-online eval` runs it
+        # OVBench clips: the stream protocol under the preset, run as `videochat-online eval` runs it
         rate = float(fps) if fps is not None else PRESETS[preset].fps("stream", self.engine.config.fps)
-        self.clips = ProtocolConfig(name="stream", preset=preset, fps=rate, memory=self.memory,
-                                    batch_size=int(frame_batch),
-                                    max_new_tokens=None if max_new_tokens is None else int(max_new_tokens))
+        self.clips = ProtocolRunner(self.engine, ProtocolConfig(
+            name="stream", preset=preset, fps=rate, memory=self.memory, batch_size=int(frame_batch),
+            max_new_tokens=None if max_new_tokens is None else int(max_new_tokens),
+            system_message=self.engine.system_message))
         self.video_fps = resolve_fps(None if video_fps is None else float(video_fps), self.engine.config)
         self.frame_batch, self.max_new_tokens = int(frame_batch), int(max_new_tokens or 256)
         self.failures: list[str] = []  # "task/doc_id: reason", this process's
@@ -107,10 +99,9 @@ class VideoChatOnline(lmms):
     def _session(self) -> StreamingSession:
         return StreamingSession(self.engine, self.memory.build(self.engine.config.grid_size))
 
-    # ----------------------------------------------------------------------------------------------
     def generate_until(self, requests) -> list[str]:
         answers: list[str | None] = [None] * len(requests)
-        clips: dict[tuple, list[tuple[int, float, str, dict]]] = defaultdict(list)
+        clips: dict[tuple, list[tuple[int, dict]]] = defaultdict(list)
         direct = []
         where = []  # "task/doc_id" of each request, for failure messages
         for i, request in enumerate(requests):
@@ -119,12 +110,12 @@ class VideoChatOnline(lmms):
             visuals = doc_to_visual(self.task_dict[task][split][doc_id]) or []
             if len(visuals) == 1 and isinstance(visuals[0], dict):
                 clip = visuals[0]
-                clips[(clip["video"], float(clip["start"]), clip.get("folder_fps"))].append((i, clip))
+                clips[(clip["video"], clip.get("folder_fps"))].append((i, clip))
             else:
                 direct.append((i, visuals, context, gen_kwargs))
         progress = tqdm(total=len(requests), disable=self.rank != 0, desc="videochat_online")
-        for (video, start, folder_fps), items in clips.items():
-            for i, text, error in self._watch_clip(video, start, folder_fps, items):
+        for (video, folder_fps), items in clips.items():
+            for i, text, error in self._watch_clip(video, folder_fps, items):
                 answers[i] = text if error is None else self._fail(where[i], error)
             progress.update(len(items))
         for i, visuals, context, gen_kwargs in direct:
@@ -149,30 +140,24 @@ class VideoChatOnline(lmms):
             log.error("videochat_online: %d of %d documents failed; first: %s", len(failures), total,
                       "; ".join(failures[:3]))
 
-    def _watch_clip(self, video: str, start: float, folder_fps: float | None, items):
-        """Watch one video from `start` once; answer each question at its end time, with the preset's prompt.
-
-        Yields (request index, reply, None), or (request index, None, reason) for each question left
-        unanswered when the video cannot be read (answers already given stand).
-        """
-        protocol = Stream(self.clips)
+    def _watch_clip(self, video: str, folder_fps: float | None, items):
+        """Watch one video once from its start, answering each question at its end (`ProtocolRunner`, as
+        `videochat-online eval` does). Yields (request index, reply, None), or (request index, None, reason) for
+        each question left unanswered when the video cannot be read (answers already given stand)."""
+        where: dict[str, list[int]] = defaultdict(list)  # question id -> its requests
         questions = []
         for i, clip in items:
             q = question_from_entry(clip["question"], clip["subset"], clip["position"])
-            text = BENCHMARKS["ovbench"].question_text(q, protocol.preset, protocol.name)
-            questions.append(TimedQuestion(float(clip["end"]), text, key=i))
+            questions += [] if q.qid in where else [q]
+            where[q.qid].append(i)
         answered = set()
         try:
-            source = open_video(video, folder_fps=folder_fps)
-            frames = protocol.watched(source, end=None, start=start)
-            for done in answer_along(self._session(), frames, questions, batch_size=self.frame_batch,
-                                     max_new_tokens=self.clips.max_new_tokens):
-                answered.add(done.question.key)
-                yield done.question.key, done.reply.text, None
+            task = VideoTask(questions[0].subset, video, Path(video), folder_fps, questions)
+            for rec in self.clips.answer_video(task, questions):
+                answered.add(rec["id"])
+                yield from ((i, rec["reply"], None) for i in where[rec["id"]])
         except InputError as err:
-            for q in questions:
-                if q.key not in answered:
-                    yield q.key, None, str(err)
+            yield from ((i, None, str(err)) for qid, ids in where.items() if qid not in answered for i in ids)
 
     def _answer(self, visuals: list, context: str, options: dict) -> str:
         """The reply to one document that is not an OVBench clip; raises InputError when it cannot be answered."""

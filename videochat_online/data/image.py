@@ -1,8 +1,6 @@
-"""Images and frames to pixel values: RGB, bicubic resize, ImageNet normalisation (no torchvision).
-
-Still images use InternVL's dynamic tiling: the image is resized to the grid of 448px tiles whose
-aspect ratio is closest to its own (at most `max_num` tiles), cut into those tiles, and followed by
-a whole-image thumbnail when there is more than one tile. Video frames are always one tile.
+"""Images and frames to pixel values: RGB, bicubic resize, ImageNet normalisation (no torchvision). Still images
+use InternVL's dynamic tiling (the closest grid of 448px tiles, at most `max_num`, plus a thumbnail when
+tiled); video frames are always one tile.
 """
 
 from __future__ import annotations
@@ -39,9 +37,7 @@ def to_pixel_values(frame: Frame, size: int) -> torch.Tensor:
     image = Image.fromarray(frame) if isinstance(frame, np.ndarray) else frame
     image = image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
     pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)  # [S, S, 3]
-    mean = torch.tensor(IMAGENET_MEAN)
-    std = torch.tensor(IMAGENET_STD)
-    return ((pixels - mean) / std).permute(2, 0, 1).contiguous()  # [3, S, S]
+    return ((pixels - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)).permute(2, 0, 1).contiguous()  # [3, S, S]
 
 
 def frames_to_pixel_values(frames: Sequence[Frame], size: int) -> torch.Tensor:
@@ -50,13 +46,9 @@ def frames_to_pixel_values(frames: Sequence[Frame], size: int) -> torch.Tensor:
 
 
 def frames_to_pixel_values_on(frames: Sequence[np.ndarray], size: int, device: str | torch.device) -> torch.Tensor:
-    """Frames (HxWx3 uint8 arrays of one shape) -> pixel values [B, 3, size, size] computed on `device`.
-
-    Only uint8 goes to the device. The resize is PIL's, done in torch: bicubic with antialiasing
-    (a = -0.5, widened when shrinking), width first, then height, each pass rounded to uint8 levels
-    as PIL's passes are; then normalised. It agrees with `frames_to_pixel_values` to within one
-    uint8 level per pixel (equal on almost every pixel).
-    """
+    """Frames (HxWx3 uint8 arrays of one shape) -> pixel values [B, 3, size, size] computed on `device`: only
+    uint8 crosses, and PIL's resize is done in torch (antialiased bicubic, width then height, each pass rounded
+    to uint8 as PIL's are), so it agrees with `frames_to_pixel_values` to one uint8 level per pixel."""
     batch = torch.from_numpy(np.stack(frames)).to(device, non_blocking=True)  # [B, H, W, 3] uint8
     x = batch.permute(0, 3, 1, 2).float()  # [B, 3, H, W]
     for shape in ((x.shape[2], size), (size, size)):  # [B, 3, H, S], then [B, 3, S, S]
@@ -70,16 +62,10 @@ def frames_to_pixel_values_on(frames: Sequence[np.ndarray], size: int, device: s
 
 
 def closest_tile_grid(width: int, height: int, tile: int, min_num: int, max_num: int) -> tuple[int, int]:
-    """(columns, rows) of the tile grid whose aspect ratio is closest to the image's.
-
-    Candidates are ordered by tile count; on a tie of aspect-ratio distance the larger grid wins when
-    the image has more than half that grid's pixel area (InternVL's rule).
-    """
-    candidates = sorted(
-        {(i, j) for n in range(min_num, max_num + 1) for i in range(1, n + 1) for j in range(1, n + 1)
-         if min_num <= i * j <= max_num},
-        key=lambda r: r[0] * r[1],
-    )
+    """(columns, rows) of the tile grid whose aspect ratio is closest to the image's; candidates go by tile count,
+    and on a tie the larger grid wins when the image has more than half its pixel area (InternVL's rule)."""
+    candidates = sorted({(i, j) for n in range(min_num, max_num + 1) for i in range(1, n + 1) for j in range(1, n + 1)
+                         if min_num <= i * j <= max_num}, key=lambda r: r[0] * r[1])
     aspect = width / height
     best, best_diff = (1, 1), float("inf")
     for cols, rows in candidates:

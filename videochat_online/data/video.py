@@ -2,12 +2,8 @@
 
     source = open_video("clip.mp4")                     # decord, or PyAV when decord is absent or fails
     source = open_video("frames/", folder_fps=30)        # a folder of images, sorted by name
-    for frame in source.sample(fps=2, start=0, end=60):  # VideoFrame(index, timestamp, image)
-        ...
-
-Sampling: sample `k` is taken at time `t_k = start + k / fps` (while `t_k <= end`) and shows the
-native frame on screen at that moment, `floor(t_k * native_fps)`. `index` is `k`, the frame's
-place in the sampled stream; `timestamp` is `t_k` in seconds from the start of the video.
+    for frame in source.sample(fps=2, start=0, end=60):  # VideoFrame(index k, timestamp start + k / fps, image)
+        ...                                              # the native frame on screen then, floor(t * native_fps)
 """
 
 from __future__ import annotations
@@ -62,6 +58,7 @@ class VideoSource:
     path: Path
     native_fps: float
     num_frames: int | None
+    is_folder: bool = False  # a folder of frames (the published reader steps through these otherwise)
 
     @property
     def duration(self) -> float | None:
@@ -76,11 +73,8 @@ class VideoSource:
         yield from self._read(wanted)
 
     def sample_every(self, step: int, start: float = 0.0, end: float | None = None) -> Iterator[VideoFrame]:
-        """Every `step`-th native frame, from the first at or after `start` to the last at or before `end`.
-
-        Sample `k` is native frame `j = first + k * step`, stamped with that frame's own time `j / native_fps`
-        (the published OVBench evaluation reads videos this way: a frame step, not a rate).
-        """
+        """Every `step`-th native frame, from the first at or after `start` to the last at or before `end`: sample
+        `k` is native frame `j = first + k * step` at its own time `j / native_fps` (the published reader's way)."""
         if step < 1 or start < 0 or (end is not None and end < start):
             raise InputError(f"{self.path}: bad frame step {step} or clip [{start}, {end}]")
         first = math.ceil(start * self.native_fps - _EPS)
@@ -107,8 +101,21 @@ class VideoSource:
         raise NotImplementedError
 
 
+class Timeline(VideoSource):
+    """A video of a known rate and length (None: unbounded) that decodes nothing: its frames' images are None.
+    What a selection of frames would read, counted without the video (an evaluation's planned work)."""
+
+    def __init__(self, native_fps: float, num_frames: int | None = None, is_folder: bool = False):
+        self.path, self.native_fps, self.num_frames, self.is_folder = Path("<timeline>"), native_fps, num_frames, is_folder
+
+    def _read(self, wanted):
+        return (VideoFrame(k, t, None) for k, t, _ in wanted)
+
+
 class FrameFolderSource(VideoSource):
     """A folder of images, one per native frame, ordered by name (digits compared as numbers)."""
+
+    is_folder = True
 
     def __init__(self, path: Path, fps: float):
         if fps is None or fps <= 0:

@@ -33,25 +33,17 @@ class EvalRequest:
     roots: dict[str, str]  # subset -> folder of its videos
     subsets: tuple[str, ...]
     output_dir: Path
-    protocol: str
-    preset: str
-    fps: float | None  # None: the preset's, else the model's trained rate
-    memory: dict  # the memory options given; the rest come from the model
-    window_seconds: float
-    window_max_frames: int
-    batch_size: int
-    max_new_tokens: int | None
+    protocol: dict  # ProtocolConfig's arguments as given: fps None (the preset's, else the model's), memory the
+    # memory options given (the rest come from the model)
     max_videos: int | None
     allow_failures: bool
 
     def protocol_config(self, model_config=None) -> ProtocolConfig:
         """The protocol's settings for a model (its config: the recorded memory and frame rate fill what the
         options and the preset leave open)."""
-        return ProtocolConfig(
-            name=self.protocol, preset=self.preset,
-            fps=self.fps or PRESETS[self.preset].fps(self.protocol, getattr(model_config, "fps", None)),
-            memory=resolve_memory(self.memory, model_config), window_seconds=self.window_seconds,
-            window_max_frames=self.window_max_frames, batch_size=self.batch_size, max_new_tokens=self.max_new_tokens)
+        p = self.protocol
+        fps = p["fps"] or PRESETS[p["preset"]].fps(p["name"], getattr(model_config, "fps", None))
+        return ProtocolConfig(**{**p, "fps": fps, "memory": resolve_memory(p["memory"], model_config)})
 
 
 def add_eval_args(parser: argparse.ArgumentParser) -> None:
@@ -103,8 +95,10 @@ def check_eval_args(args: argparse.Namespace) -> EvalRequest:
     if out.exists() and not out.is_dir():
         raise InputError(f"--output-dir {out}: exists and is not a directory")
     model = model_options(args)
-    request = EvalRequest(model, args.benchmark, args.anno_dir, roots, subsets, out, args.protocol, args.preset, args.fps,
-                          memory_overrides(args), args.window_seconds, args.window_max_frames, args.batch_size,
-                          args.max_new_tokens, args.max_videos, args.allow_failures)
+    protocol = dict(name=args.protocol, preset=args.preset, fps=args.fps, memory=memory_overrides(args),
+                    window_seconds=args.window_seconds, window_max_frames=args.window_max_frames,
+                    batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    request = EvalRequest(model, args.benchmark, args.anno_dir, roots, subsets, out, protocol, args.max_videos,
+                          args.allow_failures)
     request.protocol_config(model.local_config())  # every setting checked, against the model when it is local
     return request

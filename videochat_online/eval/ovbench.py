@@ -1,8 +1,5 @@
-"""OVBench as data: question files, videos grouped with their questions, prompts and scoring.
-
-Question files hold one JSON list per subset (docs/evaluation.md):
-AVA and TAO are frame folders with their own fps, COIN and HiREST are video files. A question
-asked at `end` may see only frames with timestamp <= `end`. Scoring is pure functions.
+"""OVBench as data: question files (one JSON list per subset; AVA and TAO frame folders, COIN and HiREST video
+files), videos grouped with their questions, and the prompt. A question asked at `end` sees only frames up to it.
 """
 
 from __future__ import annotations
@@ -142,11 +139,8 @@ def video_path(root: Path, question: Question) -> Path:
 
 def load_ovbench(anno_dir: str | Path, roots: dict[str, str | Path] | None = None,
                  subsets: tuple[str, ...] = SUBSETS) -> list[VideoTask]:
-    """The subsets' questions grouped by video, each video's questions in time order.
-
-    `roots` maps a subset to the folder holding its videos or frame folders; a subset without a
-    root still loads (paths then point nowhere, and reading such a video fails as a missing file).
-    """
+    """The subsets' questions grouped by video, each video's in time order. `roots` maps a subset to the folder of
+    its videos (without one, the paths point nowhere and reading such a video fails as a missing file)."""
     roots = {k: Path(v) for k, v in (roots or {}).items()}
     tasks: dict[tuple[str, str], VideoTask] = {}
     for subset in subsets:
@@ -163,19 +157,14 @@ def load_ovbench(anno_dir: str | Path, roots: dict[str, str | Path] | None = Non
     return list(tasks.values())
 
 
-# --------------------------------------------------------------------------------------------------
 # Prompt and scoring (pure functions)
-# --------------------------------------------------------------------------------------------------
 ANSWER_SUFFIX = "\nAnswer:"  # after the options, in the published streaming evaluation
 WINDOW_SUFFIX = "\nOnly give the best option."  # after the options, in the published sliding-window evaluation
 
 
 def format_question(q: Question, time: float | None = None, suffix: str = ANSWER_SUFFIX) -> str:
-    """`Question at {time}s: {question}\nOptions:\n(A) ...` + suffix (docs/design.md, "Prompt format").
-
-    `time` defaults to the question's `middle_frame_timestamp` as the file has it, as the published
-    evaluation writes it (on AVA the absolute time, e.g. 945.0); the `project` preset passes `end`.
-    """
+    """`Question at {time}s: {question}\nOptions:\n(A) ...` + suffix; `time` defaults to `middle_frame_timestamp`
+    as the file has it, as the published evaluation writes it (AVA: absolute, e.g. 945.0)."""
     return f"Question at {q.asked_time if time is None else time}s: {q.question}\n{format_options(q.candidates)}{suffix}"
 
 

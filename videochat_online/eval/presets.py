@@ -1,13 +1,6 @@
 """Presets as data (`PRESETS`: how a benchmark's questions are put to the model) and the frame-selection rules
-they use, pure functions of a video's frame rate and length and a question's time. The protocols are
-classes in `protocols.py`; docs/evaluation.md tabulates both presets.
-
-`published` reproduces the published evaluation (MCG-NJU/VideoChat-Online, `eval/evaluate_online_stream_single.py`,
-`eval/evaluate_online_sliding_window.py`): a native frame step for 8 fps (`max(1, round(native / 8))` for files,
-`max(1, int(native) // 8)` for frame folders), `Question at {middle_frame_timestamp}s`, 128-token replies, a
-per-question window of the last 32 s at 2 fps (at most 64, linspace) through a fresh pyramid, uniform end
-points included. One published behaviour is not copied: no protocol ever shows a frame after the question's
-`end`. `project` samples by time at the model's trained rate, asks at `end` and replies in 32 tokens.
+they use, pure functions of a video's frame rate and length and a question's time. `published` reproduces
+the published evaluation and `project` is this project's own; docs/evaluation.md tabulates both.
 """
 
 from __future__ import annotations
@@ -18,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.video import FrameFolderSource, VideoSource, native_index
+from ..data.video import VideoSource, native_index
 from ..memory import MemorySettings
 from ..settings import SettingsError, check_positive
 from .ovbench import ANSWER_SUFFIX, SYSTEM_MESSAGE, WINDOW_SUFFIX, Question, format_question
@@ -98,9 +91,7 @@ class ProtocolConfig:
         return PRESETS[self.preset]
 
 
-# --------------------------------------------------------------------------------------------------
 # Frame selection (pure functions of the video's frame rate, length and the question's time)
-# --------------------------------------------------------------------------------------------------
 def published_stream_step(native_fps: float, is_folder: bool, fps: float = 8.0) -> int:
     """Native frames between two sampled ones: round(native/fps) for video files, int(native)//fps for folders."""
     if is_folder:
@@ -111,12 +102,9 @@ def published_stream_step(native_fps: float, is_folder: bool, fps: float = 8.0) 
 def published_window_frames(end: float, native_fps: float, num_frames: int | None, is_folder: bool,
                             fps: float = 2.0, seconds: float = PUBLISHED_WINDOW_SECONDS,
                             max_frames: int = PUBLISHED_WINDOW_MAX_FRAMES) -> list[int]:
-    """Native frame numbers of the published sliding window for a question asked at `end`.
-
-    From the frame on screen at `end` backwards by `max(1, round(native_fps / fps))` to the window's
-    first frame (folders: `seconds * native_fps` frames earlier; video files: the first frame ending at
-    or after `end - seconds`), in time order, thinned to `max_frames` with `linspace` when longer.
-    """
+    """Native frame numbers of the published sliding window for a question asked at `end`: from the frame on screen
+    at `end` back by `max(1, round(native_fps / fps))` to the window's first frame (folders: `seconds * native_fps`
+    frames earlier; files: the first ending at or after `end - seconds`), in time order, thinned by linspace."""
     end_frame = native_index(end, native_fps)
     if num_frames is not None:
         end_frame = min(end_frame, num_frames - 1)
@@ -140,13 +128,10 @@ def uniform_times(start: float, end: float, n: int, native_fps: float, include_e
     return [start + (end - start) * (i + 0.5) / n for i in range(n)]
 
 
-
-
 def stream_frames(source: VideoSource, preset: Preset, fps: float, start: float = 0.0,
                   end: float | None = None) -> Iterator:
     """The frames a stream (or a recomputation) watches over [start, end] (end None: to the video's end),
     by the preset's rule: a native frame step (published) or a rate capped at the video's own (project)."""
     if preset.frame_step:
-        return source.sample_every(published_stream_step(source.native_fps, isinstance(source, FrameFolderSource),
-                                                         fps), start, end)
+        return source.sample_every(published_stream_step(source.native_fps, source.is_folder, fps), start, end)
     return source.sample(min(fps, source.native_fps), start=start, end=end)

@@ -1,15 +1,6 @@
-"""The protocols as classes: how a model sees a video before each question, under a preset (`presets.py`).
-
-Each protocol owns its frame selection, its memory, its prompt, the vision work it plans and its cost
-for balancing processes:
-
-- `Stream`:    each video watched once; each frame through the vision tower once; each question
-               answered at its time from the memory (`--memory`: the model's, else the Pyramid Memory Bank).
-- `Recompute`: per question, the memory rebuilt from frame 0 (what the published code did): the same
-               answers as `Stream`, at several times the vision work.
-- `Window`:    the frames just before each question (the preset says which: the last seconds through
-               a fresh pyramid per question, or the last frames of one pass at full resolution).
-- `Uniform`:   per question, `uniform_frames` frames spread over its clip [start, end].
+"""The protocols as classes (`Stream`, `Recompute`, `Window`, `Uniform`; docs/evaluation.md): how a model sees a
+video before each question, under a preset. Each owns its frame selection, its memory, the vision work it
+plans and its cost for balancing processes; `ProtocolRunner` answers a video's questions under one.
 """
 
 from __future__ import annotations
@@ -18,17 +9,11 @@ from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
 from ..chat import ChatEngine
-from ..data.video import FrameFolderSource, VideoSource, native_index, open_video, prefetch, sample_times
+from ..data.video import Timeline, VideoSource, open_video, prefetch
 from ..streaming import StreamingSession, TimedQuestion, answer_along
 from .benchmarks import BENCHMARKS, Benchmark
 from .ovbench import Question, VideoTask
-from .presets import (
-    ProtocolConfig,
-    published_stream_step,
-    published_window_frames,
-    stream_frames,
-    uniform_times,
-)
+from .presets import ProtocolConfig, published_window_frames, stream_frames, uniform_times
 
 
 class Protocol:
@@ -49,22 +34,13 @@ class Protocol:
     def question_frames(self, source: VideoSource, q: Question) -> Iterator:
         return self.watched(source, q.end)
 
-    def watched_count(self, task: VideoTask, end: float, native: float) -> int:
-        """Frames a pass from 0 to `end` encodes, from the question times alone."""
-        if self.preset.frame_step:
-            step = published_stream_step(native, task.folder_fps is not None, self.config.fps)
-            return len(range(0, native_index(end, native) + 1, step))
-        return sum(1 for _ in sample_times(min(self.config.fps, native), 0.0, end, None))
-
     def planned_encodes(self, task: VideoTask, native_fps: float | None = None, num_frames: int | None = None) -> int:
-        """Frames sent through the vision tower for a task, from its question times alone."""
-        native = native_fps or self.config.fps
+        """Frames sent through the vision tower for a task, from its question times alone: the same selection
+        run over a `Timeline` (a video of that rate and length that decodes nothing)."""
+        timeline = Timeline(native_fps or self.config.fps, num_frames, is_folder=task.folder_fps is not None)
         if self.one_pass:
-            return self.watched_count(task, task.watch_seconds, native)
-        return sum(self.question_count(task, q, native, num_frames) for q in task.questions)
-
-    def question_count(self, task: VideoTask, q: Question, native: float, num_frames: int | None) -> int:
-        return self.watched_count(task, q.end, native)
+            return sum(1 for _ in self.watched(timeline, task.watch_seconds))
+        return sum(1 for q in task.questions for _ in self.question_frames(timeline, q))
 
     def cost(self, task: VideoTask) -> float:
         """Work of a video, for balancing processes: frames planned at the protocol's rate."""
@@ -89,14 +65,8 @@ class Window(Protocol):
 
     def question_frames(self, source: VideoSource, q: Question) -> Iterator:
         c = self.config
-        return source.read_native(published_window_frames(
-            q.end, source.native_fps, source.num_frames, isinstance(source, FrameFolderSource), c.fps,
-            c.window_seconds, c.window_max_frames))
-
-    def question_count(self, task: VideoTask, q: Question, native: float, num_frames: int | None) -> int:
-        c = self.config
-        return len(published_window_frames(q.end, native, num_frames, task.folder_fps is not None, c.fps,
-                                           c.window_seconds, c.window_max_frames))
+        return source.read_native(published_window_frames(q.end, source.native_fps, source.num_frames, source.is_folder,
+                                                          c.fps, c.window_seconds, c.window_max_frames))
 
 
 class Uniform(Protocol):
@@ -106,15 +76,9 @@ class Uniform(Protocol):
         super().__init__(config)
         self.memory_mode = "uniform"
 
-    def _times(self, q: Question, native: float) -> list[float]:
-        return uniform_times(q.start, q.end, self.config.memory.uniform_frames, native,
-                             include_end=self.preset.uniform_include_end)
-
     def question_frames(self, source: VideoSource, q: Question) -> Iterator:
-        return source.frames_at(self._times(q, source.native_fps))
-
-    def question_count(self, task: VideoTask, q: Question, native: float, num_frames: int | None) -> int:
-        return len(self._times(q, native))
+        return source.frames_at(uniform_times(q.start, q.end, self.config.memory.uniform_frames, source.native_fps,
+                                              include_end=self.preset.uniform_include_end))
 
     def cost(self, task: VideoTask) -> float:
         return float(len(task.questions))
@@ -143,10 +107,8 @@ class ProtocolRunner:
         return StreamingSession(self.engine, memory, system_message=self.config.system_message)
 
     def answer_video(self, task: VideoTask, questions: Sequence[Question]) -> Iterator[dict]:
-        """Prediction records for `questions` (a subset of the task's), in time order.
-
-        Raises InputError when the video cannot be read; records already yielded stand.
-        """
+        """Prediction records for `questions` (a subset of the task's), in time order; InputError when the video
+        cannot be read (records already yielded stand)."""
         c, p = self.config, self.protocol
         source = open_video(task.path, folder_fps=task.folder_fps)
         questions = sorted(questions, key=lambda q: (q.end, q.qid))

@@ -1,15 +1,6 @@
-"""OVBench results: accuracy tables from prediction records (pure functions) and the files they are written to.
-
-The headline is the published "Avg": the mean over (answer_type, sub_answer_type) cells of each
-cell's accuracy (a macro average), reported beside the accuracy over questions. Each figure comes
-under two scoring rules (`scoring.py`): the project's strict rule (`accuracy`, `macro`) and the
-published `mcq_acc` rule (`accuracy_published_rule`, `macro_published_rule`).
-
-    results.json   headline, overall / per subset / per answer_type / per sub_answer_type, subset x answer_type,
-                   with counts and failures
-    results.csv    the same, one row per group
-    results.md     the same as markdown tables
-    charts/*.png   one bar chart per task type (answer_type): accuracy of each sub-type, and an overview
+"""Results: accuracy tables from prediction records (pure functions) and the files they are written to
+(results.json, .csv, .md, charts/; docs/evaluation.md). The headline is the published macro average over
+(answer_type, sub_answer_type) cells, beside the accuracy over questions, each under both scoring rules.
 """
 
 from __future__ import annotations
@@ -53,10 +44,8 @@ def macro_average(records: list[dict], field: str = "correct") -> float:
 
 
 def accuracy_table(records: Iterable[dict]) -> dict:
-    """The headline (macro average) and accuracy overall, per group and per subset x answer_type.
-
-    A failed question counts as answered wrongly (and is listed).
-    """
+    """The headline (macro average) and accuracy overall, per group and per subset x answer_type; a failed
+    question counts as answered wrongly (and is listed)."""
     records = list(records)
     table: dict = {"headline": {"macro": macro_average(records), "macro_published_rule":
                                 macro_average(records, "published_correct"),

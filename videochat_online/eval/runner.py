@@ -1,13 +1,10 @@
-"""OVBench evaluation run: shards over processes, appends predictions as it goes, resumes, merges.
+"""Evaluation runs: shards over processes, appends predictions as it goes, resumes, merges (docs/evaluation.md).
 
     videochat-online eval --model PATH --anno-dir DIR --data-root coin=DIR --protocol stream --output-dir runs/ovb
     torchrun --nproc_per_node 8 -m videochat_online.eval --model PATH ...      # one process per GPU
 
-Each process appends each answer to `predictions.rank{R}.jsonl`, flushed at once; a run started again in
-the same folder skips what any process answered, so a killed run resumes. A video that cannot be read
-fails its questions and the run goes on. Rank 0 merges the predictions and writes the results
-(`results.py`); the run exits 1 if a question failed (`--allow-failures`: 0). `run_settings.json` holds the
-settings that decide an answer: resuming into a folder made otherwise is refused, naming the setting.
+Each answer is appended to `predictions.rank{R}.jsonl` and flushed, so a killed run resumes; an unreadable
+video fails its questions and the run goes on; `run_settings.json` refuses a resume made otherwise.
 """
 
 from __future__ import annotations
@@ -33,9 +30,7 @@ from .protocols import Protocol, ProtocolRunner
 log = logging.getLogger("videochat_online.eval")
 
 
-# --------------------------------------------------------------------------------------------------
 # Processes
-# --------------------------------------------------------------------------------------------------
 def init_distributed() -> tuple[int, int, int]:
     """(rank, world size, local rank); starts torch.distributed when launched by torchrun with > 1 process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -62,18 +57,13 @@ def shard(tasks: list[VideoTask], world: int, protocol: Protocol) -> list[list[V
     return shards
 
 
-# --------------------------------------------------------------------------------------------------
 # Predictions on disk
-# --------------------------------------------------------------------------------------------------
 RECORD_KEYS = ("id", "status", "correct")  # what a prediction line needs to be used
 
 
 def read_predictions(out_dir: Path, report: bool = False) -> dict[str, dict]:
-    """Every prediction any process wrote, one per question: an `ok` record wins over a `failed` one.
-
-    A line that cannot be used (torn by a kill, or not a prediction) is skipped; with `report`, how many
-    is logged (those questions are answered again).
-    """
+    """Every prediction any process wrote, one per question (an `ok` record wins over a `failed` one); a line that
+    cannot be used (torn by a kill, not a prediction) is skipped, and with `report` counted in the log."""
     best: dict[str, dict] = {}
     skipped = 0
     for file in sorted(out_dir.glob("predictions.rank*.jsonl")):
@@ -103,10 +93,8 @@ def protocol_record(config: ProtocolConfig) -> dict:
 
 
 def answer_settings(model: str, config: ProtocolConfig, dtype: str | None) -> dict:
-    """The settings that decide a prediction: two runs may share an output folder only if these agree.
-
-    Flat, as JSON has them (tuples as lists); batching decides no answer and is left out.
-    """
+    """The settings that decide a prediction (flat, as JSON has them; batching decides none): two runs may share
+    an output folder only if these agree."""
     protocol = protocol_record(config)
     protocol.pop("batch_size")
     return {"model": model, "dtype": dtype, **protocol}
@@ -168,9 +156,7 @@ def merge(out_dir: Path, tasks: list[VideoTask], meta: dict, benchmark: Benchmar
     return benchmark.write_results(out_dir, records, meta)
 
 
-# --------------------------------------------------------------------------------------------------
 # The run
-# --------------------------------------------------------------------------------------------------
 def evaluate_tasks(runner: ProtocolRunner, tasks: list[VideoTask], done: set[str], writer: PredictionWriter,
                    progress=None) -> None:
     """Answer every question of `tasks` not in `done`; an unreadable video fails its remaining questions."""
@@ -214,7 +200,7 @@ def run(request: EvalRequest) -> dict | None:
     device = default_device(local_rank)
     # On a GPU every vision-tower call gets exactly `batch_size` frames, so that stream and recompute (and any
     # batching) hold bit-identical memories in bf16; on the CPU the features are batch-independent already.
-    engine = r.model.load(device=device, fixed_batch=r.batch_size if device.startswith("cuda") else None)
+    engine = r.model.load(device=device, fixed_batch=r.protocol["batch_size"] if device.startswith("cuda") else None)
     config = r.protocol_config(engine.config)  # the model's memory and frame rate where the options leave them
     meta = {"benchmark": benchmark.name, "model": r.model.model, "anno_dir": str(r.anno_dir), "roots": r.roots, "subsets": list(r.subsets),
             "protocol": protocol_record(config), "world_size": world}

@@ -1,16 +1,6 @@
-"""Which option a free-form reply chooses: two rules, both pure functions.
-
-- `extract_option` (the project's strict rule, the one `correct` uses): an explicit letter, or a
-  candidate's text standing as the whole reply or as whole words of it that no other candidate's
-  text contains; anything else chooses nothing. "Not sure" does not choose "No"; "Yesterday" does
-  not choose "Yes".
-- `published_choice` (the published evaluation's `mcq_acc`, reported beside it): a leading "A." form,
-  else the reply with punctuation removed, lower-cased, and its first stand-alone letter a-e in either
-  case, so "a" as an article reads as option A; a reply with no such letter is compared as text and
-  never matches.
-
-The two agree on clean replies ("A", "(B) cutting", "C."); `results.py` reports accuracy under each
-so that a user sees when they differ.
+"""Which option a free-form reply chooses, under two rules (pure functions; docs/evaluation.md compares them):
+`extract_option`, the project's strict rule ("Not sure" does not choose "No"), and `published_choice`, the
+published evaluation's `mcq_acc`.
 """
 
 from __future__ import annotations
@@ -37,13 +27,10 @@ def _contains_words(words: list[str], part: list[str]) -> bool:
 
 
 def extract_option(reply: str, candidates: list[str]) -> str | None:
-    """The option letter a reply chooses under the strict rule, or None.
-
-    In order: a leading "(A)" / "A." / "A)" / "A:" / a bare "A"; "the answer is (B)" forms; a
-    candidate's text as the whole reply; a candidate's text as whole words of the reply, when exactly
-    one candidate matches after dropping any whose words lie inside another match; a lone capital
-    letter, if exactly one valid letter stands alone (the article "A" before a lower-case word excepted).
-    """
+    """The option letter a reply chooses under the strict rule, or None. In order: a leading "(A)" / "A." / "A)" /
+    "A:" / a bare "A"; "the answer is (B)" forms; a candidate's text as the whole reply; a candidate's text as
+    whole words of the reply, when exactly one matches after dropping any whose words lie inside another match;
+    a lone capital letter, if exactly one valid letter stands alone (the article "A" excepted)."""
     valid = LETTERS[: len(candidates)]
     text = reply.strip()
     match = _LEADING.match(text)
@@ -64,9 +51,7 @@ def extract_option(reply: str, candidates: list[str]) -> str | None:
     return lone.pop() if len(lone) == 1 else None
 
 
-# ----------------------------------------------------------------------------------------------------
 # The published rule
-# ----------------------------------------------------------------------------------------------------
 _OPTION_FIRST = re.compile(r"^([A-E])\.\s*(.+)$", re.IGNORECASE)
 _PERIOD = re.compile(r"(?!<=\d)(\.)(?!\d)")  # as published: a period not followed by a digit
 _DIGIT_COMMA = re.compile(r"(\d)(,)(\d)")
@@ -95,7 +80,3 @@ def published_choice(reply: str) -> str:
     match = _ANY_LETTER.search(text)
     return match.group(1).upper() if match else text
 
-
-def published_correct(reply: str, answer_letter: str) -> bool:
-    """The published rule's verdict: the reply reads as the answer's letter."""
-    return published_choice(reply) == answer_letter

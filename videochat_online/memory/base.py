@@ -53,6 +53,7 @@ class Option:
     default: Any
     help: str
     kind: Any = int
+    minimum: int | None = None  # the smallest value allowed (an int option)
 
     @property
     def flag(self) -> str:
@@ -70,6 +71,8 @@ class Option:
         if self.kind is bool and text in ("true", "false", "1", "0"):
             return text in ("true", "1")
         if self.kind is int and re.fullmatch(r"-?\d+", text):
+            if self.minimum is not None and int(text) < self.minimum:
+                raise SettingsError(f"{self.flag} {value}: must be >= {self.minimum} ({self.help})")
             return int(text)
         raise SettingsError(f"{self.flag} {value}: expected {'true or false' if self.kind is bool else 'an integer'}")
 
@@ -78,40 +81,36 @@ class Option:
 
 
 class MemoryPolicy(ABC):
-    """A memory of a stream: frames go in one by one (`add`); `frames()` is what the model is shown now."""
+    """A memory of a stream: `add` takes frame `index` as its full-resolution grid [C, g, g]; `frames()` is what
+    the model is shown now, in time order (`by_level`: grouped by level); `reset` forgets everything; `max_tokens`
+    is the most visual tokens it ever shows. `check` raises a SettingsError naming the option when settings
+    cannot build it (for a model whose grid is `grid_size`, when known); `from_settings` builds an empty one."""
 
     name: ClassVar[str]  # the --memory value
     options: ClassVar[tuple[Option, ...]] = ()
 
     @classmethod
     def check(cls, settings, grid_size: int | None = None) -> None:
-        """Raise SettingsError, naming the option, when `settings` cannot build this policy (for a model
-        whose feature grid is `grid_size` x `grid_size`, when known)."""
+        pass
 
     @classmethod
     @abstractmethod
-    def from_settings(cls, settings, grid_size: int) -> MemoryPolicy:
-        """A fresh, empty memory for frames of a `grid_size` x `grid_size` feature grid."""
+    def from_settings(cls, settings, grid_size: int) -> MemoryPolicy: ...
 
     @abstractmethod
-    def add(self, features: torch.Tensor, index: int, timestamp: float | None = None) -> None:
-        """Take frame `index`, given its full-resolution grid [C, g, g]."""
+    def add(self, features: torch.Tensor, index: int, timestamp: float | None = None) -> None: ...
 
     @abstractmethod
-    def frames(self) -> list[MemoryFrame]:
-        """What the model is shown now, in time order."""
+    def frames(self) -> list[MemoryFrame]: ...
 
     @abstractmethod
-    def reset(self) -> None:
-        """Forget everything."""
+    def reset(self) -> None: ...
 
     @property
     @abstractmethod
-    def max_tokens(self) -> int:
-        """The most visual tokens this memory ever shows the model."""
+    def max_tokens(self) -> int: ...
 
     def by_level(self) -> list[list[MemoryFrame]]:
-        """The frames shown, grouped by level (one level unless the policy has several), each in time order."""
         return [self.frames()]
 
 

@@ -1,13 +1,9 @@
-"""`MemorySettings`: which memory policy a stream uses, and every registered policy's options, checked once.
+"""`MemorySettings`: the memory mode and every registered policy's options, checked when made (one-line
+`SettingsError`), before any model is loaded.
 
     MemorySettings()                                   # the pyramid, 2,2,12 frames, intervals 8,4,1
-    MemorySettings("window", window=8)
     MemorySettings.from_dict(model.config.memory)      # what a checkpoint was trained with
     settings.build(grid_size)                          # a fresh memory (a MemoryPolicy)
-
-Every check raises `SettingsError` with one line naming the option, e.g.
-`--capacities -1,2,12: each level's capacity must be >= 0`, when the settings are made: before any
-model is loaded.
 """
 
 from __future__ import annotations
@@ -21,11 +17,8 @@ from .base import POLICIES, MemoryPolicy, all_options
 
 @dataclass(frozen=True, init=False)
 class MemorySettings:
-    """The memory mode (a registered policy's name) and the options of every policy (defaults: each policy's).
-
-    The options of every policy are kept, not only the chosen one's, since an evaluation protocol picks
-    the mode itself (`replace(mode=...)`) and a live stream keeps one memory of each mode.
-    """
+    """The memory mode (a registered policy's name) and the options of every policy, not only the chosen one's
+    (defaults: each policy's): a protocol picks the mode itself and a live stream keeps one memory of each."""
 
     mode: str
     values: dict  # option name -> value, every registered policy's

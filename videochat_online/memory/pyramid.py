@@ -1,18 +1,8 @@
-"""The Pyramid Memory Bank (`--memory pyramid`, the default).
+"""The Pyramid Memory Bank (`--memory pyramid`, the default): a constant token budget over an unbounded stream.
 
-`PyramidMemoryBank` keeps a constant token budget over an unbounded stream (docs/design.md, "Memory"):
-
-1. Frame `i` enters the first level `k` whose `sample_intervals[k]` divides `i` (defaults 8, 4, 1:
-   every 8th frame enters level 0, other multiples of 4 level 1, the rest level 2; the last interval
-   is always 1).
-2. Entering level `k`, its full grid is adaptive-average-pooled to `grid_sizes[k]`.
-3. Each level keeps its frames in the order they entered it. A new frame arriving at a full level
-   evicts the earlier frame of the first most similar neighbouring pair (cosine similarity of the
-   frames' mean features; a level of one frame evicts that frame). A frame evicted by a direct
-   insertion is resized (bilinear) to the next level's grid and inserted there by the same rule;
-   an eviction caused by that cascaded insertion is dropped (the cascade is one level deep, unless
-   `full_cascade`). A level of capacity 0 stores nothing: a frame arriving there is dropped.
-4. `frames()` is every held frame, sorted by frame index.
+Frame `i` enters the first level whose interval divides it, pooled to that level's grid; a full level
+evicts the earlier frame of its most similar neighbouring pair, which cascades one level down (docs/design.md,
+"The Pyramid Memory Bank", states the exact rules this file follows).
 """
 
 from __future__ import annotations
@@ -31,66 +21,45 @@ DEFAULT_INTERVALS = (8, 4, 1)  # sample interval per level: every 8th frame to l
 
 
 def level_of(index: int, sample_intervals: Sequence[int]) -> int:
-    """The pyramid level frame `index` enters: the first whose sample interval divides it.
-
-    Valid settings end with interval 1, so every frame has a level; training's token arrangement and
-    the memory bank both use this one rule.
-    """
+    """The pyramid level frame `index` enters: the first whose sample interval divides it (the last is 1); the
+    memory bank and training's token arrangement both use this one rule."""
     return next(k for k, s in enumerate(sample_intervals) if index % s == 0)
-
-
-def check_intervals(sample_intervals: Sequence[int], levels: int | None = None,
-                    option: str = "--intervals") -> tuple[int, ...]:
-    """One sample interval >= 1 per level (`levels`, when given), the last 1 (so that every frame has a level)."""
-    intervals = tuple(sample_intervals)
-    if levels is not None and len(intervals) != levels:
-        raise SettingsError(f"{option} {show_ints(intervals)}: give one interval per level ({levels} levels)")
-    if any(s < 1 for s in intervals):
-        raise SettingsError(f"{option} {show_ints(intervals)}: each level's sample interval must be >= 1")
-    if intervals[-1] != 1:
-        raise SettingsError(f"{option} {show_ints(intervals)}: the last level's interval must be 1, so that every "
-                            "frame has a level")
-    return intervals
-
-
-def resolve_grid_sizes(grid_sizes: Sequence[int] | None, levels: int, grid_size: int | None = None,
-                       option: str = "--grid-sizes") -> tuple[int, ...] | None:
-    """One grid side per level, >= 1, never growing, the first the model's `grid_size` (when known).
-
-    None gives the model's grid halved per level (16, 8, 4 for the published model), or None when the
-    model's grid is not known yet.
-    """
-    if grid_sizes is None:
-        return None if grid_size is None else tuple(max(1, grid_size >> k) for k in range(levels))
-    sizes = tuple(grid_sizes)
-    if len(sizes) != levels:
-        raise SettingsError(f"{option} {show_ints(sizes)}: give one grid size per level ({levels} levels)")
-    if any(g < 1 for g in sizes):
-        raise SettingsError(f"{option} {show_ints(sizes)}: each grid size must be >= 1")
-    if any(b > a for a, b in zip(sizes, sizes[1:])):
-        raise SettingsError(f"{option} {show_ints(sizes)}: grid sizes must not grow from one level to the next")
-    if grid_size is not None and sizes[0] != grid_size:
-        raise SettingsError(f"{option} {show_ints(sizes)}: the first level keeps the model's full grid, {grid_size}; "
-                            f"e.g. {show_ints(max(1, grid_size >> k) for k in range(levels))}")
-    return sizes
 
 
 def check_pyramid(capacities: Sequence[int], grid_sizes: Sequence[int] | None, sample_intervals: Sequence[int],
                   grid_size: int | None = None) -> tuple[int, ...] | None:
-    """Check a pyramid's levels; returns its grid sizes (defaulted from the model's `grid_size` when None)."""
-    caps = tuple(capacities)
+    """Check a pyramid's levels (a SettingsError names the option); returns its grid sizes: one side per level,
+    >= 1, never growing, the first the model's `grid_size` when known; None gives the model's grid halved per
+    level (16, 8, 4 for the published model), or None while the model's grid is unknown."""
+    caps, intervals = tuple(capacities), tuple(sample_intervals)
     if not caps:
         raise SettingsError("--capacities: give at least one level, e.g. 2,2,12")
     if any(c < 0 for c in caps):
         raise SettingsError(f"--capacities {show_ints(caps)}: each level's capacity must be >= 0")
     if sum(caps) == 0:
         raise SettingsError(f"--capacities {show_ints(caps)}: at least one level must hold frames")
-    if len(tuple(sample_intervals)) != len(caps):
-        raise SettingsError(f"--capacities {show_ints(caps)} and --intervals {show_ints(sample_intervals)}: give one "
+    if len(intervals) != len(caps):
+        raise SettingsError(f"--capacities {show_ints(caps)} and --intervals {show_ints(intervals)}: give one "
                             "interval per level")
-    check_intervals(sample_intervals, len(caps))
-    return resolve_grid_sizes(grid_sizes, len(caps), grid_size)
-
+    if any(s < 1 for s in intervals):
+        raise SettingsError(f"--intervals {show_ints(intervals)}: each level's sample interval must be >= 1")
+    if intervals[-1] != 1:
+        raise SettingsError(f"--intervals {show_ints(intervals)}: the last level's interval must be 1, so that every "
+                            "frame has a level")
+    halved = tuple(max(1, (grid_size or 0) >> k) for k in range(len(caps)))
+    if grid_sizes is None:
+        return None if grid_size is None else halved
+    sizes = tuple(grid_sizes)
+    if len(sizes) != len(caps):
+        raise SettingsError(f"--grid-sizes {show_ints(sizes)}: give one grid size per level ({len(caps)} levels)")
+    if any(g < 1 for g in sizes):
+        raise SettingsError(f"--grid-sizes {show_ints(sizes)}: each grid size must be >= 1")
+    if any(b > a for a, b in zip(sizes, sizes[1:])):
+        raise SettingsError(f"--grid-sizes {show_ints(sizes)}: grid sizes must not grow from one level to the next")
+    if grid_size is not None and sizes[0] != grid_size:
+        raise SettingsError(f"--grid-sizes {show_ints(sizes)}: the first level keeps the model's full grid, "
+                            f"{grid_size}; e.g. {show_ints(halved)}")
+    return sizes
 
 
 def most_redundant(frames: Sequence[MemoryFrame]) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..settings import SettingsError
 from .base import MemoryFrame, MemoryPolicy, Option, register
 
 if TYPE_CHECKING:
@@ -28,19 +27,12 @@ class UniformMemory(MemoryPolicy):
     """frames spread over everything seen (keeps every frame: the offline baseline, not constant memory)."""
 
     name = "uniform"
-    options = (Option("uniform_frames", 16, "uniform: frames shown"),)
+    options = (Option("uniform_frames", 16, "uniform: frames shown", minimum=1),)
 
     def __init__(self, num_frames: int = 16, grid_size: int = 16, storage_device: str | torch.device = "cpu"):
-        if num_frames < 1:
-            raise SettingsError(f"--uniform-frames {num_frames}: show at least 1 frame")
         self.num_frames, self.grid_size = num_frames, grid_size
         self.storage_device = storage_device
         self._seen: list[MemoryFrame] = []
-
-    @classmethod
-    def check(cls, settings, grid_size: int | None = None) -> None:
-        if settings.uniform_frames < 1:
-            raise SettingsError(f"--uniform-frames {settings.uniform_frames}: show at least 1 frame")
 
     @classmethod
     def from_settings(cls, settings, grid_size: int) -> UniformMemory:

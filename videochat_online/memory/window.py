@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
-from ..settings import SettingsError
 from .base import MemoryFrame, MemoryPolicy, Option, register
 
 if TYPE_CHECKING:
@@ -17,18 +16,11 @@ class SlidingWindowMemory(MemoryPolicy):
     """the last frames at full resolution."""
 
     name = "window"
-    options = (Option("window", 32, "window: frames held"),)
+    options = (Option("window", 32, "window: frames held", minimum=1),)
 
     def __init__(self, window: int = 32, grid_size: int = 16):
-        if window < 1:
-            raise SettingsError(f"--window {window}: the window must hold at least 1 frame")
         self.window, self.grid_size = window, grid_size
         self._frames: deque[MemoryFrame] = deque(maxlen=window)
-
-    @classmethod
-    def check(cls, settings, grid_size: int | None = None) -> None:
-        if settings.window < 1:
-            raise SettingsError(f"--window {settings.window}: the window must hold at least 1 frame")
 
     @classmethod
     def from_settings(cls, settings, grid_size: int) -> SlidingWindowMemory:

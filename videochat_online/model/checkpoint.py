@@ -1,14 +1,9 @@
 """Loading and saving checkpoints: this project's layout, the original InternVL layout, or a hub id.
 
-Loading is strict. Before any weight is read, the safetensors headers are checked against the model
-the config describes: a missing, unexpected or mis-shaped tensor, a missing shard, an unreadable
-file or config is a `CheckpointError` naming it in one line. Weights are then handed to transformers'
-`from_pretrained`, which places them on the device in the asked dtype, and a load that yields a
-non-finite weight fails.
-
-Loading is also safe: no code from a checkpoint is ever run (`trust_remote_code=False`, so a
-checkpoint's `auto_map` and `.py` files are ignored and nothing prompts), and a sharded index may
-only name files inside the checkpoint folder.
+Loading is strict: the safetensors headers are checked against the model the config describes before any
+weight is read, and a missing, unexpected or mis-shaped tensor, a missing shard or an unreadable file is a
+one-line `CheckpointError`. It is also safe: no code from a checkpoint runs (`trust_remote_code=False`), and
+a shard index may only name files inside the checkpoint folder.
 """
 
 from __future__ import annotations
@@ -48,9 +43,7 @@ class Checkpoint:
     tensors: dict[str, tuple[Path, tuple[int, ...]]]  # stored name -> (file, shape)
 
 
-# --------------------------------------------------------------------------------------------------
 # Reading a directory
-# --------------------------------------------------------------------------------------------------
 def resolve(path_or_id: str | Path) -> Path:
     """A local checkpoint directory, downloading a hub id (`org/name`) when no such path exists."""
     path = Path(path_or_id).expanduser()
@@ -133,9 +126,7 @@ def read_checkpoint(path_or_id: str | Path) -> Checkpoint:
     return Checkpoint(root, config, layout, tensors)
 
 
-# --------------------------------------------------------------------------------------------------
 # Checking and loading
-# --------------------------------------------------------------------------------------------------
 def expected_tensors(config: VideoChatOnlineConfig, layout: str) -> tuple[dict[str, tuple[int, ...]], set[str]]:
     """Names and shapes a checkpoint of this config must hold, and the names it may leave out (tied)."""
     with torch.device("meta"):
@@ -192,19 +183,12 @@ def load_tokenizer(root: Path) -> PreTrainedTokenizerBase:
         raise CheckpointError(f"{root}: the tokenizer does not load ({one_line(err)})") from None
 
 
-def load_pretrained(
-    path_or_id: str | Path,
-    *,
-    dtype: str | torch.dtype | None = None,
-    device: str | torch.device = "cpu",
-    attn_implementation: str | None = None,
-) -> tuple[VideoChatOnlineModel, PreTrainedTokenizerBase]:
-    """Model and tokenizer from a native or original-layout directory, or a hub id.
-
-    dtype: "bf16" / "fp16" / "fp32" / a torch dtype / None for the checkpoint's own.
-    attn_implementation: "sdpa", "flash_attention_2", "eager"; None picks flash-attention 2 on a GPU
-    when it is installed, sdpa otherwise.
-    """
+def load_pretrained(path_or_id: str | Path, *, dtype: str | torch.dtype | None = None,
+                    device: str | torch.device = "cpu", attn_implementation: str | None = None,
+                    ) -> tuple[VideoChatOnlineModel, PreTrainedTokenizerBase]:
+    """Model and tokenizer from a native or original-layout directory, or a hub id. `dtype`: bf16, fp16, fp32, a
+    torch dtype, or None for the checkpoint's own; `attn_implementation`: sdpa, flash_attention_2 or eager (None:
+    flash-attention 2 on a GPU when installed, else sdpa)."""
     ckpt = read_checkpoint(path_or_id)
     check_tensors(ckpt)
     tokenizer = load_tokenizer(ckpt.root)

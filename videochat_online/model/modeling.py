@@ -26,10 +26,8 @@ from .configuration import VideoChatOnlineConfig
 
 
 def pixel_shuffle(x: torch.Tensor, ratio: float = 0.5, version: str = "v2") -> torch.Tensor:
-    """Trade spatial resolution for channels: [B, W, H, C] -> [B, W*r, H*r, C/r^2].
-
-    Each output cell concatenates the channels of a (1/r x 1/r) block of input cells, in InternVL's order.
-    """
+    """Trade spatial resolution for channels: [B, W, H, C] -> [B, W*r, H*r, C/r^2]; each output cell concatenates
+    the channels of a (1/r x 1/r) block of input cells, in InternVL's order."""
     b, w, h, c = x.shape
     x = x.reshape(b, w, int(h * ratio), int(c / ratio))  # [B, W, H*r, C/r]
     x = x.permute(0, 2, 1, 3).contiguous()  # [B, H*r, W, C/r]
@@ -98,9 +96,7 @@ class VideoChatOnlineModel(PreTrainedModel):
     def get_input_embeddings(self) -> nn.Module:
         return self.language_model.get_input_embeddings()
 
-    # ----------------------------------------------------------------------------------------------
     # Vision: frames -> feature grids -> LLM-width tokens
-    # ----------------------------------------------------------------------------------------------
     def encode_frames(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Frames [B, 3, S, S] -> pre-projector feature grids [B, C, g, g] (16x16x4096 for the 4B model)."""
         expected = (3, self.config.tile_size, self.config.tile_size)
@@ -133,10 +129,8 @@ class VideoChatOnlineModel(PreTrainedModel):
         return self.mlp1(tokens.to(device=first.device, dtype=first.dtype))
 
     def tokens_from_pixels(self, pixel_values: torch.Tensor, grid_sizes: torch.Tensor | None = None) -> torch.Tensor:
-        """Tiles or frames [F, 3, S, S], each pooled to its grid side `grid_sizes[f]` -> tokens [N, C], in order.
-
-        A frozen vision tower runs without autograd (the projector after it still learns).
-        """
+        """Tiles or frames [F, 3, S, S], each pooled to its grid side `grid_sizes[f]` -> tokens [N, C], in order
+        (a frozen vision tower runs without autograd; the projector after it still learns)."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and any(
                 p.requires_grad for p in self.vision_model.parameters())):
             grids = self.encode_frames(pixel_values)  # [F, C, g, g]
@@ -153,14 +147,10 @@ class VideoChatOnlineModel(PreTrainedModel):
         t, c, g, _ = grids.shape
         return grids.reshape(t, c, g * g).transpose(1, 2).reshape(t * g * g, c)
 
-    # ----------------------------------------------------------------------------------------------
     # Language: splice visual tokens into the prompt, run or generate
-    # ----------------------------------------------------------------------------------------------
     def embed_prompt(self, input_ids: torch.Tensor, visual_tokens: torch.Tensor | None) -> torch.Tensor:
-        """Token ids [B, L] + pre-projector visual tokens [N, C] -> input embeddings [B, L, D].
-
-        The N visual tokens fill the <IMG_CONTEXT> positions in reading order; their count must match.
-        """
+        """Token ids [B, L] + pre-projector visual tokens [N, C] -> input embeddings [B, L, D]: the N visual tokens
+        fill the <IMG_CONTEXT> positions in reading order, and their count must match."""
         embeds = self.get_input_embeddings()(input_ids)  # [B, L, D]
         slots = input_ids == self.image_token_id
         n_slots = int(slots.sum())
@@ -179,20 +169,12 @@ class VideoChatOnlineModel(PreTrainedModel):
                              "(videochat_online.model.load_pretrained) or set it from tokenizer.")
         return self.config.image_token_id
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        visual_tokens: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        pixel_values: torch.Tensor | None = None,
-        grid_sizes: torch.Tensor | None = None,
-        **kwargs,
-    ) -> CausalLMOutputWithPast:
-        """Logits (and loss when `labels` are given) for a prompt with its visual tokens [N, C].
-
-        Training passes the pictures instead: `pixel_values` [F, 3, S, S] with each one's grid side.
-        """
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                visual_tokens: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                pixel_values: torch.Tensor | None = None, grid_sizes: torch.Tensor | None = None,
+                **kwargs) -> CausalLMOutputWithPast:
+        """Logits (and loss when `labels` are given) for a prompt with its visual tokens [N, C]; training passes
+        the pictures instead: `pixel_values` [F, 3, S, S] with each one's grid side."""
         if pixel_values is not None:
             if visual_tokens is not None:
                 raise ValueError("give visual_tokens or pixel_values, not both")
@@ -201,22 +183,11 @@ class VideoChatOnlineModel(PreTrainedModel):
         return self.language_model(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **kwargs)
 
     @torch.no_grad()
-    def generate(
-        self,
-        input_ids: torch.Tensor,
-        visual_tokens: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        *,
-        stop_token_ids: list[int],
-        max_new_tokens: int = 256,
-        prefix_cache: "PrefixCache | None" = None,
-        **generate_kwargs,
-    ) -> torch.Tensor:
+    def generate(self, input_ids: torch.Tensor, visual_tokens: torch.Tensor | None = None,
+                 attention_mask: torch.Tensor | None = None, *, stop_token_ids: list[int], max_new_tokens: int = 256,
+                 prefix_cache: PrefixCache | None = None, **generate_kwargs) -> torch.Tensor:
         """New token ids [B, T] for a prompt; generation ends at any of `stop_token_ids` (kept in the output).
-
-        `prefix_cache` (one prompt, B = 1): the KV cache of the previous prompt is reused up to the first
-        position where the two prompts' embeddings differ, so only the rest is computed.
-        """
+        `prefix_cache` (one prompt, B = 1): the previous prompt's KV cache, reused up to where the two differ."""
         embeds = self.embed_prompt(input_ids, visual_tokens)
         if attention_mask is None:
             attention_mask = torch.ones(input_ids.shape, dtype=torch.long, device=embeds.device)
@@ -225,28 +196,19 @@ class VideoChatOnlineModel(PreTrainedModel):
             generate_kwargs[prefix_cache.argument(self.language_model)] = prefix_cache.reuse(
                 embeds, self.language_model, room=max_new_tokens)
         pad = self.language_model.config.pad_token_id
-        return self.language_model.generate(
-            inputs_embeds=embeds,
-            attention_mask=attention_mask.to(embeds.device),
-            eos_token_id=list(stop_token_ids),
-            pad_token_id=stop_token_ids[0] if pad is None else pad,
-            max_new_tokens=max_new_tokens,
-            **generate_kwargs,
-        )
+        return self.language_model.generate(inputs_embeds=embeds, attention_mask=attention_mask.to(embeds.device),
+                                            eos_token_id=list(stop_token_ids), max_new_tokens=max_new_tokens,
+                                            pad_token_id=stop_token_ids[0] if pad is None else pad, **generate_kwargs)
 
 
 class PrefixCache:
-    """The KV cache of the last prompt answered, reused by the next prompt up to where they first differ.
+    """The KV cache of the last prompt answered, reused by the next prompt up to where they first differ (a
+    session's prompts share the system message, history and the memory frames before the first that changed).
+    It holds one prompt and its reply at most, cropped to the shared part before each use.
 
-    A streaming session's prompts share their start (system message, history, the memory frames before
-    the first one that changed): that part is not computed again. The cache holds one prompt and its
-    reply at most (it is cropped to the shared part before each use), so its memory stays bounded.
-
-    `static`: a transformers `StaticCache` (preallocated, written in place; on a GPU `generate` then
-    compiles its decoding step) instead of a `DynamicCache`. Its length is the prompt plus the reply's
-    room rounded up to `STATIC_BLOCK` positions, and grows only when a prompt needs more, so compiled
-    steps are reused across questions.
-    """
+    `static`: a transformers `StaticCache` (preallocated, written in place; on a GPU `generate` then compiles
+    its decoding step), its length the prompt plus the reply's room rounded up to `STATIC_BLOCK` positions,
+    grown only when a prompt needs more, so that compiled steps are reused across questions."""
 
     STATIC_BLOCK = 256
 

@@ -45,9 +45,7 @@ _NATIVE_LAYER = re.compile(r"^vision_model\.encoder\.layer\.(\d+)\.(.+)$")
 _QKV = ("q_proj", "k_proj", "v_proj")
 
 
-# --------------------------------------------------------------------------------------------------
 # Config
-# --------------------------------------------------------------------------------------------------
 def _vision_config(original: dict) -> InternVLVisionConfig:
     """An InternViT `vision_config` -> transformers' InternVLVisionConfig."""
     return InternVLVisionConfig(
@@ -169,9 +167,7 @@ def config_to_original(config: VideoChatOnlineConfig) -> dict:
     }
 
 
-# --------------------------------------------------------------------------------------------------
 # Weights
-# --------------------------------------------------------------------------------------------------
 def native_name(original_name: str) -> str | tuple[str, str, str]:
     """The native name of an original weight; a fused qkv weight maps to its (q, k, v) names."""
     if original_name.startswith("vision_model.embeddings."):

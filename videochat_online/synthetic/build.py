@@ -2,17 +2,8 @@
 
     python -m videochat_online.synthetic.build OUT_DIR [--train-videos 400] [--test-videos 80] [--seed 0]
 
-OUT_DIR gets
-- `videos/train/*.mp4`, `videos/test/*.mp4`: the scenes at 2 fps, 224x224;
-- `ovbench/synth.json`: the test split's questions in OVBench's format (one of each family per video),
-  for `videochat-online eval --anno-dir OUT_DIR/ovbench --benchmark synth --data-root synth=OUT_DIR/videos/test`
-  and the lmms-eval task `ovbench_synth`;
-- `train/`: the training split in the project's formats: `online.jsonl` (interleaved online dialogues,
-  the questions of the benchmark's families at moments of the stream; half with the benchmark's prompt and
-  options, half bare, so that the model also answers a question typed in the demo), `clips.json` (offline whole-clip
-  questions, VideoChat2-IT format), `frames.json` with `images/` (one-frame questions, LLaVA format),
-  and two meta files, `stage1.json` (offline) and `stage2.json` (online, with a quarter of the offline sets).
-Everything is decided by the seed; train and test scenes never coincide.
+The test split's questions (`ovbench/synth.json`, videos in `videos/test/`) and the training sets (`train/`,
+videos in `videos/train/`), laid out as docs/synthetic.md says; the seed decides everything.
 """
 
 from __future__ import annotations

@@ -1,18 +1,7 @@
-"""Questions about a scene, asked at moments of its stream, in OVBench's format.
-
-Five families mirror OVBench's task types (answer_type / sub_answer_type):
-
-| family | answer_type | question | answer |
-|---|---|---|---|
-| past colour | PastMemory | What colour was the {shape} before it changed colour? (4 to 16 s after the change) | its first colour |
-| place now | SpatialPerception | Where is the {shape} now? (while it rests, a second or more after arriving) | its place |
-| moving for | TemporalPerception | How long has the {shape} been moving? (while it moves, 1 to 8 s) | 1-2s, 3-4s, 5-6s or 7-8s |
-| destination | FuturePrediction | Where will the {shape} stop? (while it moves) | where its move ends |
-| still there | Hallucination | Is the {shape} still in view? (a second or more after it left, or late in a scene it stays in) | No / Yes |
-
-Candidates are each family's whole answer set in a fixed order, so chance is 1/4 (1/2 for Yes/No).
-A question is asked at a whole second `end` (= `middle_frame_timestamp`, `start` 0) and is about
-that moment: nothing after `end` decides its answer.
+"""Questions about a scene at moments of its stream, in OVBench's format: five families mirroring OVBench's
+task types (past colour, place now, moving for, destination, still there; docs/synthetic.md). Candidates are
+each family's whole answer set in a fixed order; a question is asked at a whole second `end` and nothing
+after `end` decides its answer.
 """
 
 from __future__ import annotations
@@ -84,12 +73,8 @@ def times(family: str, scene: Scene) -> list[int]:
 
 
 def questions_for(scene: Scene, video: str, rng: random.Random, per_family: int = 1) -> list[dict]:
-    """`per_family` questions of each family at distinct valid moments, in time order.
-
-    Each question first draws its answer uniformly from the answers the family's moments have, then a
-    moment with that answer, so that no answer is favoured because more moments have it (a move lasts
-    10 s, so every duration bucket occurs in every scene).
-    """
+    """`per_family` questions of each family at distinct valid moments, in time order: each draws its answer
+    uniformly from those the family's moments have, then a moment with it, so no answer is favoured."""
     out = []
     for family in FAMILIES:
         by_answer: dict[str, list[int]] = {}
@@ -128,10 +113,7 @@ def frame_questions(scene: Scene, t: int) -> list[tuple[str, tuple[str, ...], st
 
 
 def moving_frame_questions(scene: Scene, t: int) -> list[tuple[str, tuple[str, ...], str]]:
-    """Questions about the frame at a moment `t` of the move (one of `times("moving_for", scene)`).
-
-    In this world a still answers them: moves go clockwise at one speed, so where the object is between
-    two places says where it will stop, and the length of the track behind it how long it has moved.
-    """
+    """Questions about the frame at a moment `t` of the move, which a still answers in this world: where the
+    object is says where it will stop, and the track behind it how long it has moved."""
     entries = [ask(family, scene, "", t) for family in ("destination", "moving_for")]
     return [(e["question"], tuple(e["candidates"]), e["answer"]) for e in entries]

@@ -1,19 +1,10 @@
-"""Train a tiny VideoChat-Online on the synthetic world from scratch, and evaluate it.
+"""Train a tiny VideoChat-Online on the synthetic world from scratch, and evaluate it (docs/synthetic.md).
 
     python -m videochat_online.synthetic.recipe --config shell/synthetic/tiny.yaml --output-dir runs/synthetic
 
-Steps, each skipped when its output is already there (so an interrupted run continues):
-1. `data/`: the benchmark and training sets (`build.py`);
-2. `init/`: a randomly initialised tiny model whose tokenizer has learnt the world's words;
-3. `stage1/`: offline SFT (one-frame and whole-clip questions), `python -m videochat_online.train.sft
-   --config stage1.yaml`;
-4. `stage2/`: online + offline SFT from stage 1 (the interleaved online dialogues added), `stage2.yaml`;
-5. `eval/{stage}_{protocol}/`: `python -m videochat_online.eval --config eval.yaml` on the test split (the
-   `project` preset at 1 fps, the pyramid memory against a window and uniform frames at about the same
-   token budget);
-6. `results.md` / `results.json`: accuracy per question family beside chance.
-The trainer and the evaluation read their recipe files themselves; this file only adds the paths. The
-resolved recipe and every command run are written to OUTPUT_DIR (`config.json`, `commands.sh`).
+Steps `data/`, `init/`, `stage1/`, `stage2/`, `eval/{stage}_{protocol}/`, then `results.md`; each is skipped
+when its output is there, so an interrupted run continues. The trainer and the evaluation read their own
+recipe files; this file adds the paths and writes the resolved recipe and each command to OUTPUT_DIR.
 """
 
 from __future__ import annotations

@@ -1,14 +1,6 @@
-"""Scenes of the synthetic world: one object on a dark field, its life as a timeline of events.
-
-A scene lasts `duration` seconds. Its object (a square, circle or triangle) appears at `appear` in
-one of four places (the quadrants of the frame), changes colour at `recolour`, slides to the next
-place clockwise in `MOVE_SECONDS` at one speed between `move_start` and `move_end`, and leaves at
-`leave` (or stays to the end, `leave` None). While it slides it leaves a grey track behind it, as wide
-as itself, from where it started to where it is; the track is gone once it stops. Because every move
-is clockwise at one speed, a still of a moving object shows where it is going and, by the length of its
-track (the same reading whichever way it goes), how long it has been moving.
-Events happen on whole seconds, so that a question asked a second or more after an event has one
-right answer whatever the frame sampling. `render(scene, t)` draws the frame on screen at time t.
+"""Scenes of the synthetic world: one object on a dark field, its life a timeline of events on whole seconds
+(appear, recolour, slide clockwise to the next quadrant leaving a grey track, leave; docs/synthetic.md).
+`render(scene, t)` draws the frame on screen at time t.
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
-"""Synthetic media, so that demos and tests run with no data at hand.
-
-    python -m videochat_online.tools.demo_media OUT.png|OUT.mp4 [--seconds 20] [--fps 10]
-
-The video shows a red ball crossing a field left to right, one pixel pattern a frame, so that every
-frame differs from its neighbours and a frame's time can be read back from its pixels.
-"""
+"""Synthetic media, so that tests and benchmarks run with no data at hand: a red ball crossing a field left to
+right, each frame's number written into its pixels, so that every frame differs from its neighbours and can
+be told apart after lossy coding."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +25,8 @@ def demo_image(width: int = 640, height: int = 360, ball_x: float = 0.33) -> Ima
 
 
 def demo_frames(num_frames: int, width: int = 160, height: int = 96) -> list[np.ndarray]:
-    """Frames of the demo scene, the ball moving one step a frame.
-
-    The top-left 16x16 block is grey level `(3 * i) % 256` in frame `i`, so that a frame's number
-    survives lossy coding (`frame_number` reads it back).
-    """
+    """Frames of the demo scene, the ball moving one step a frame; the top-left 16x16 block is grey level
+    `(3 * i) % 256` in frame `i` (`frame_number` reads it back)."""
     frames = []
     for i in range(num_frames):
         frame = np.asarray(demo_image(width, height, ball_x=i / max(1, num_frames - 1))).copy()
@@ -65,32 +57,10 @@ def write_frame_folder(path: str | Path, num_frames: int, width: int = 160, heig
     return path
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m videochat_online.tools.demo_media", description=__doc__.split("\n")[0])
-    parser.add_argument("out", help="OUT.png for an image, OUT.mp4 for a video")
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--fps", type=float, default=10.0)
-    args = parser.parse_args(argv)
-    out = Path(args.out)
-    if out.suffix.lower() == ".mp4":
-        write_video(out, args.seconds, args.fps)
-    else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        demo_image().save(out)
-    print(f"wrote {out}")
-
-
-if __name__ == "__main__":
-    main()
-
-
 def synthetic_ovbench_media(tasks, out_root: str | Path, video_fps: float = 5.0, width: int = 64,
                             height: int = 48) -> dict[str, Path]:
-    """Demo videos and frame folders standing in for OVBench's, one per task, as long as its last question.
-
-    Frame-folder subsets get folders at their own fps; the others get mp4s at `video_fps`. Returns
-    the subset roots to evaluate with.
-    """
+    """Demo videos (mp4s at `video_fps`) and frame folders (at their own fps) standing in for OVBench's, one per
+    task, as long as its last question; returns the subset roots to evaluate with."""
     roots = {}
     for task in tasks:
         root = roots.setdefault(task.subset, Path(out_root) / task.subset)

@@ -1,23 +1,12 @@
 """SFT data: meta files -> mixed samples -> (input_ids, labels, pixel_values, grid_sizes).
 
-A meta file (JSON) names datasets:
+A meta file names datasets and how each is read (docs/training.md):
 
     {"coin_step_localization": {"annotation": "online/coin.jsonl", "data_root": "videos/coin",
                                 "repeat_time": 0.5, "data_augment": false, "max_frames": 64}}
 
-Relative paths are resolved against `data_dir` (default: the meta file's folder). `repeat_time`
-may be fractional (a seeded subset) or above 1 (repeats). Optional per-dataset keys: `fps` (the
-sampling rate), `num_frames`, `min_frames`, `max_frames`, `folder_fps` (the frame rate of the
-set's frame folders, when a sample does not give its own `fps`). `data_augment` samples a random
-point of each frame segment instead of its middle.
-
-Video frames are written as the published pipelines do: `Frame{n} at {t}s: <image>` for online data,
-`Frame{n}: <image>` (no time) for offline video.
-
-A sample that fails to load for an input problem (missing or unreadable media, malformed entry, too
-long) is skipped: the next one is used instead, and the failure travels with the sample that replaced
-it (`failed_samples` in the batch), so that the trainer counts each distinct sample once across
-DataLoader workers and ranks (`failures.py`). Anything else is a bug and is raised.
+A sample that fails for an input problem is skipped for the next one, and the failure travels with the
+sample that replaced it (`failed_samples` in the batch) so that each is counted once (`failures.py`).
 """
 
 from __future__ import annotations
@@ -37,7 +26,8 @@ from ..data.image import dynamic_tiles, frames_to_pixel_values, load_image
 from ..data.video import open_video
 from ..errors import InputError
 from ..model.configuration import VideoChatOnlineConfig
-from ..memory import MemorySettings, check_pyramid
+from ..memory import MemorySettings
+from ..memory.pyramid import check_pyramid
 from .failures import FailedSamplesError
 from .formats import Conversation, parse, read_annotation
 from .sampling import pyramid_grid_sizes, sample_times

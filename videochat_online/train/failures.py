@@ -1,11 +1,7 @@
-"""Samples that failed to load, counted once each over the whole run.
-
-DataLoader workers are separate processes and every rank has its own, so a count kept in the dataset
-is lost (workers) or partial (ranks). Instead each batch carries the samples that failed while it
-was assembled (`failed_samples`: (dataset/entry, reason) pairs), the trainer adds them to a
-`FailureLedger` in its own process, and the ledger gathers the distinct samples of every rank when
-it reports: in the logs, at the end (`failed_samples.json` in the output directory: the total and
-the first reasons) and when deciding to stop (more than `limit` distinct samples have failed).
+"""Samples that failed to load, counted once each over the whole run: each batch carries the samples that
+failed while it was assembled (`failed_samples`), and a `FailureLedger` in the trainer's process gathers the
+distinct ones of every rank (DataLoader workers are separate processes, so a count kept in the dataset would
+be lost) for the logs, `failed_samples.json` and the decision to stop.
 """
 
 from __future__ import annotations

@@ -1,26 +1,10 @@
-"""Training annotations: four formats read into one `Conversation`.
+"""Training annotations: four formats (LLaVA, VideoChat2-IT, online dialogues, tracking) read into one
+`Conversation`, as docs/training.md tabulates them.
 
-A conversation is a list of turns; a user turn may carry visuals that belong in its text:
-- `<image>` placeholders, filled with still images (InternVL dynamic tiling);
-- video frames, written as `Frame{n} at {t:.1f}s: <img>...</img>` lines (docs/design.md, "Prompt format"),
-  either all in the first turn (offline video) or, for online data, the frames up to each turn's time.
-
-Formats (JSON list or JSONL, one sample per entry):
-- LLaVA:        {"image": path | [paths], "video": path, "conversations": [{"from": "human"|"gpt", "value"}]}
-                with `<image>` / `<video>` placeholders in the human turns;
-- VideoChat2-IT: {"video" | "image": path, "QA": [{"i": instruction, "q": question, "a": answer}]};
-- online:       {"video": path, "clip": [start, end]?, "conversations": [...]} whose human turns carry
-                `timestamps` (seconds): each turn shows the frames since the previous turn;
-- tracking:     {"video": folder, "all_image_files": [paths in that folder], "image_bboxes": [{"timestamp",
-                "bbox"}], "query_template": {"from": "human", "value": "... <bbox> ..."} (or the value alone),
-                "fps"?} (GOT-10k, LaSOT), read as the published pipeline does: at most `max_frames` frames
-                taken with `np.linspace` over the list, one box picked at random; the first turn asks about
-                it and is answered with a line `At {t}s, {bbox}` for every frame up to it (t rounded to
-                0.1 s, bbox as written), then one turn per later frame, answered with its own line.
-
-A video may be a file or a frame folder; a folder's frame rate comes from the sample's `fps`, else the
-meta file's `folder_fps`. A malformed entry raises `AnnotationError` (an input problem: the sample is
-skipped and counted); anything else is a bug and is raised.
+A user turn may carry still images (`<image>`, InternVL tiling) or video frames, written as
+`Frame{n} at {t:.1f}s: <img>...</img>` lines: all in the first turn (offline video) or, for online data, the
+frames up to each turn's time. A malformed entry raises `AnnotationError` (the sample is skipped and
+counted); anything else is a bug and is raised.
 """
 
 from __future__ import annotations
@@ -101,11 +85,8 @@ def _pairs(turns: list[dict], where: str) -> list[tuple[dict, dict]]:
 
 def parse(entry: dict, data_root: str | Path = "", fmt: str | None = None, rng: random.Random | None = None,
           max_frames: int | None = None) -> Conversation:
-    """One annotation entry -> Conversation, with media paths joined to `data_root`.
-
-    `rng` picks the tracked box of a tracking sample; `max_frames` caps its frames. A malformed entry
-    raises AnnotationError.
-    """
+    """One annotation entry -> Conversation, media paths joined to `data_root` (`rng` picks a tracking sample's
+    box, `max_frames` caps its frames); a malformed entry raises AnnotationError."""
     if not isinstance(entry, dict):
         raise AnnotationError(f"expected a JSON object, got {type(entry).__name__}")
     try:

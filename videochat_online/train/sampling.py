@@ -1,15 +1,6 @@
-"""Frame sampling for training videos, and the pyramid token arrangement of video frames.
-
-Sampling (`sample_times`): at `fps` (capped by `max_frames`, spread uniformly when the video is
-longer) or `num_frames` uniformly; within each of the N equal segments of the clip the frame is its
-middle point ("middle", the published rule) or a random point ("random", for augmentation). Mode
-"stream" instead takes the frames a stream read at `fps` shows, `start + k / fps` (as
-`videochat-online eval` and `StreamingSession` see a video), so that an online dialogue's turn at
-time T is shown the frame at T, not one up to a second older.
-
-Pyramid arrangement (`pyramid_grid_sizes`): frame `i` of a sampled video gets the grid of the first
-level whose sample interval divides `i`, as frames entering the memory bank do (intervals 8, 4, 1:
-every 8th frame 16x16 = 256 tokens, other multiples of 4 8x8 = 64, the rest 4x4 = 16).
+"""Frame sampling for training videos (segment middles, the published rule, random points, or the times a
+stream shows; docs/training.md), and the pyramid token arrangement: frame `i` gets the grid of the first
+level whose interval divides `i`, as frames entering the memory bank do.
 """
 
 from __future__ import annotations
@@ -18,7 +9,7 @@ import random
 from collections.abc import Sequence
 
 from ..data.video import sample_times as stream_times
-from ..memory import DEFAULT_INTERVALS, level_of
+from ..memory.pyramid import DEFAULT_INTERVALS, level_of
 
 
 def sample_times(start: float, end: float, *, fps: float | None = None, num_frames: int | None = None,

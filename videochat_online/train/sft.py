@@ -1,15 +1,10 @@
-"""Supervised fine-tuning (stage 1 offline, stage 2 online + offline) on transformers' Trainer.
+"""Supervised fine-tuning (stage 1 offline, stage 2 online + offline) on transformers' Trainer (docs/training.md).
 
-    torchrun --nproc_per_node 8 -m videochat_online.train.sft \\
-        --model_name_or_path /ckpt/InternVL2-4B --meta_path anno_data/stage1_offline.json \\
-        --output_dir runs/stage1 --freeze_vision True --bf16 True --gradient_checkpointing True \\
-        --train_sampling_strategy group_by_length --deepspeed shell/sft/zero_stage1_config.json
+    python -m videochat_online.train.sft --config shell/sft/videochat_online_4b_stage1.yaml \
+        --model_name_or_path /ckpt/InternVL2-4B --output_dir runs/stage1
 
-`main()` parses, builds, trains and saves: the model and tokenizer come from any checkpoint
-`load_pretrained` reads (the original InternVL layout included), the data from meta files
-(`dataset.py`), and the result is a checkpoint in this project's layout (LoRA merged) that
-`load_pretrained` and the streaming session read back. The resolved arguments are written to
-`output_dir/run_config.json`.
+`main()` parses, builds, trains and saves a checkpoint in this project's layout (LoRA merged), with the
+resolved arguments in `output_dir/run_config.json`.
 """
 
 from __future__ import annotations
@@ -96,12 +91,9 @@ def prepare_model(model, args: ModelArguments):
 
 
 def merge_lora_state(state: dict[str, torch.Tensor], scaling: float) -> dict[str, torch.Tensor]:
-    """A state dict with peft LoRA adapters -> the plain model's, each adapter folded into its base weight.
-
-    peft names `X.base_model.model.Y.base_layer.weight` with `...lora_A.default.weight` [r, in] and
-    `...lora_B.default.weight` [out, r]; the merged weight is W + scaling * B @ A under the name `X.Y.weight`.
-    Works on any full state dict, so also on the one DeepSpeed ZeRO-3 gathers from its shards.
-    """
+    """A state dict with peft LoRA adapters -> the plain model's (any full state dict: ZeRO-3's gathered one too):
+    `X.base_model.model.Y.base_layer.weight` W with `...lora_A.default.weight` A [r, in] and `lora_B` B [out, r]
+    becomes `X.Y.weight` = W + scaling * B @ A."""
     merged = {}
     for name, tensor in state.items():
         if ".lora_A." in name or ".lora_B." in name:
@@ -165,10 +157,8 @@ def build(model_args: ModelArguments, data_args: DataArguments, training_args: T
     model.config.memory, model.config.fps = memory.to_dict(), data_args.fps  # recorded in the trained checkpoint
     model = prepare_model(model, model_args)
     data = DataConfig(max_seq_length=data_args.max_seq_length, fps=data_args.fps, min_frames=data_args.min_num_frames,
-                      max_frames=data_args.max_num_frames,
-                      memory=memory,
-                      max_dynamic_patch=data_args.max_dynamic_patch, max_failed_samples=data_args.max_failed_samples,
-                      seed=training_args.seed)
+                      max_frames=data_args.max_num_frames, memory=memory, max_dynamic_patch=data_args.max_dynamic_patch,
+                      max_failed_samples=data_args.max_failed_samples, seed=training_args.seed)
     dataset = SFTDataset(specs, tokenizer, model.config, data)
     # The collator builds exactly the model's inputs, plus `failed_samples` for the trainer: nothing to prune.
     training_args.remove_unused_columns = False

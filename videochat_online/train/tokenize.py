@@ -1,11 +1,6 @@
-"""Tokenisation for SFT: the conversation template rendered in segments, loss on assistant replies only.
-
-Each assistant reply and the template's stop token after it (`<|end|>` for phi3-chat) carry loss;
-every other token (system message, user turns with their visual tokens, role markers) is labelled
--100. The whole text is tokenized once; a token is trainable when its characters lie inside a reply
-span (offset mapping), so the labels are exact whatever the tokenizer merges.
-
-Truncation to `max_length` drops whole trailing turns, never part of one: visual tokens are never cut.
+"""Tokenisation for SFT: loss on each assistant reply and the stop token after it, -100 elsewhere. The text is
+tokenized once and a token is trainable when its characters lie inside a reply (offset mapping), so labels
+are exact whatever the tokenizer merges. Truncation drops whole trailing turns, never visual tokens.
 """
 
 from __future__ import annotations

@@ -1,16 +1,7 @@
-"""OVBench for lmms-eval: documents, visual input, prompt and scoring.
-
-Prompt and scoring are the project's own (`videochat_online.eval.ovbench`), so that lmms-eval and
-`videochat-online eval` agree question for question. Videos are found through one environment
-variable per subset: OVBENCH_AVA_ROOT, OVBENCH_COIN_ROOT, OVBENCH_HIREST_ROOT, OVBENCH_TAO_ROOT.
-
-Visual input (`lmms_eval_specific_kwargs.visual`):
-- "frames" (every model by default): `num_frames` frames spread over the question's clip
-  [start, end], end points included (as the published reader), as PIL images; nothing after `end`
-  is shown.
-- "clip" (the videochat_online model): the clip itself, {"video", "start", "end", "folder_fps"}, with the
-  question entry ("question", "subset", "position"): the model watches the clip as a stream and puts the
-  question with its preset's prompt, as `videochat-online eval` does.
+"""OVBench for lmms-eval: documents, visual input, prompt and scoring, the project's own
+(`videochat_online.eval`), so that lmms-eval and `videochat-online eval` agree question for question.
+Videos are found through OVBENCH_{AVA,COIN,HIREST,TAO}_ROOT; the visual inputs ("frames", "clip") are
+described in lmms-eval-ovbench/README.md.
 """
 
 import os
@@ -96,8 +87,8 @@ def ovbench_process_results(doc: dict, results: list[str]) -> dict:
             "ovbench_macro": record, "ovbench_published_rule": record, "ovbench_failed": int(failed)}
 
 
-def _accuracy(records: list[dict]) -> float:
-    return 100.0 * sum(r["correct"] for r in records) / len(records) if records else float("nan")
+def _accuracy(records: list[dict], field: str = "correct") -> float:
+    return 100.0 * sum(r[field] for r in records) / len(records) if records else float("nan")
 
 
 def aggregate_overall(records: list[dict]) -> float:
@@ -111,7 +102,7 @@ def aggregate_macro(records: list[dict]) -> float:
 
 def aggregate_published_rule(records: list[dict]) -> float:
     """Accuracy over questions under the published `mcq_acc` scoring rule."""
-    return 100.0 * sum(r["published_correct"] for r in records) / len(records) if records else float("nan")
+    return _accuracy(records, "published_correct")
 
 
 def aggregate_failed(flags: list[int]) -> int:

@@ -1,20 +1,15 @@
-"""Write a small training set in all four annotation formats, with its media and a meta file.
-
-    python -m videochat_online.tools.demo_training_data OUT_DIR [--samples 8]
-
-Answers are tied to what the media show (the ball's side, the frame colour), so that a model
-trained on them has something learnable. Used by the tests and to smoke-test a training set-up.
-"""
+"""A small training set in all four annotation formats, with its media and a meta file, written from the
+formats as docs/training.md states them. Answers are tied to what the media show (the ball's side, the frame
+colour), so that a model trained on them has something learnable."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 from pathlib import Path
 
 
-from .demo_media import demo_image, write_frame_folder, write_video
+from videochat_online.tools.demo_media import demo_image, write_frame_folder, write_video
 
 
 def write_demo_training_data(out_dir: str | Path, samples: int = 8, seed: int = 0) -> Path:
@@ -69,17 +64,4 @@ def write_demo_training_data(out_dir: str | Path, samples: int = 8, seed: int = 
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
     return out / "meta.json"
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m videochat_online.tools.demo_training_data")
-    parser.add_argument("out_dir")
-    parser.add_argument("--samples", type=int, default=8)
-    args = parser.parse_args(argv)
-    print(f"wrote {write_demo_training_data(args.out_dir, args.samples)}")
-
-
-if __name__ == "__main__":
-    main()
-
 
