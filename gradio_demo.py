@@ -65,6 +65,18 @@ def clock_text(live: LiveStream | None) -> str:
     return f"Stream time: {live.playhead:.1f} s ({state}, {live.frames_encoded} frames encoded)"
 
 
+def alerts_text(live: LiveStream | None) -> str:
+    """The standing question, its settled answer, and each change, stamped with its stream time."""
+    w = None if live is None else live.watching
+    if w is None:
+        return ""
+    state = "not settled yet" if w.answer is None else "yes" if w.answer else "no"
+    lines = [f"Watching for: **{html.escape(w.question)}** (now: {state})"]
+    lines += [f"- ⚠ **{e.time:.1f} s**: {'yes' if e.answer else 'no'} (confirmed at {e.confirmed_at:.1f} s)"
+              for e in live.alerts]
+    return "\n".join(lines)
+
+
 def error_text(err: Exception) -> str:
     return f"**Error:** {html.escape(str(err).splitlines()[0] if str(err) else type(err).__name__)}"
 
@@ -106,14 +118,20 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
 
     def tick(live):
         if live is None or not (live.playing or live.camera):
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         try:
             live.tick(wait=False)  # an answer in progress is not waited for: its frames are encoded next tick
         except (InputError, OSError, ValueError) as err:  # a video that breaks part-way: say so, stop it
             log.warning("stream stopped: %s", err)
             live.reset()
-            return None, clock_text(live), memory_html(None), error_text(err)
-        return live.latest, clock_text(live), memory_html(live.memory_view()), gr.skip()
+            return None, clock_text(live), memory_html(None), error_text(err), ""
+        return live.latest, clock_text(live), memory_html(live.memory_view()), gr.skip(), alerts_text(live)
+
+    def watch(question, live):
+        if live is None:
+            return "**Error:** start a video or the webcam first"
+        live.watch(question)
+        return alerts_text(live)
 
     def ask(question, chat, live):
         chat = list(chat or [])
@@ -146,7 +164,7 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
     def reset(live):
         if live:
             live.reset()
-        return live, None, clock_text(live), memory_html(None), [], ""
+        return live, None, clock_text(live), memory_html(None), [], "", ""
 
     def switch(mode, live):
         if live is None:
@@ -193,6 +211,9 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
             with gr.Column(scale=3):
                 chat = gr.Chatbot(label="Conversation", elem_id="chat", height=360)
                 question = gr.Textbox(label="Ask at this moment", elem_id="question", submit_btn=True)
+                watch_box = gr.Textbox(label="Watch for (a yes/no question, asked every second; an alert when its "
+                                             "answer changes)", elem_id="watch", submit_btn="Watch")
+                alerts = gr.Markdown("", elem_id="alerts")
                 memory = gr.HTML(memory_html(None), label="Memory")
         # The events that change or show the stream run one at a time in one queue, so that what they show
         # reaches the page in the order they ran: a tick that drew the memory just before a reset cannot
@@ -201,11 +222,13 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
         upload_box.upload(start, [upload_box, live], [live, status, chat], show_progress="hidden", **stream)
         sample_button.click(play_sample, [sample, live], [live, status, chat], show_progress="hidden", **stream)
         # a tick every `tick_seconds`: no loading overlay on what it refreshes
-        gr.Timer(tick_seconds).tick(tick, [live], [player, clock, memory, status], show_progress="hidden", **stream)
+        gr.Timer(tick_seconds).tick(tick, [live], [player, clock, memory, status, alerts], show_progress="hidden",
+                                    **stream)
+        watch_box.submit(watch, [watch_box, live], [alerts], **stream)
         question.submit(ask, [question, chat, live], [chat, question, status])
         pause_button.click(pause, [live], [clock], **stream)
         resume_button.click(resume, [live], [clock], **stream)
-        reset_button.click(reset, [live], [live, player, clock, memory, chat, status], **stream)
+        reset_button.click(reset, [live], [live, player, clock, memory, chat, status, alerts], **stream)
         mode.change(switch, [mode, live], [memory], **stream)
         camera_button.click(camera_on, [live], [live, status], **stream)
         webcam.stream(camera_frame, [webcam, live], [clock, memory], stream_every=1.0 / fps)

@@ -146,3 +146,33 @@ def test_a_file_that_is_not_a_video_is_one_message_and_the_next_upload_works(ser
     expect(page.locator("#status")).to_contain_text("Playing", timeout=30_000)
     expect(page.locator("#memory-view figure.memory-frame").first).to_be_visible(timeout=15_000)
     page.close()
+
+
+@pytest.mark.slow
+def test_a_watch_raises_an_alert_in_the_page(tmp_path, browser):
+    """The bundled model, a 20 s synthetic scene in which the square leaves at 16 s, "Watch for" typed as it plays:
+    the page shows the alert, stamped with the stream time."""
+    from videochat_online.options import resolve_memory
+    from videochat_online.synthetic.world import CLOCKWISE, MOVE_SECONDS, Scene, write_scene_video
+
+    scene = Scene("square", "red", "blue", "top left", CLOCKWISE["top left"], 0, 1, 3, 3 + MOVE_SECONDS,
+                  6 + MOVE_SECONDS, 10 + MOVE_SECONDS)
+    write_scene_video(scene, tmp_path / "leaves.mp4", 2)
+    engine = ChatEngine.from_pretrained(str(REPO / "models" / "videochat-online-synthetic-tiny"), device="cpu")
+    app = gradio_demo.build_app(engine, resolve_memory({}, engine.config), fps=1, samples=None, tick_seconds=0.25)
+    port = free_port()
+    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}")
+        page.locator("#upload input[type=file]").set_input_files(str(tmp_path / "leaves.mp4"))
+        expect(page.locator("#status")).to_contain_text("Playing", timeout=30_000)
+        page.locator("#watch textarea").fill("Is the square still in view?")
+        page.locator("#watch textarea").press("Enter")
+        expect(page.locator("#alerts")).to_contain_text("Watching for", timeout=10_000)
+        expect(page.locator("#alerts")).to_contain_text("⚠", timeout=45_000)
+        alert = re.search(r"⚠ ([0-9.]+) s: no", page.locator("#alerts").inner_text())
+        assert alert and abs(float(alert.group(1)) - scene.leave) <= 2, page.locator("#alerts").inner_text()
+        page.close()
+    finally:
+        app.close()

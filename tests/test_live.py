@@ -158,3 +158,30 @@ def test_a_tick_that_does_not_wait_for_a_busy_model_keeps_the_frames_it_passed(e
     live.tick()
     assert [f.timestamp for f in live.sessions["window"].held_frames()] == [0.0, 0.5, 1.0, 1.5]
     assert live.frames_encoded == 4 and live.playhead == pytest.approx(1.7)
+
+
+def test_a_watch_alerts_when_the_shape_leaves(tmp_path):
+    """The bundled model watching a held-out synthetic scene on a clock the test moves: the standing question is
+    polled once a second of stream time, and its one alert is the shape leaving (within 2 s of the record)."""
+    from pathlib import Path
+
+    from videochat_online.options import resolve_memory
+    from videochat_online.synthetic.build import scenes
+    from videochat_online.synthetic.world import write_scene_video
+
+    scene = next(s for s in scenes(0, 0, 10)[1] if s.leave is not None)
+    write_scene_video(scene, tmp_path / "scene.mp4", 2)
+    engine = ChatEngine.from_pretrained(str(Path(__file__).resolve().parents[1] / "models" /
+                                            "videochat-online-synthetic-tiny"), device="cpu")
+    clock = Clock()
+    live = LiveStream(engine, resolve_memory({}, engine.config), fps=1, clock=clock)
+    live.open(open_video(tmp_path / "scene.mp4"))
+    live.watch(f"Is the {scene.shape} still in view?")
+    polls = []
+    while not live.finished:
+        clock.now += 0.5
+        live.tick()
+        polls.append(live.watching.polled)
+    assert sorted({p for p in polls if p is not None}) == [float(t) for t in range(1, scene.duration + 1)]
+    assert live.watching.answer is False
+    assert [(e.answer, abs(e.time - scene.leave) <= 2) for e in live.alerts] == [(False, True)]

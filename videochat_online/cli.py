@@ -31,6 +31,9 @@ class StreamRequest:
     video: str
     source: object  # the opened VideoSource
     questions: list[tuple[float, str]]
+    watches: list[str]  # standing yes/no questions
+    watch_every: float
+    watch_confirm: int
     batch_size: int
     multi_turn: bool
     system: str | None
@@ -90,15 +93,19 @@ def check_stream(args) -> StreamRequest:
     from .data.video import open_video
 
     questions = [parse_question(q) for q in args.ask]
-    if not questions:
-        raise InputError("stream: give at least one --ask SECONDS:QUESTION")
+    if not questions and not args.watch:
+        raise InputError("stream: give at least one --ask SECONDS:QUESTION or --watch QUESTION")
+    if any(not w.strip() for w in args.watch):
+        raise InputError("--watch: the question is empty")
+    check_positive(args.watch_every, "--watch-every")
+    check_positive(args.watch_confirm, "--watch-confirm", integer=True)
     if args.folder_fps is not None:
         check_positive(args.folder_fps, "--folder-fps")
     check_positive(args.batch_size, "--batch-size", integer=True)
     check_positive(args.max_new_tokens, "--max-new-tokens", integer=True)
     watch = watch_options(args)
     return StreamRequest(watch, args.video, open_video(args.video, folder_fps=args.folder_fps), questions,
-                         args.batch_size, args.multi_turn, args.system, args.max_new_tokens, args.show_memory,
+                         [w.strip() for w in args.watch], args.watch_every, args.watch_confirm, args.batch_size, args.multi_turn, args.system, args.max_new_tokens, args.show_memory,
                          args.json)
 
 
@@ -117,11 +124,14 @@ def cmd_stream(request: StreamRequest) -> int:
     from tqdm import tqdm
 
     from .data.video import prefetch
-    from .streaming import StreamingSession, TimedQuestion, answer_along
+    from .streaming import StreamingSession, TimedQuestion, Watch, answer_along
 
     r = request
     questions, source = [TimedQuestion(t, text) for t, text in r.questions], r.source
     duration = source.duration
+    watches = [Watch(text, r.watch_every, r.watch_confirm) for text in r.watches]
+    end = duration if duration is not None else max((q.time for q in questions), default=0.0)
+    questions += [TimedQuestion(t, w.question, key=w, remember=False) for w in watches for t in w.times(end)]
     for q in questions:
         if duration is not None and q.time > duration:
             print(f"warning: the question at {q.time:g}s comes after the end of {r.video} ({duration:.1f}s): "
@@ -129,12 +139,20 @@ def cmd_stream(request: StreamRequest) -> int:
     engine = r.watch.model.load(system_message=r.system)
     fps, memory = r.watch.resolve(engine.config)
     session = StreamingSession(engine, memory.build(engine.config.grid_size), system_message=r.system)
-    last = max(q.time for q in questions)
+    last = max((q.time for q in questions), default=0.0)
     total = None if duration is None else int(min(duration, last) * fps) + 1
     with tqdm(total=total, unit="frame", desc="watching", file=sys.stderr, leave=False) as bar:
         frames = prefetch(source.sample(fps, end=last))  # decoded by a reader thread, ahead of the tower
         for done in answer_along(session, frames, questions, batch_size=r.batch_size, remember=r.multi_turn,
                                  on_frame=lambda _: bar.update(), max_new_tokens=r.max_new_tokens):
+            if isinstance(done.question.key, Watch):
+                event = done.question.key.observe(done.question.time, done.reply.text)
+                if event is not None:
+                    tqdm.write(json.dumps({"watch": done.question.text, "time": event.time, "answer": "yes" if
+                                           event.answer else "no", "confirmed_at": event.confirmed_at}) if r.json else
+                               f"[{event.time:g}s] watch: {done.question.text} -> {'yes' if event.answer else 'no'} "
+                               f"(confirmed at {event.confirmed_at:g}s)", file=sys.stdout)
+                continue
             held = [{"index": f.index, "time": round(f.timestamp, 3), "level": f.level, "tokens": f.num_tokens}
                     for f in done.memory]
             if r.json:
@@ -184,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(stream)
     stream.add_argument("--ask", action="append", default=[], metavar="SECONDS:QUESTION",
                         help="a question and the time it is asked (repeat for several)")
+    stream.add_argument("--watch", action="append", default=[], metavar="QUESTION",
+                        help="a standing yes/no question, asked every --watch-every seconds; prints when its answer "
+                             "changes (repeat for several)")
+    stream.add_argument("--watch-every", type=float, default=1.0, help="seconds of stream between two polls")
+    stream.add_argument("--watch-confirm", type=int, default=3,
+                        help="polls in a row that must agree before an answer counts (settles, or changes)")
     stream.add_argument("--fps", type=float, default=None,
                         help="frames sampled per second of video (default: the model's, else 2)")
     stream.add_argument("--folder-fps", type=float, default=None, help="frame rate of a frame folder")

@@ -27,7 +27,7 @@ from PIL import Image
 from .chat import ChatEngine
 from .data.video import VideoFrame, VideoSource
 from .memory import POLICIES, MemorySettings
-from .streaming import StreamingSession
+from .streaming import StreamingSession, Watch, WatchEvent
 
 THUMBNAIL = 96  # pixels, the longer side
 
@@ -77,6 +77,8 @@ class LiveStream:
         self.mode = settings.mode
         self.answers: list[Answer] = []
         self._thumbnails: dict[int, Image.Image] = {}
+        self.watching: Watch | None = None  # a standing yes/no question, polled as the stream plays
+        self.alerts: list[WatchEvent] = []
         self._close()
 
     # the stream
@@ -101,6 +103,7 @@ class LiveStream:
                 session.reset()
             self.answers.clear()
             self._thumbnails.clear()
+            self.watching, self.alerts = None, []
             self._close()
 
     def open(self, source: VideoSource, duration: float | None = None) -> None:
@@ -151,6 +154,7 @@ class LiveStream:
                 self._next = next(self._frames, None)
             if self._pending and self._add(self._pending, wait):
                 self._pending = []
+            self._poll(wait)
             if self._next is None and not self._pending:
                 self.finished, self.playing = True, False
                 last = self.sessions[self.mode].last_frame
@@ -170,7 +174,33 @@ class LiveStream:
                 return False
             self._add([VideoFrame(0 if last is None else last[0] + 1, now, image)])
             self.playhead = now
+            self._poll()
             return True
+
+    def watch(self, question: str | None, every: float = 1.0, confirm: int = 3) -> None:
+        """Start watching for a change in a standing yes/no question (None or empty: stop): it is asked every
+        `every` seconds of stream time from the current memory, and each confirmed change joins `alerts`."""
+        with self._state:
+            question = (question or "").strip()
+            self.watching = self.sessions[self.mode].watch(question, every, confirm) if question else None
+            self.alerts = []
+
+    def _poll(self, wait: bool = True) -> None:
+        """A watch's poll, when a poll time has passed and every frame up to it is in memory (a busy model with
+        `wait` off: the next tick polls)."""
+        w = self.watching
+        last = self.sessions[self.mode].last_frame
+        if w is None or last is None or self._pending or last[1] < (w.polled + w.every if w.polled is not None
+                                                                  else w.every) - 1e-6:
+            return
+        if not self.lock.acquire(blocking=wait):
+            return
+        try:
+            event = w.poll(last[1], max_new_tokens=8)
+        finally:
+            self.lock.release()
+        if event is not None:
+            self.alerts.append(event)
 
     def _add(self, frames: list[VideoFrame], wait: bool = True) -> bool:
         """Encode frames and put them into every memory; False (nothing done) when the model is busy and

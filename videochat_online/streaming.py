@@ -100,6 +100,10 @@ class StreamingSession:
         if remember:
             self.history.append((question, text))
 
+    def watch(self, question: str, every: float = 1.0, confirm: int = 3) -> Watch:
+        """A standing yes/no question about this stream (`Watch`), polled by `watch.poll(time)` from this session."""
+        return Watch(question, every, confirm, session=self)
+
     def reset(self) -> None:
         """Forget the stream and the conversation (the encode counters keep counting)."""
         self.memory.reset()
@@ -114,6 +118,7 @@ class TimedQuestion:
     time: float  # seconds; the question may see frames with timestamp <= time
     text: str
     key: object = None  # the caller's handle on the question, returned with its answer
+    remember: bool = True  # with answer_along(remember=True): kept as history (a watch's polls are not)
 
 
 @dataclass
@@ -135,7 +140,7 @@ def answer_along(session: StreamingSession, frames: Iterable[VideoFrame], questi
     def answer(question):
         session.push(batch)
         batch.clear()
-        reply = session.ask(question.text, remember=remember, **generate_kwargs)
+        reply = session.ask(question.text, remember=remember and question.remember, **generate_kwargs)
         return TimedAnswer(question, reply, session.held_frames())
 
     for frame in frames:
@@ -151,3 +156,63 @@ def answer_along(session: StreamingSession, frames: Iterable[VideoFrame], questi
             batch.clear()
     while pending:
         yield answer(pending.pop(0))
+
+
+def yes_no(text: str) -> bool | None:
+    """A reply's answer to a yes/no question: its first word, yes or no (None: neither)."""
+    words = text.strip().lower().split(maxsplit=1)
+    first = words[0].strip(".,!:;()\"'") if words else ""
+    return True if first in ("yes", "y") else False if first in ("no", "n") else None
+
+
+@dataclass
+class WatchEvent:
+    time: float  # the first poll that gave the new answer: when it changed
+    confirmed_at: float  # the poll that confirmed it (the alert's time)
+    answer: bool
+    reply: str
+
+
+class Watch:
+    """A standing yes/no question asked every `every` seconds of stream time (the KV prefix reused between polls).
+    Its answer is settled by the first `confirm` polls in a row that agree; after that, each change that holds for
+    `confirm` polls in a row is an event (an alert), stamped with the poll where it began. A reply that is neither
+    yes nor no counts for neither."""
+
+    def __init__(self, question: str, every: float = 1.0, confirm: int = 3, session: StreamingSession | None = None):
+        if not every > 0 or confirm < 1:
+            raise ValueError(f"a watch needs every > 0 and confirm >= 1, got {every}, {confirm}")
+        self.question, self.every, self.confirm, self.session = question, every, confirm, session
+        self.answer: bool | None = None  # settled so far
+        self.polled: float | None = None  # the stream time of the last poll
+        self.run: list[tuple[float, bool]] = []  # polls in a row that differ from it
+        self.events: list[WatchEvent] = []
+
+    def times(self, end: float) -> list[float]:
+        """The poll times up to `end`: every, 2 every, ..."""
+        return [k * self.every for k in range(1, int(end / self.every + 1e-9) + 1)]
+
+    def poll(self, time: float, **generate_kwargs) -> WatchEvent | None:
+        """Ask the bound session now (stream time `time`) and observe its reply."""
+        reply = self.session.ask(self.question, **generate_kwargs)
+        self.polled = time
+        return self.observe(time, reply.text)
+
+    def observe(self, time: float, reply: str) -> WatchEvent | None:
+        said = yes_no(reply)
+        if said is None:
+            return None
+        if said == self.answer:
+            self.run = []
+            return None
+        if self.run and self.run[-1][1] != said:
+            self.run = []
+        self.run.append((time, said))
+        if len(self.run) < self.confirm:
+            return None
+        settled, self.answer, begun = self.answer is not None, said, self.run[0][0]
+        self.run = []
+        if not settled:  # the first settled answer is where the watch starts, not a change
+            return None
+        self.events.append(WatchEvent(begun, time, said, reply))
+        return self.events[-1]

@@ -41,9 +41,15 @@ class EvalRequest:
     def protocol_config(self, model_config=None) -> ProtocolConfig:
         """The protocol's settings for a model (its config: the recorded memory and frame rate fill what the
         options and the preset leave open)."""
-        p = self.protocol
-        fps = p["fps"] or PRESETS[p["preset"]].fps(p["name"], getattr(model_config, "fps", None))
-        return ProtocolConfig(**{**p, "fps": fps, "memory": resolve_memory(p["memory"], model_config)})
+        p, benchmark = self.protocol, BENCHMARKS[self.benchmark]
+        preset = p["preset"] or benchmark.default_preset
+        fps = p["fps"] or PRESETS[preset].fps(p["name"], getattr(model_config, "fps", None))
+        window = p["window_seconds"]
+        if window is None and p["name"] != "offline":
+            window = benchmark.window_seconds
+        return ProtocolConfig(**{**p, "preset": preset, "fps": fps, "window_seconds": window,
+                                 "memory": resolve_memory(p["memory"], model_config),
+                                 "system_message": benchmark.system_message})
 
 
 def add_eval_args(parser: argparse.ArgumentParser) -> None:
@@ -56,15 +62,17 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
                         help="where a subset's videos or frame folders are (repeat per subset)")
     parser.add_argument("--subsets", default=None, help="comma-separated (default: all of the benchmark's)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="stream")
-    parser.add_argument("--preset", choices=list(PRESETS), default="published",
-                        help="published: the published evaluation's frame selection, prompt and reply length "
-                             "(docs/evaluation.md); project: this project's own, at the model's trained rate")
+    parser.add_argument("--preset", choices=list(PRESETS), default=None,
+                        help="published (OVBench's default): the published evaluation's frame selection, prompt and "
+                             "reply length (docs/evaluation.md); project (the others'): by time at the model's rate")
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--fps", type=float, default=None,
                         help="sampling rate (default: published 8 for stream, 2 for window; project: the model's, "
                              "else 2). The published preset turns it into a native frame step")
     add_memory_args(parser)  # stream, recompute, published window: --memory; project window and uniform: their own
-    parser.add_argument("--window-seconds", type=float, default=32.0, help="published window: seconds before the question")
+    parser.add_argument("--window-seconds", type=float, default=None,
+                        help="window: seconds before each question (default: OVBench 32, the others 60); offline: "
+                             "each clip's length (default: from 0)")
     parser.add_argument("--window-max-frames", type=int, default=64, help="published window: thinned beyond this")
     parser.add_argument("--batch-size", type=int, default=8, help="frames per vision-tower batch")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="default: published 128, project 32")
@@ -76,16 +84,19 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
 
 def check_eval_args(args: argparse.Namespace) -> EvalRequest:
     """Every option, before anything is loaded."""
-    known = BENCHMARKS[args.benchmark].subsets
+    benchmark = BENCHMARKS[args.benchmark]
+    known, names = benchmark.subsets, benchmark.roots or benchmark.subsets
     roots = {}
     for item in args.data_root:
-        subset, sep, path = item.partition("=")
-        if not sep or subset not in known or not path:
-            raise InputError(f"--data-root {item}: write it as SUBSET=DIR with SUBSET one of {', '.join(known)} "
+        name, sep, path = item.partition("=")
+        if not sep or name not in names or not path:
+            raise InputError(f"--data-root {item}: write it as NAME=DIR with NAME one of {', '.join(names)} "
                              f"(--benchmark {args.benchmark})")
-        roots[subset] = path
-    subsets = BENCHMARKS[args.benchmark].default_subsets if args.subsets is None else \
-        tuple(s for s in args.subsets.split(",") if s)
+        roots[name] = path
+    if args.protocol not in benchmark.protocols:
+        raise InputError(f"--protocol {args.protocol}: {benchmark.title} runs {', '.join(benchmark.protocols)}")
+    subsets = benchmark.default_subsets if args.subsets is None else \
+        tuple(dict.fromkeys(s for s in args.subsets.split(",") if s))  # each once
     if not subsets or any(s not in known for s in subsets):
         raise InputError(f"--subsets {args.subsets}: use one or more of {', '.join(known)}, comma-separated "
                          f"(--benchmark {args.benchmark})")

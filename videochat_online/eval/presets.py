@@ -50,7 +50,7 @@ PRESETS = {
                       ask_at_end=True, window_suffix=ANSWER_SUFFIX, window_by_seconds=False,
                       uniform_include_end=False),
 }
-PROTOCOLS = ("stream", "window", "uniform", "recompute")
+PROTOCOLS = ("stream", "window", "uniform", "recompute", "offline")  # offline: the scripted benchmarks'
 PUBLISHED_WINDOW_SECONDS = 32.0
 PUBLISHED_WINDOW_MAX_FRAMES = 64
 
@@ -65,7 +65,7 @@ class ProtocolConfig:
     # the pyramid's levels, the project window's frames (`window`), the uniform protocol's frames; the
     # protocol picks the mode (stream, recompute and the published window: pyramid)
     memory: MemorySettings = field(default_factory=MemorySettings)
-    window_seconds: float = PUBLISHED_WINDOW_SECONDS  # published window: seconds before the question
+    window_seconds: float | None = PUBLISHED_WINDOW_SECONDS  # window: seconds before the question
     window_max_frames: int = PUBLISHED_WINDOW_MAX_FRAMES  # published window: thinned beyond this
     batch_size: int = 8
     max_new_tokens: int | None = None  # default: the preset's (published 128, project 32)
@@ -82,7 +82,8 @@ class ProtocolConfig:
             self.max_new_tokens = self.settings.max_new_tokens
         check_positive(self.fps, "--fps")
         check_positive(self.max_new_tokens, "--max-new-tokens", integer=True)
-        check_positive(self.window_seconds, "--window-seconds")
+        if self.window_seconds is not None:  # None: offline clips start at 0
+            check_positive(self.window_seconds, "--window-seconds")
         check_positive(self.window_max_frames, "--window-max-frames", integer=True)
         check_positive(self.batch_size, "--batch-size", integer=True)
 

@@ -12,6 +12,7 @@ from ..chat import ChatEngine
 from ..data.video import Timeline, VideoSource, open_video, prefetch
 from ..streaming import StreamingSession, TimedQuestion, answer_along
 from .benchmarks import BENCHMARKS, Benchmark
+from .driver import Driver
 from .ovbench import Question, VideoTask
 from .presets import ProtocolConfig, published_window_frames, stream_frames, uniform_times
 
@@ -55,6 +56,10 @@ class Recompute(Protocol):
     name = "recompute"
 
 
+class Offline(Recompute):  # the scripted benchmarks' published way (`driver.py`): a fresh memory per ask
+    name = "offline"
+
+
 class Window(Protocol):
     name = "window"
 
@@ -84,7 +89,7 @@ class Uniform(Protocol):
         return float(len(task.questions))
 
 
-PROTOCOL_CLASSES = {p.name: p for p in (Stream, Recompute, Window, Uniform)}
+PROTOCOL_CLASSES = {p.name: p for p in (Stream, Recompute, Window, Uniform, Offline)}
 
 
 def protocol_of(config: ProtocolConfig) -> Protocol:
@@ -111,6 +116,9 @@ class ProtocolRunner:
         cannot be read (records already yielded stand)."""
         c, p = self.config, self.protocol
         source = open_video(task.path, folder_fps=task.folder_fps)
+        if self.benchmark.scripted:
+            yield from self._scripted(source, task, {q.qid for q in questions})
+            return
         questions = sorted(questions, key=lambda q: (q.end, q.qid))
         if p.one_pass:
             session = self._session()
@@ -131,3 +139,15 @@ class ProtocolRunner:
             finally:
                 self.frames_encoded += session.frames_encoded
             yield self.benchmark.record(q, reply, session.held_frames(), c.name)
+
+    def _scripted(self, source: VideoSource, task: VideoTask, todo: set[str]) -> Iterator[dict]:
+        """A scripted benchmark's video: its scripts driven along the stream (`driver.py`)."""
+        c = self.config
+        driver = Driver(self.engine, c.name, c.fps, c.memory, c.window_seconds, c.batch_size, c.max_new_tokens,
+                        c.system_message)
+        scripts = self.benchmark.scripts(task, todo, c.name)
+        try:
+            yield from (rec for rec in driver.run(source, [s for s, _ in scripts], [span for _, span in scripts])
+                        if rec["id"] in todo)
+        finally:
+            self.frames_encoded += driver.frames_encoded

@@ -232,10 +232,7 @@ def run(request: EvalRequest) -> dict | None:
     table = None
     if rank == 0:
         table = merge(out, tasks, meta, benchmark)
-        head, overall = table["headline"], table["overall"]
-        log.info("macro average %.2f (published rule %.2f); accuracy %.2f%% (%d/%d, %d failed); results in %s",
-                 head["macro"], head["macro_published_rule"], overall["accuracy"], overall["correct"],
-                 overall["total"], overall["failed"], out)
+        log.info("%s; results in %s", benchmark.summary(table), out)
     barrier(world)
     if world > 1:
         torch.distributed.destroy_process_group()

@@ -1,0 +1,257 @@
+"""OVO-Bench and StreamingBench in the streaming harness: official prompts and scorers (fixtures written from the
+published schemas and scoring code's rules, not from this project's writer), every real row loading, a sample of
+real rows played end to end, and no ask shown a frame after its time."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from videochat_online.eval import ovo_bench, streamingbench
+from videochat_online.eval.driver import Ask, Driver
+from videochat_online.eval.runner import main as eval_main
+from videochat_online.memory import MemorySettings
+from videochat_online.tools import fetch_benchmarks
+from videochat_online.tools.demo_media import write_video
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+real_files = pytest.mark.skipif(not SHARED.is_dir(), reason="the published annotation files are not beside the repo")
+
+# Rows as the published schemas describe them (../shared/benchmarks/README.md).
+OVO_MC = {"id": 3, "task": "EPM", "video": "Ego4D/clips/x.mp4", "realtime": 12.5, "question": "What did I hold?",
+          "answer": "a cup", "options": ["a cup", "a pen", "a phone", "a key"], "gt": 0}
+OVO_REC = {"id": 1558, "task": "REC", "video": "perception_test/v.mp4", "activity": "clap", "start_times": [2],
+           "end_times": [4], "test_info": [{"realtime": 5, "count": 1}, {"realtime": 9.0, "count": 3}]}
+OVO_SSR = {"id": 1516, "task": "SSR", "video": "COIN/a.mp4", "tutorial": "T", "all_steps": ["cut it", "glue it"],
+           "start_time": [1, 6], "end_time": [5, 9], "test_info": [{"realtime": 3, "step": "cut it", "type": 1},
+                                                                   {"realtime": 7, "step": "cut it", "type": 0}]}
+OVO_CRR = {"id": 1468, "task": "CRR", "video": "MovieNet/m.mp4", "question": "What does she do to the car?",
+           "answer": "walks past", "ask_time": 2, "clue_time": 6,
+           "test_info": [{"realtime": 2, "type": 0}, {"realtime": 7, "type": 1}]}
+SB_REAL = {"time": "[0:00:00 - 0:00:10]", "video_categories": "x", "video_path": "./videos/sample_1_real.mp4",
+           "questions": [{"task_type": "Counting", "question": "How many?", "time_stamp": "00:00:06", "answer": "B",
+                          "options": ["A. 1.", "B. 2.", "C. 3.", "D. 4."], "required_ability": "x"}]}
+SB_SQA = [{"time": "[0:00:00 - 0:00:10]", "video_categories": "x", "video_path": "./videos/sample_2_sqa.mp4",
+           "questions": [{"task_type": "Sequential Question Answering", "question": f"Q{k}?",
+                          "time_stamp": f"00:00:0{t}", "answer": "ABCD"[k], "options": ["w.", "x.", "y.", "z."],
+                          "required_ability": "x"}]} for k, t in enumerate((3, 6, 8))]
+SB_PROACTIVE = {"time": "[0:00:00 - 0:00:30]", "video_categories": "x", "video_path": "./videos/sample_3_proactive.mp4",
+                "questions": [{"task_type": "Proactive Output", "question": 'When the ball is right, output "3".',
+                               "time_stamp": "00:00:02", "ground_truth_time_stamp": "00:00:06",
+                               "ground_truth_output": "3", "required_ability": "x"}]}
+
+
+def ovo_query(row, probe=None):
+    return [q for q in ovo_bench.queries(row) if q.probe == probe][0]
+
+
+@pytest.mark.parametrize("row, probe, reply, official, strict", [
+    (OVO_MC, None, "A", True, True),
+    (OVO_MC, None, "B. A person holds it", True, False),  # the letter anywhere counts as published
+    (OVO_MC, None, "a", False, False),  # case-sensitive
+    (OVO_MC, None, "(A) a cup", True, True),
+    (OVO_REC, 1, "3", True, True),
+    (OVO_REC, 1, "It happened 3 times.", True, True),
+    (OVO_REC, 1, "1, 2, 3", False, False),  # every digit joined: "123"
+    (OVO_REC, 0, "one", False, False),
+    (OVO_SSR, 0, "Yes", True, True),
+    (OVO_SSR, 0, "Y", True, True),
+    (OVO_SSR, 0, "N", False, False),
+    (OVO_SSR, 1, "No", True, True),
+    (OVO_SSR, 1, "No. Yes.", True, False),  # "No" is in it; the strict rule wants one of them
+    (OVO_CRR, 1, "yes", False, True),  # the published rule is case-sensitive
+    (OVO_CRR, 0, "Nope", True, False),
+])
+def test_ovo_bench_scorers(row, probe, reply, official, strict):
+    q = ovo_query(row, probe)
+    assert ovo_bench.official_correct(q, reply) is official
+    assert ovo_bench.strict_correct(q, reply) is strict
+
+
+@pytest.mark.parametrize("reply, choice", [("B", "B"), ("B. 2.", "B"), (" B", " "), ("2 of them, B", "2"),
+                                           ("", None), (None, None)])
+def test_streamingbench_reads_the_first_character(reply, choice):
+    assert streamingbench.official_choice(reply) == choice
+
+
+@pytest.mark.parametrize("last_time, reply, verdicts", [
+    (6.0, "3", (True, True, True)),
+    (8.0, "The score is 3", (True, True, True)),  # within 2 s
+    (9.0, "3", (False, False, False)),
+    (4.0, "13", (True, True, False)),  # "3" is in "13", not as a word
+    (6.0, "no", (True, False, False)),
+])
+def test_streamingbench_proactive_verdicts(last_time, reply, verdicts):
+    q = streamingbench.Query("proactive/0", "proactive", "v", SB_PROACTIVE["questions"][0], 10.0, 3.0)
+    assert streamingbench.proactive_verdicts(q, last_time, reply) == verdicts
+
+
+def test_official_prompts():
+    q = ovo_query(OVO_MC)
+    assert ovo_bench.prompt(q) == ("\nQuestion: What did I hold?\nOptions:\nA. a cup; B. a pen; C. a phone; D. a key;"
+                                   "\n\nRespond only with the letter corresponding to your chosen option (e.g., A, B, "
+                                   "C). \nDo not include any additional text or explanation in your response.\n")
+    assert "Now, answer the following question: How many times did they clap?\n" in ovo_bench.prompt(ovo_query(OVO_REC, 0))
+    assert "from the whole procedures: \ncut it\nYour task" in ovo_bench.prompt(ovo_query(OVO_SSR, 1))
+    assert "end of the video.\nWhat does she do to the car?\nDecide" in ovo_bench.prompt(ovo_query(OVO_CRR, 0))
+    assert streamingbench.seconds("00:03:10") == 190 and streamingbench.seconds("00:12450") == 12450
+    assert streamingbench.lettered(["w.", "x.", "y.", "z."]) == ["A. w.", "B. x.", "C. y.", "D. z."]
+
+
+@real_files
+def test_every_real_row_loads():
+    tasks = ovo_bench.load(SHARED / "ovo-bench", None)
+    queries = [q for t in tasks for q in t.questions]
+    assert len(tasks) == 644 and len(queries) == 3035  # 1,468 questions and 1,567 probes
+    count = lambda task: sum(q.task == task for q in queries)  # noqa: E731
+    assert (count("EPM"), count("OJR"), count("REC"), count("SSR"), count("CRR")) == (297, 184, 698, 629, 240)
+    assert all(q.end == (q.row["test_info"][q.probe]["realtime"] if q.probe is not None else q.row["realtime"])
+               for q in queries)
+    tasks = streamingbench.load(SHARED / "streamingbench", None, streamingbench.SUBSETS)
+    by_subset = {s: sum(q.subset == s for t in tasks for q in t.questions) for s in streamingbench.SUBSETS}
+    assert by_subset == {"real": 2500, "sqa": 250, "sqa_own": 250, "proactive": 250, "proactive_50": 51}
+    assert len({t.video for t in tasks if t.questions[0].subset == "real"}) == 499
+
+
+def test_a_malformed_row_is_one_line(tmp_path, capsys):
+    (tmp_path / ovo_bench.FILE).write_text(json.dumps([OVO_MC, {**OVO_REC, "test_info": [{"count": 2}]}]))
+    code = eval_main(["--benchmark", "ovo-bench", "--model", "x/y", "--anno-dir", str(tmp_path), "--output-dir",
+                      str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert f"{tmp_path / ovo_bench.FILE}: row 1 (REC): probe 0 needs realtime, count" in err
+
+
+def write_videos(tasks, root: Path, fps: int = 2) -> None:
+    for task in tasks:
+        path = root / task.video
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_video(path, seconds=max(q.end for q in task.questions) + 2, fps=fps, width=64, height=48)
+
+
+def rows(name):
+    return json.loads((SHARED / name).read_text()) if SHARED.is_dir() else None
+
+
+@pytest.fixture(scope="module")
+def ovo_sample(tmp_path_factory):
+    """Real rows when the files are at hand (an EPM pair on one video and a REC row), else the schema fixtures;
+    the CRR and SSR fixtures beside them; demo videos as long as their asks need."""
+    root = tmp_path_factory.mktemp("ovo")
+    real = rows("ovo-bench/ovo_bench_new.json")
+    picked = [r for r in real if r["id"] in (8, 9, 1559)] if real else [OVO_MC, OVO_REC]
+    (root / ovo_bench.FILE).write_text(json.dumps(picked + [OVO_SSR, OVO_CRR]))
+    write_videos(ovo_bench.load(root, None), root / "videos")
+    return root
+
+
+@pytest.fixture(scope="module")
+def sb_sample(tmp_path_factory):
+    root = tmp_path_factory.mktemp("streamingbench")
+    real, sqa, proactive = (rows(f"streamingbench/{n}") for n in ("questions_real.json", "questions_sqa.json",
+                                                                  "questions_proactive_50.json"))
+    files = {"real": [real[38]] if real else [SB_REAL], "sqa": [SB_SQA, sqa[37]] if sqa else [SB_SQA],
+             "proactive_50": [proactive[1]] if proactive else [SB_PROACTIVE]}
+    for subset, data in files.items():
+        (root / streamingbench.FILES[subset]).write_text(json.dumps(data))
+    tasks = streamingbench.load(root, None, ("real", "sqa", "proactive_50"))
+    for task in tasks:
+        task.video = Path(task.video).name
+    write_videos(tasks, root / "videos")
+    return root
+
+
+def run(tiny, anno, out, benchmark, protocol, *extra):
+    args = ["--benchmark", benchmark, "--model", str(tiny), "--anno-dir", str(anno), "--data-root",
+            f"videos={anno / 'videos'}", "--protocol", protocol, "--output-dir", str(out), "--fps", "1",
+            "--max-new-tokens", "4", *extra]
+    assert eval_main(args) == 0
+    return [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("protocol", ["stream", "window", "offline"])
+def test_ovo_bench_end_to_end(tiny_dir, ovo_sample, tmp_path, protocol):
+    tiny = tiny_dir("native", "phi3")
+    lines = run(tiny, ovo_sample, tmp_path / protocol, "ovo-bench", protocol, "--window-seconds", "6")
+    queries = [q for t in ovo_bench.load(ovo_sample, None) for q in t.questions]
+    assert sorted(r["id"] for r in lines) == sorted(q.qid for q in queries)
+    for r in lines:
+        assert r["status"] == "ok" and r["reply"] is not None and r["frames"]
+        times = [t for _, t, _ in r["frames"]]
+        assert max(times) <= r["time"] + 1e-6  # never a frame after the ask
+        if protocol != "stream":  # window: the last 6 s; offline with --window-seconds: the same clip
+            assert min(times) >= r["time"] - 6 - 1e-6
+    results = json.loads((tmp_path / protocol / "results.json").read_text())
+    assert set(results["categories"]) == {"backward", "forward"} | ({"realtime"} & set(results["categories"]))
+    assert "| published |" in (tmp_path / protocol / "results.md").read_text()
+
+
+def test_streamingbench_end_to_end(tiny_dir, sb_sample, tmp_path):
+    tiny = tiny_dir("native", "phi3")
+    for protocol in ("stream", "offline"):
+        lines = run(tiny, sb_sample, tmp_path / protocol, "streamingbench", protocol,
+                    "--subsets", "real,sqa,sqa_own,proactive_50")
+        for r in lines:
+            assert r["status"] == "ok" and max(t for _, t, _ in r["frames"]) <= r["time"] + 1e-6
+        proactive = [r for r in lines if r["subset"] == "proactive_50"]
+        assert proactive and all(r["polls"] >= 1 for r in proactive)
+        sqa = sorted((r for r in lines if r["subset"] == "sqa"), key=lambda r: int(r["id"].split("/")[1]))
+        assert "Here are the contextual information" not in sqa[0]["prompt"]
+        assert f"Answer: {SB_SQA[0]['questions'][0]['answer']}; " in sqa[1]["prompt"]  # the ground truth, as published
+        own = sorted((r for r in lines if r["subset"] == "sqa_own"), key=lambda r: int(r["id"].split("/")[1]))
+        assert f"Answer: {own[0]['reply']}; " in own[1]["prompt"]  # the model's own earlier answer
+    md = (tmp_path / "stream" / "results.md").read_text()
+    assert "## real" in md and "## proactive_50" in md
+
+
+def test_driver_never_shows_a_later_frame(tiny_dir, demo_mp4):
+    """Asks at uneven times, a poll that chains itself, two asks at one moment: every answer's frames are at or
+    before its time (window: inside its window), and each protocol encodes what it says."""
+    from videochat_online.chat import ChatEngine
+    from videochat_online.data.video import open_video
+
+    engine = ChatEngine.from_pretrained(str(tiny_dir("native", "phi3")))
+    seen = []
+
+    def script(times, chain=False):
+        for t in times:
+            answer = yield Ask(t, f"at {t}?")
+            seen.append((answer.time, [f.timestamp for f in answer.held], None))
+            if chain:  # a poll: its clip starts at the question (as StreamingBench's proactive polls)
+                answer = yield Ask(t + 1.5, "again?", since=t)
+                seen.append((answer.time, [f.timestamp for f in answer.held], t))
+        yield {"id": str(times)}
+
+    for protocol, window in (("stream", None), ("window", 2.0), ("offline", None), ("offline", 3.0)):
+        seen.clear()
+        driver = Driver(engine, protocol, 2.0, MemorySettings(), window, batch_size=3, max_new_tokens=2)
+        lines = list(driver.run(open_video(demo_mp4), [script([0.4, 2.2, 5.0]), script([2.2, 3.7], chain=True)],
+                                [(0.4, 5.0), (2.2, 5.2)]))
+        assert [line["id"] for line in lines] == ["[0.4, 2.2, 5.0]", "[2.2, 3.7]"] and len(seen) == 7
+        for t, held, since in seen:
+            assert held and max(held) <= t + 1e-6
+            if window:
+                assert min(held) >= t - window - 1e-6
+            if protocol == "offline" and since is not None:
+                assert min(held) >= since - 1e-6
+        if protocol == "stream":
+            assert driver.frames_encoded == 11  # 0, 0.5, ..., 5.0: each frame once, none after the last ask
+
+
+def test_fetch_checks_sha256(tmp_path, monkeypatch):
+    served = tmp_path / "served"
+    good = b'[{"id": 0}]'
+    repo, commit, folder, _ = fetch_benchmarks.SOURCES["ovo-bench"]
+    (served / repo / commit / folder).mkdir(parents=True)
+    (served / repo / commit / folder / "ovo_bench_new.json").write_bytes(good)
+    monkeypatch.setitem(fetch_benchmarks.SOURCES, "ovo-bench",
+                        (repo, commit, folder, {"ovo_bench_new.json": fetch_benchmarks.sha256(good)}))
+    paths = fetch_benchmarks.fetch(tmp_path / "out", ["ovo-bench"], base_url=served.as_uri())
+    assert paths == [tmp_path / "out" / "ovo-bench" / "ovo_bench_new.json"] and paths[0].read_bytes() == good
+    (served / repo / commit / folder / "ovo_bench_new.json").write_bytes(b"tampered")
+    assert fetch_benchmarks.fetch(tmp_path / "out", ["ovo-bench"], base_url=served.as_uri()) == paths  # kept
+    shutil.rmtree(tmp_path / "out")
+    with pytest.raises(fetch_benchmarks.InputError, match="sha256 .* is not the pinned"):
+        fetch_benchmarks.fetch(tmp_path / "out", ["ovo-bench"], base_url=served.as_uri())
+    assert not (tmp_path / "out" / "ovo-bench" / "ovo_bench_new.json").exists()

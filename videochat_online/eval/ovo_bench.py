@@ -1,0 +1,225 @@
+"""OVO-Bench (JoeLeelyf/OVO-Bench, annotations at commit c34093f) as data: rows, the official prompts, both
+scoring rules and the published headline (docs/evaluation.md, "OVO-Bench").
+
+Backward-tracing and real-time rows are one multiple-choice query each, asked at `realtime`; the forward
+tasks' rows (REC, SSR, CRR) are one probe per `test_info` entry, each asked at its own `realtime` along the same
+stream. The published harness answers each query and probe alone on the clip [0, ceil(realtime)]; here no
+query sees a frame after its own time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .driver import Answer, Ask, prediction_line, read_annotations
+from .ovbench import OVBenchError, VideoTask
+from .scoring import LETTERS, extract_option
+
+FILE = "ovo_bench_new.json"
+CATEGORIES = {  # as the published table orders them
+    "realtime": ("OCR", "ACR", "ATR", "STU", "FPD", "OJR"),
+    "backward": ("EPM", "ASI", "HLD"),
+    "forward": ("REC", "SSR", "CRR"),
+}
+CATEGORY_OF = {task: category for category, tasks in CATEGORIES.items() for task in tasks}
+TASKS = tuple(CATEGORY_OF)
+ROOT = "videos"  # the one folder every row's `video` path is relative to
+
+# The official prompts (constant.py at the pinned commit), to the character.
+BR_PROMPT = ("\nQuestion: {}\nOptions:\n{}\n\nRespond only with the letter corresponding to your chosen option "
+             "(e.g., A, B, C). \nDo not include any additional text or explanation in your response.\n")
+REC_PROMPT = ("\nYou're watching a video in which people may perform a certain type of action repetively. \nThe "
+              "person performing this kind of action are referred to as 'they' in the following statement.\nYou're "
+              "task is to count how many times have different people in the video perform this kind of action in "
+              "total.\nOne complete motion counts as one. \nNow, answer the following question: {}\nProvide your "
+              "answer as a single number (e.g., 0, 1, 2, 3…) indicating the total count.\nDo not include any "
+              "additional text or explanation in your response.\n")
+SSR_PROMPT = ("\nYou're watching a tutorial video which contain a sequential of steps. \nThe following is one step "
+              "from the whole procedures: \n{}\nYour task is to determine if the man or woman in the video is "
+              "currently performing this step.\nAnswer only with “Yes” or “No”.\nDo not include any additional text "
+              "or explanation in your response.\n")
+CRR_PROMPT = ("\nYou're responsible of answering questions based on the video content. \nThe following question "
+              "are relevant to the latest frames, i.e. the end of the video.\n{}\nDecide whether existing visual "
+              "content, especially latest frames, i.e. frames that near the end of the video, provide enough "
+              "information for answering the question.\nAnswer only with “Yes” or “No”.\nDo not include any "
+              "additional text or explanation in your response.\n")
+
+
+@dataclass
+class Query:
+    qid: str  # "{task}/{id}" for a question, "{task}/{id}/{probe}" for a forward task's probe
+    task: str
+    video: str
+    end: float  # asked here
+    row: dict
+    probe: int | None = None
+    start: float = 0.0
+
+    @property
+    def first(self) -> float:
+        return self.end
+
+    @property
+    def answer(self) -> str:
+        """The expected reply: the option letter, the count (REC), or Yes / No (SSR, CRR)."""
+        if self.probe is None:
+            return LETTERS[self.row["gt"]]
+        info = self.row["test_info"][self.probe]
+        return str(info["count"]) if self.task == "REC" else ("Yes" if info["type"] == 1 else "No")
+
+
+def prompt(q: Query) -> str:
+    """The official prompt of a query or probe."""
+    if q.probe is None:
+        options = "; ".join(f"{LETTERS[i]}. {option}" for i, option in enumerate(q.row["options"])) + ";"
+        return BR_PROMPT.format(q.row["question"], options)
+    if q.task == "REC":
+        return REC_PROMPT.format("How many times did they " + q.row["activity"] + "?")
+    if q.task == "SSR":
+        return SSR_PROMPT.format(q.row["test_info"][q.probe]["step"])
+    return CRR_PROMPT.format(q.row["question"])
+
+
+def official_correct(q: Query, reply: str | None) -> bool:
+    """The published verdict (utils/OVOBenchScore.py): the letter anywhere in the reply (case-sensitive); REC:
+    every digit of the reply joined equals the count; SSR, CRR: exactly "Y" / "N", else "Yes" / "No" anywhere."""
+    if reply is None:
+        return False
+    if q.task == "REC":
+        return "".join(re.findall(r"\d+", reply)) == q.answer
+    if q.probe is not None and reply in ("Y", "N"):
+        return reply == q.answer[0]
+    return q.answer in reply
+
+
+def strict_correct(q: Query, reply: str | None) -> bool:
+    """This project's rule: the option the reply chooses (`extract_option`); REC: the reply's one number; SSR,
+    CRR: yes or no, one of them and not both."""
+    if reply is None:
+        return False
+    if q.probe is None:
+        return extract_option(reply, q.row["options"]) == q.answer
+    if q.task == "REC":
+        numbers = re.findall(r"\d+", reply)
+        return len(numbers) == 1 and int(numbers[0]) == int(q.answer)
+    said = {w for w in re.findall(r"[a-z]+", reply.lower()) if w in ("yes", "no", "y", "n")}
+    said = {w[0] for w in said}
+    return said == {q.answer[0].lower()}
+
+
+def script(q: Query, protocol: str):
+    """Ask the query at its time; yield its prediction line."""
+    answer: Answer = yield Ask(q.end, prompt(q))
+    yield line(q, answer, protocol)
+
+
+def line(q: Query, answer: Answer | None, protocol: str, error: str | None = None) -> dict:
+    reply = None if answer is None else answer.reply.text
+    return prediction_line(q.qid, q.task, q.video, q.end, answer, protocol, error, category=CATEGORY_OF[q.task],
+                           answer=q.answer, correct=strict_correct(q, reply),
+                           published_correct=official_correct(q, reply))
+
+
+# Rows
+_FIELDS = {"backward": ("id", "task", "video", "realtime", "question", "options", "gt"),
+           "realtime": ("id", "task", "video", "realtime", "question", "options", "gt"),
+           "forward": ("id", "task", "video", "test_info")}
+_PROBE_FIELDS = {"REC": ("realtime", "count"), "SSR": ("realtime", "step", "type"), "CRR": ("realtime", "type")}
+
+
+def _check(row, where: str) -> None:
+    if not isinstance(row, dict) or row.get("task") not in CATEGORY_OF:
+        raise OVBenchError(f"{where}: not an OVO-Bench row (its task must be one of {', '.join(TASKS)})")
+    task = row["task"]
+    missing = [k for k in _FIELDS[CATEGORY_OF[task]] + (("activity",) if task == "REC" else ())
+               + (("question",) if task == "CRR" else ()) if k not in row]
+    if missing:
+        raise OVBenchError(f"{where} ({task}): missing '{missing[0]}'")
+    if "test_info" in row:
+        if not isinstance(row["test_info"], list) or not row["test_info"]:
+            raise OVBenchError(f"{where} ({task}): 'test_info' must be a non-empty list of probes")
+        for i, info in enumerate(row["test_info"]):
+            if not isinstance(info, dict) or any(k not in info for k in _PROBE_FIELDS[task]):
+                raise OVBenchError(f"{where} ({task}): probe {i} needs {', '.join(_PROBE_FIELDS[task])}")
+            if not isinstance(info["realtime"], (int, float)) or info["realtime"] < 0:
+                raise OVBenchError(f"{where} ({task}): probe {i} has realtime {info['realtime']!r}")
+    else:
+        options = row["options"]
+        if not isinstance(options, list) or not 2 <= len(options) <= len(LETTERS) or \
+                not isinstance(row["gt"], int) or not 0 <= row["gt"] < len(options):
+            raise OVBenchError(f"{where} ({task}): needs 2 to {len(LETTERS)} options and gt an index into them")
+        if not isinstance(row["realtime"], (int, float)) or row["realtime"] < 0:
+            raise OVBenchError(f"{where} ({task}): realtime {row['realtime']!r} is not a time in seconds")
+
+
+def queries(row: dict) -> list[Query]:
+    """A row's queries: itself, or one per probe of a forward task."""
+    if "test_info" in row:
+        return [Query(f"{row['task']}/{row['id']}/{i}", row["task"], row["video"], float(info["realtime"]), row, i)
+                for i, info in enumerate(row["test_info"])]
+    return [Query(f"{row['task']}/{row['id']}", row["task"], row["video"], float(row["realtime"]), row)]
+
+
+def load(anno_dir: str | Path, root: str | Path | None, tasks: tuple[str, ...] = TASKS) -> list[VideoTask]:
+    """The tasks' queries grouped by video (each video watched once for all of them), in time order."""
+    file = Path(anno_dir) / FILE
+    rows = read_annotations(file)
+    videos: dict[str, VideoTask] = {}
+    base = Path(root) if root else Path(f"<{ROOT} root not set>")
+    for i, row in enumerate(rows):
+        _check(row, f"{file}: row {i}")
+        if row["task"] not in tasks:
+            continue
+        task = videos.setdefault(row["video"], VideoTask(ROOT, row["video"], base / row["video"], None))
+        task.questions += queries(row)
+    for task in videos.values():
+        task.questions.sort(key=lambda q: (q.end, order(q.qid)))
+    return list(videos.values())
+
+
+def order(qid: str) -> tuple:
+    """Row id, then probe: the file's order."""
+    parts = qid.split("/")
+    return int(parts[1]), int(parts[2]) if len(parts) > 2 else -1
+
+
+# Results (pure functions of the prediction lines)
+def table(records: list[dict]) -> dict:
+    """Per task (its queries or probes pooled), per category (the mean of its tasks) and overall (the mean of the
+    three categories), under both rules, as the published table has them."""
+    out: dict = {"tasks": {}, "categories": {}}
+    for rule, key in (("published", "published_correct"), ("strict", "correct")):
+        for category, tasks in CATEGORIES.items():
+            scores = []
+            for task in tasks:
+                rows = [r for r in records if r["subset"] == task]
+                if rows:
+                    accuracy = 100.0 * sum(bool(r[key]) for r in rows) / len(rows)
+                    out["tasks"].setdefault(task, {"total": len(rows),
+                                                   "failed": sum(r["status"] == "failed" for r in rows)})
+                    out["tasks"][task][rule] = round(accuracy, 2)
+                    scores.append(accuracy)
+            if scores:
+                out["categories"].setdefault(category, {})[rule] = round(sum(scores) / len(scores), 2)
+        means = [c[rule] for c in out["categories"].values() if rule in c]
+        out.setdefault("overall", {})[rule] = round(sum(means) / len(means), 2) if means else 0.0
+    return out
+
+
+def markdown(result: dict, title: str = "OVO-Bench") -> str:
+    """The published layout: real-time, backward and forward columns with their averages, then overall."""
+    t, c = result["tasks"], result["categories"]
+    columns = [(task, t.get(task)) for tasks in CATEGORIES.values() for task in tasks]
+    head = ["rule", *[name for name, _ in columns], "RT avg", "BT avg", "FAR avg", "overall"]
+    lines = [f"# {title}", "", "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    show = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
+    for rule in ("published", "strict"):
+        cells = [show(cell.get(rule) if cell else None) for _, cell in columns]
+        cells += [show(c.get(k, {}).get(rule)) for k in ("realtime", "backward", "forward")]
+        lines.append(f"| {rule} | " + " | ".join(cells) + f" | **{show(result['overall'][rule])}** |")
+    lines += ["", "Queries (probes for REC, SSR, CRR) per task: "
+              + ", ".join(f"{name} {cell['total']}" for name, cell in columns if cell)]
+    failed = sum(cell["failed"] for _, cell in columns if cell)
+    return "\n".join(lines + (["", f"{failed} failed (scored wrong)."] if failed else [])) + "\n"
