@@ -317,3 +317,51 @@ def test_image_count_mismatch_is_a_per_document_failure(tiny_dir, tmp_path):
     assert json.loads(newest_results(out).read_text())["results"]["generic_image"]["answered,none"] == 1.0
     (problem,) = check(out, ["generic_image"])
     assert "generic_image: 1 documents failed, first: doc 0: the question has 2 <image> placeholders" in problem
+
+
+def test_ovo_bench_and_streamingbench_tasks_agree_with_the_cli(tiny_dir, tmp_path):
+    """The multiple-choice tasks of OVO-Bench and StreamingBench: lmms-eval's videochat_online model gives the same
+    replies as `videochat-online eval --benchmark ...` on the same rows; the task prompt is the official one."""
+    import shutil
+
+    from test_streaming_benchmarks import OVO_MC, SB_REAL, SHARED, write_videos
+
+    from lmms_eval_ovbench import STREAMING_TASKS_DIR
+    from videochat_online.eval import ovo_bench, streamingbench
+
+    tasks = tmp_path / "tasks"
+    shutil.copytree(STREAMING_TASKS_DIR, tasks, ignore=shutil.ignore_patterns("data", "__pycache__"))
+    real = SHARED.is_dir()
+    ovo_rows = [r for r in json.loads((SHARED / "ovo-bench/ovo_bench_new.json").read_text())
+                if r["id"] in (8, 9, 1325)] if real else [OVO_MC]
+    sb_rows = [json.loads((SHARED / "streamingbench/questions_real.json").read_text())[38]] if real else [SB_REAL]
+    (tasks / "data/ovo-bench").mkdir(parents=True)
+    (tasks / "data/streamingbench").mkdir(parents=True)
+    (tasks / "data/ovo-bench/ovo_bench_new.json").write_text(json.dumps(ovo_rows))
+    (tasks / "data/streamingbench/questions_real.json").write_text(json.dumps(sb_rows))
+    write_videos(ovo_bench.load(tasks / "data/ovo-bench", None), tmp_path / "ovo")
+    sb_tasks = streamingbench.load(tasks / "data/streamingbench", None, ("real",))
+    for task in sb_tasks:
+        task.video = Path(task.video).name
+    write_videos(sb_tasks, tmp_path / "sb")
+    out = tmp_path / "lmms_out"
+    result = lmms_eval(["--model", "videochat_online", "--model_args", f"pretrained={tiny_dir()},video_fps=1",
+                        "--tasks", "ovo_bench_mc,streamingbench_real", "--include_path", str(tasks), "--log_samples",
+                        "--output_path", str(out)],
+                       {"OVO_BENCH_ROOT": str(tmp_path / "ovo"), "STREAMINGBENCH_ROOT": str(tmp_path / "sb")})
+    assert check(out, ["ovo_bench_mc", "streamingbench_real"]) == [], result.stdout + result.stderr
+    for benchmark, task, anno, root in (("ovo-bench", "ovo_bench_mc", "ovo-bench", "ovo"),
+                                        ("streamingbench", "streamingbench_real", "streamingbench", "sb")):
+        ours = tmp_path / f"ours_{benchmark}"
+        assert eval_main(["--benchmark", benchmark, "--model", str(tiny_dir()), "--anno-dir", str(tasks / "data" / anno),
+                          "--data-root", f"videos={tmp_path / root}", "--output-dir", str(ours), "--fps", "1",
+                          *(["--subsets", "real"] if benchmark == "streamingbench" else [])]) == 0
+        mine = {r["id"]: r for r in map(json.loads, (ours / "predictions.jsonl").read_text().splitlines())}
+        logged = samples(out, task)
+        assert len(logged) == len(mine)
+        for sample in logged:
+            record = sample[f"{task.split('_mc')[0].split('_real')[0]}_published"]
+            reply = sample["filtered_resps"]
+            reply = reply[0] if isinstance(reply, list) else reply
+            assert reply == mine[record["id"]]["reply"] and record["correct"] == mine[record["id"]]["correct"]
+            assert sample["input"].split("Question: ")[1] in mine[record["id"]]["prompt"]  # the official prompt

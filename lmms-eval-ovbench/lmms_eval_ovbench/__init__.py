@@ -7,6 +7,8 @@ model is found by lmms-eval through this package's `lmms_eval.models` entry poin
 from pathlib import Path
 
 TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks" / "ovbench"
+# OVO-Bench's and StreamingBench's multiple-choice tasks; their annotation files are fetched into its data/
+STREAMING_TASKS_DIR = TASKS_DIR.parent / "streaming_benchmarks"
 
 # The reply the videochat_online model gives a document it could not answer (an unreadable video, a
 # prompt whose <image> count does not match its images, ...), followed by the reason. The OVBench tasks

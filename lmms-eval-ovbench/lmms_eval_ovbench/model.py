@@ -21,6 +21,8 @@ from videochat_online.chat import default_device
 from videochat_online.data.video import open_video
 from videochat_online.errors import InputError
 from videochat_online.eval.ovbench import SYSTEM_MESSAGE as OVBENCH_SYSTEM_MESSAGE
+from videochat_online.eval import ovo_bench, streamingbench
+from videochat_online.eval.benchmarks import BENCHMARKS
 from videochat_online.eval.ovbench import VideoTask, question_from_entry
 from videochat_online.eval.presets import PRESETS, ProtocolConfig, stream_frames
 from videochat_online.eval.protocols import ProtocolRunner
@@ -36,6 +38,16 @@ log = logging.getLogger("lmms_eval_ovbench")
 
 def manifest() -> ModelManifest:
     return ModelManifest(model_id="videochat_online", simple_class_path="lmms_eval_ovbench.model.VideoChatOnline")
+
+
+def query_of(benchmark: str, clip: dict):
+    """The question a clip of `benchmark` carries, as `videochat-online eval` reads it."""
+    if benchmark == "ovo-bench":
+        return ovo_bench.queries(clip["row"])[0]
+    if benchmark == "streamingbench":
+        asked = streamingbench.seconds(clip["entry"]["time_stamp"])
+        return streamingbench.Query(f"real/{clip['position']}", "real", clip["video_path"], clip["entry"], asked, asked)
+    return question_from_entry(clip["question"], clip["subset"], clip["position"])
 
 
 def generation_options(gen_kwargs: dict, max_new_tokens: int) -> dict:
@@ -77,10 +89,11 @@ class VideoChatOnline(lmms):
             raise SettingsError(f"preset={preset}: use one of {', '.join(PRESETS)}")
         # OVBench clips: the stream protocol under the preset, run as `videochat-online eval` runs it
         rate = float(fps) if fps is not None else PRESETS[preset].fps("stream", self.engine.config.fps)
-        self.clips = ProtocolRunner(self.engine, ProtocolConfig(
+        self.runners = {}
+        self.runners["ovbench"] = ProtocolRunner(self.engine, ProtocolConfig(
             name="stream", preset=preset, fps=rate, memory=self.memory, batch_size=int(frame_batch),
             max_new_tokens=None if max_new_tokens is None else int(max_new_tokens),
-            system_message=self.engine.system_message))
+            system_message=self.engine.system_message), BENCHMARKS["ovbench"])
         self.video_fps = resolve_fps(None if video_fps is None else float(video_fps), self.engine.config)
         self.frame_batch, self.max_new_tokens = int(frame_batch), int(max_new_tokens or 256)
         self.failures: list[str] = []  # "task/doc_id: reason", this process's
@@ -110,12 +123,12 @@ class VideoChatOnline(lmms):
             visuals = doc_to_visual(self.task_dict[task][split][doc_id]) or []
             if len(visuals) == 1 and isinstance(visuals[0], dict):
                 clip = visuals[0]
-                clips[(clip["video"], clip.get("folder_fps"))].append((i, clip))
+                clips[(clip.get("benchmark", "ovbench"), clip["video"], clip.get("folder_fps"))].append((i, clip))
             else:
                 direct.append((i, visuals, context, gen_kwargs))
         progress = tqdm(total=len(requests), disable=self.rank != 0, desc="videochat_online")
-        for (video, folder_fps), items in clips.items():
-            for i, text, error in self._watch_clip(video, folder_fps, items):
+        for (benchmark, video, folder_fps), items in clips.items():
+            for i, text, error in self._watch_clip(benchmark, video, folder_fps, items):
                 answers[i] = text if error is None else self._fail(where[i], error)
             progress.update(len(items))
         for i, visuals, context, gen_kwargs in direct:
@@ -140,20 +153,29 @@ class VideoChatOnline(lmms):
             log.error("videochat_online: %d of %d documents failed; first: %s", len(failures), total,
                       "; ".join(failures[:3]))
 
-    def _watch_clip(self, video: str, folder_fps: float | None, items):
-        """Watch one video once from its start, answering each question at its end (`ProtocolRunner`, as
+    def _runner(self, benchmark: str) -> ProtocolRunner:
+        """OVBench: the stream protocol under the preset; OVO-Bench, StreamingBench: their scripts along the stream
+        at `video_fps`, as `videochat-online eval --benchmark ... --protocol stream` runs them."""
+        if benchmark not in self.runners:
+            self.runners[benchmark] = ProtocolRunner(self.engine, ProtocolConfig(
+                name="stream", preset="project", fps=self.video_fps, memory=self.memory, batch_size=self.frame_batch,
+                system_message=self.engine.system_message), BENCHMARKS[benchmark])
+        return self.runners[benchmark]
+
+    def _watch_clip(self, benchmark: str, video: str, folder_fps: float | None, items):
+        """Watch one video once from its start, answering each question at its time (`ProtocolRunner`, as
         `videochat-online eval` does). Yields (request index, reply, None), or (request index, None, reason) for
         each question left unanswered when the video cannot be read (answers already given stand)."""
         where: dict[str, list[int]] = defaultdict(list)  # question id -> its requests
         questions = []
         for i, clip in items:
-            q = question_from_entry(clip["question"], clip["subset"], clip["position"])
+            q = query_of(benchmark, clip)
             questions += [] if q.qid in where else [q]
             where[q.qid].append(i)
         answered = set()
         try:
-            task = VideoTask(questions[0].subset, video, Path(video), folder_fps, questions)
-            for rec in self.clips.answer_video(task, questions):
+            task = VideoTask("videos", video, Path(video), folder_fps, questions)
+            for rec in self._runner(benchmark).answer_video(task, questions):
                 answered.add(rec["id"])
                 yield from ((i, rec["reply"], None) for i in where[rec["id"]])
         except InputError as err:
