@@ -255,3 +255,25 @@ def test_fetch_checks_sha256(tmp_path, monkeypatch):
     with pytest.raises(fetch_benchmarks.InputError, match="sha256 .* is not the pinned"):
         fetch_benchmarks.fetch(tmp_path / "out", ["ovo-bench"], base_url=served.as_uri())
     assert not (tmp_path / "out" / "ovo-bench" / "ovo_bench_new.json").exists()
+
+
+def test_a_missing_video_fails_its_queries_and_a_rerun_finishes(tiny_dir, ovo_sample, tmp_path):
+    """One video missing: its queries are failed lines (exit 1), the others answered; with the video back, the
+    same command answers only the failed ones."""
+    tiny = tiny_dir("native", "phi3")
+    videos = tmp_path / "videos"
+    shutil.copytree(ovo_sample / "videos", videos)
+    missing = next(p for p in sorted(videos.rglob("*.mp4")))
+    missing.rename(missing.with_suffix(".away"))
+    args = ["--benchmark", "ovo-bench", "--model", str(tiny), "--anno-dir", str(ovo_sample), "--data-root",
+            f"videos={videos}", "--output-dir", str(tmp_path / "out"), "--fps", "1", "--max-new-tokens", "4"]
+    assert eval_main(args) == 1
+    lines = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    failed = {r["id"] for r in lines if r["status"] == "failed"}
+    assert failed and all(r["error"] for r in lines if r["id"] in failed) and len(failed) < len(lines)
+    assert "failed (scored wrong)" in (tmp_path / "out" / "results.md").read_text()
+    missing.with_suffix(".away").rename(missing)
+    assert eval_main(args) == 0
+    again = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    assert {r["id"] for r in again} == {r["id"] for r in lines} and all(r["status"] == "ok" for r in again)
+    assert [r for r in again if r["id"] not in failed] == [r for r in lines if r["id"] not in failed]
