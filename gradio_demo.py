@@ -125,7 +125,12 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
             log.warning("stream stopped: %s", err)
             live.reset()
             return None, clock_text(live), memory_html(None), error_text(err), ""
-        return live.latest, clock_text(live), memory_html(live.memory_view()), gr.skip(), alerts_text(live)
+        try:
+            view = memory_html(live.memory_view())
+        except Exception as err:  # a bug: the page says so on every tick instead of freezing without a word
+            log.exception("the memory view failed")
+            return live.latest, clock_text(live), gr.skip(), error_text(err), alerts_text(live)
+        return live.latest, clock_text(live), view, gr.skip(), alerts_text(live)
 
     def watch(question, live):
         if live is None:

@@ -108,6 +108,9 @@ def test_eval_options(tmp_path):
         (eval_args(anno, out, "--subsets", "coin", "--capacities", "2,2"), "--capacities 2,2 and --intervals 8,4,1"),
         (eval_args(anno, out, "--subsets", "coin", "--window-seconds", "0"), "--window-seconds 0.0: must be"),
         (eval_args(anno, out, "--subsets", "coin,youtube"), "--subsets coin,youtube: use one or more of"),
+        (eval_args(anno, out, "--subsets", "coin", "--device", "cuda:3"), "--device cuda:3: CUDA is not available"),
+        (eval_args(anno, out, "--benchmark", "ovo-bench", "--protocol", "uniform"),
+         "--protocol uniform: OVO-Bench runs stream, window, offline"),
         (eval_args(anno, out, "--subsets", "coin", "--data-root", "coin"), "--data-root coin: write it as NAME=DIR"),
         (eval_args(anno, out, "--subsets", "coin"), f"{anno}: no questions to evaluate in subsets coin"),
     ]

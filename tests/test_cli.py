@@ -57,12 +57,16 @@ def test_convert_original_to_native(tiny_dir, tmp_path):
     assert read_checkpoint(tmp_path / "conv").layout == "native"
 
 
-def test_installed_console_script(tiny_dir):
+def test_installed_console_script(tiny_dir, demo_mp4):
     exe = shutil.which("videochat-online") or str(__import__("pathlib").Path(sys.executable).parent / "videochat-online")
     out = subprocess.run([exe, "chat", "--model", str(tiny_dir()), "--max-new-tokens", "2", "hello"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip()
+    piped = subprocess.run([exe, "stream", str(demo_mp4), "--model", str(tiny_dir()), "--fps", "2", "--ask",
+                            "3:Where is it?", "--max-new-tokens", "2"], capture_output=True, text=True, timeout=300)
+    assert piped.returncode == 0 and piped.stdout.startswith("[3s] Q: Where is it?")
+    assert "watching" not in piped.stderr  # no progress bar when stderr is not a terminal
 
 
 def test_stream_end_to_end(tiny_dir, demo_mp4, capsys):

@@ -185,3 +185,21 @@ def test_a_watch_alerts_when_the_shape_leaves(tmp_path):
     assert sorted({p for p in polls if p is not None}) == [float(t) for t in range(1, scene.duration + 1)]
     assert live.watching.answer is False
     assert [(e.answer, abs(e.time - scene.leave) <= 2) for e in live.alerts] == [(False, True)]
+
+
+def test_every_memory_view_works_after_the_window_drops_frames(engine, video):
+    """Past the point where the window memory first drops a frame, the uniform memory can pick a frame again that
+    no other memory holds: its thumbnail is still there, so every mode's view draws (a KeyError froze the demo)."""
+    clock = Clock()
+    live = LiveStream(engine, MemorySettings(window=3, uniform_frames=4, capacities=(1, 1, 2)), fps=2, clock=clock)
+    live.open(open_video(video))
+    views = []
+    while not live.finished:
+        clock.now += 0.5
+        live.tick()
+        views.append({mode: live.memory_view(mode) for mode in ("pyramid", "window", "uniform")})
+    assert len(views) > 10 and live.frames_encoded == 20
+    uniform = [f.index for level in views[-1]["uniform"].levels for f in level]
+    window = [f.index for level in views[-1]["window"].levels for f in level]
+    assert uniform[0] not in window and all(f.thumbnail is not None for v in views for m in v.values()
+                                            for level in m.levels for f in level)

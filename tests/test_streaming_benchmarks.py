@@ -191,7 +191,7 @@ def test_streamingbench_end_to_end(tiny_dir, sb_sample, tmp_path):
     tiny = tiny_dir("native", "phi3")
     for protocol in ("stream", "offline"):
         lines = run(tiny, sb_sample, tmp_path / protocol, "streamingbench", protocol,
-                    "--subsets", "real,sqa,sqa_own,proactive_50")
+                    "--subsets", "real,sqa,sqa_own,proactive_50", "--device", "cpu")
         for r in lines:
             assert r["status"] == "ok" and max(t for _, t, _ in r["frames"]) <= r["time"] + 1e-6
         proactive = [r for r in lines if r["subset"] == "proactive_50"]

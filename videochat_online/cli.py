@@ -141,7 +141,8 @@ def cmd_stream(request: StreamRequest) -> int:
     session = StreamingSession(engine, memory.build(engine.config.grid_size), system_message=r.system)
     last = max((q.time for q in questions), default=0.0)
     total = None if duration is None else int(min(duration, last) * fps) + 1
-    with tqdm(total=total, unit="frame", desc="watching", file=sys.stderr, leave=False) as bar:
+    with tqdm(total=total, unit="frame", desc="watching", file=sys.stderr, leave=False,
+              disable=not sys.stderr.isatty()) as bar:  # a progress bar on a terminal only, never in a pipe
         frames = prefetch(source.sample(fps, end=last))  # decoded by a reader thread, ahead of the tower
         for done in answer_along(session, frames, questions, batch_size=r.batch_size, remember=r.multi_turn,
                                  on_frame=lambda _: bar.update(), max_new_tokens=r.max_new_tokens):

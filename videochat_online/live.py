@@ -219,8 +219,8 @@ class LiveStream:
             thumbnail.thumbnail((THUMBNAIL, THUMBNAIL))
             self._thumbnails[f.index] = thumbnail
         self.latest = frames[-1].image
-        held = {m.index for s in self.sessions.values() for m in s.held_frames()}
-        for index in [i for i in self._thumbnails if i not in held]:
+        kept = {m.index for s in self.sessions.values() for m in s.memory.kept()}  # uniform: every frame seen
+        for index in [i for i in self._thumbnails if i not in kept]:
             del self._thumbnails[index]
         return True
 

@@ -77,7 +77,7 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="frames per vision-tower batch")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="default: published 128, project 32")
     parser.add_argument("--max-videos", type=int, default=None, help="evaluate only the first N videos (a smoke test)")
-    add_model_args(parser, device=False)  # each process uses the GPU of its local rank
+    add_model_args(parser)  # default: the GPU of the process's local rank, else the CPU
     parser.add_argument("--allow-failures", action="store_true",
                         help="exit 0 even when some questions failed (they are scored wrong and listed)")
 

@@ -197,7 +197,7 @@ def run(request: EvalRequest) -> dict | None:
 
     from ..chat import default_device
 
-    device = default_device(local_rank)
+    device = r.model.device or default_device(local_rank)
     # On a GPU every vision-tower call gets exactly `batch_size` frames, so that stream and recompute (and any
     # batching) hold bit-identical memories in bf16; on the CPU the features are batch-independent already.
     engine = r.model.load(device=device, fixed_batch=r.protocol["batch_size"] if device.startswith("cuda") else None)

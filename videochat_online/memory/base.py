@@ -82,9 +82,10 @@ class Option:
 
 class MemoryPolicy(ABC):
     """A memory of a stream: `add` takes frame `index` as its full-resolution grid [C, g, g]; `frames()` is what
-    the model is shown now, in time order (`by_level`: grouped by level); `reset` forgets everything; `max_tokens`
-    is the most visual tokens it ever shows. `check` raises a SettingsError naming the option when settings
-    cannot build it (for a model whose grid is `grid_size`, when known); `from_settings` builds an empty one."""
+    the model is shown now, in time order (`by_level`: grouped by level; `kept`: every frame it stores, which it
+    may show later); `reset` forgets everything; `max_tokens` is the most visual tokens it ever shows. `check`
+    raises a SettingsError naming the option when settings cannot build it (for a model whose grid is
+    `grid_size`, when known); `from_settings` builds an empty one."""
 
     name: ClassVar[str]  # the --memory value
     options: ClassVar[tuple[Option, ...]] = ()
@@ -112,6 +113,10 @@ class MemoryPolicy(ABC):
 
     def by_level(self) -> list[list[MemoryFrame]]:
         return [self.frames()]
+
+    def kept(self) -> list[MemoryFrame]:
+        """Every frame it stores, so may show now or later (the shown ones, unless it keeps more)."""
+        return self.frames()
 
 
 POLICIES: dict[str, type[MemoryPolicy]] = {}

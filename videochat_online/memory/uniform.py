@@ -48,5 +48,8 @@ class UniformMemory(MemoryPolicy):
     def frames(self) -> list[MemoryFrame]:
         return [self._seen[i] for i in uniform_positions(len(self._seen), self.num_frames)]
 
+    def kept(self) -> list[MemoryFrame]:
+        return list(self._seen)
+
     def reset(self) -> None:
         self._seen = []
