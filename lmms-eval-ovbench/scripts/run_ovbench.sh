@@ -12,6 +12,7 @@
 # GPUS         processes, one per GPU (torchrun)        (default 1)
 # OUTPUT_PATH  (default runs/lmms_eval/$MODEL)
 # PYTHON       the interpreter (default: the project's .venv, else python3 on PATH)
+# DRY_RUN=1    print the lmms-eval command and stop
 # lmms-eval exits 0 even when an evaluation fails, so the run is judged by its results file.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -22,16 +23,18 @@ py="${PYTHON:-$here/../../.venv/bin/python}"
 TASKS=${TASKS:-ovbench}
 GPUS=${GPUS:-1}
 OUTPUT_PATH=${OUTPUT_PATH:-runs/lmms_eval/$MODEL}
-mkdir -p "$OUTPUT_PATH"
-started=$(date +%s)
 
 # torchrun rather than `accelerate launch`: accelerate's CLI imports timm, which needs a torchvision that
 # imports (not so on a CPU machine with PyPI's CUDA build); the model plug-in starts the process group itself.
 if [ "$GPUS" -gt 1 ]; then launcher=("$py" -m torch.distributed.run --nproc_per_node "$GPUS" --master_port "${MASTER_PORT:-29520}" -m lmms_eval)
 else launcher=("$py" -m lmms_eval); fi
-"${launcher[@]}" --model "$MODEL" --model_args "$MODEL_ARGS" --tasks "$TASKS" \
-  --include_path "$here/../tasks/ovbench" --batch_size 1 --log_samples --output_path "$OUTPUT_PATH" "$@" \
-  2>&1 | tee "$OUTPUT_PATH/lmms_eval.log"
+# every task folder: OVBench, and OVO-Bench's and StreamingBench's multiple-choice tasks
+command=("${launcher[@]}" --model "$MODEL" --model_args "$MODEL_ARGS" --tasks "$TASKS" --include_path "$here/../tasks"
+         --batch_size 1 --log_samples --output_path "$OUTPUT_PATH" "$@")
+if [ -n "${DRY_RUN:-}" ]; then echo "${command[@]}"; exit 0; fi
+mkdir -p "$OUTPUT_PATH"
+started=$(date +%s)
+"${command[@]}" 2>&1 | tee "$OUTPUT_PATH/lmms_eval.log"
 
 checked=$(echo "$TASKS" | tr ',' ' ')
 [ "$TASKS" = ovbench ] && checked="ovbench ovbench_ava ovbench_coin ovbench_hirest ovbench_tao"
