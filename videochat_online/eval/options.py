@@ -61,7 +61,9 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", action="append", default=[], metavar="SUBSET=DIR",
                         help="where a subset's videos or frame folders are (repeat per subset)")
     parser.add_argument("--subsets", default=None, help="comma-separated (default: all of the benchmark's)")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="stream")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="stream",
+                        help="OVBench: stream, window, uniform, recompute; OVO-Bench and StreamingBench: stream, "
+                             "window, offline")
     parser.add_argument("--preset", choices=list(PRESETS), default=None,
                         help="published (OVBench's default): the published evaluation's frame selection, prompt and "
                              "reply length (docs/evaluation.md); project (the others'): by time at the model's rate")
