@@ -17,14 +17,16 @@ import io
 import logging
 import sys
 import threading
+import time
 from pathlib import Path
 
 import gradio as gr
 
+from videochat_online.data.live import is_live, open_live
 from videochat_online.data.video import open_video
 from videochat_online.errors import InputError
 from videochat_online.live import LiveStream, MemoryView
-from videochat_online.memory import POLICIES
+from videochat_online.memory import POLICIES, MemorySettings
 from videochat_online.options import Parser, add_memory_args, add_model_args, run_main, watch_options
 
 HERE = Path(__file__).resolve().parent
@@ -82,13 +84,29 @@ def error_text(err: Exception) -> str:
 
 
 # the app
+def budget_matched(settings: MemorySettings, grid_size: int, given: dict) -> MemorySettings:
+    """The window and uniform memories sized to the pyramid's token budget (whole frames, at least one), so that
+    switching compares memories of one cost; a size given on the command line (`given`) stays."""
+    frames = max(1, settings.replace(mode="pyramid").build(grid_size).max_tokens // grid_size ** 2)
+    return settings.replace(**{name: frames for name in ("window", "uniform_frames") if name not in given})
+
+
+def mode_label(mode: str, settings: MemorySettings, grid_size: int) -> str:
+    """A memory mode with its budget: "window: 3 frames, 192 tokens"."""
+    memory = settings.replace(mode=mode).build(grid_size)
+    frames = {"window": settings.window, "uniform": settings.uniform_frames}.get(mode)
+    return f"{mode}: " + (f"{frames} frames, " if frames else "") + f"{memory.max_tokens} tokens"
+
+
 def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_upload_mb: float = MAX_UPLOAD_MB,
-              max_seconds: float = MAX_SECONDS, tick_seconds: float = 0.5) -> gr.Blocks:
+              max_seconds: float = MAX_SECONDS, tick_seconds: float = 0.5, clock=time.monotonic) -> gr.Blocks:
+    """`clock`: the streams' clock (seconds; a faster one plays faster)."""
     lock = threading.Lock()  # one model for every browser session: one forward at a time
     sample_files = sorted(p.name for p in samples.glob("*.mp4")) if samples and samples.is_dir() else []
+    grid = engine.config.grid_size
 
     def new_stream() -> LiveStream:
-        return LiveStream(engine, settings, fps=fps, lock=lock)
+        return LiveStream(engine, settings, fps=fps, lock=lock, clock=clock)
 
     def start(path: str | None, live: LiveStream | None):
         """Open a video file as a new stream; a problem with it becomes one message in the page."""
@@ -115,6 +133,21 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
 
     def play_sample(name, live):
         return start(str(samples / name) if name else None, live)
+
+    def watch_url(url, live):
+        """Open a live stream by URL; one message in the page if it cannot be opened."""
+        live = live or new_stream()
+        url = (url or "").strip()
+        if not is_live(url) or url == "-":
+            return live, error_text(ValueError(f"{url or 'the URL'}: give a stream URL such as rtsp://host/path or "
+                                               "http://host/live.ts")), gr.skip()
+        try:
+            source = open_live(url, fps)
+        except InputError as err:
+            log.warning("stream refused: %s", err)
+            return live, error_text(err), gr.skip()
+        live.open_live(source)
+        return live, f"Watching **{html.escape(url)}** live at {fps:g} frames a second.", []
 
     def tick(live):
         if live is None or not (live.playing or live.camera):
@@ -203,16 +236,20 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
                         sample = gr.Dropdown(sample_files, value=sample_files[0] if sample_files else None,
                                              label="or a sample", elem_id="sample")
                         sample_button = gr.Button("Play sample", elem_id="play-sample")
+                with gr.Tab("Stream URL"):
+                    url_box = gr.Textbox(label="A live stream (rtsp://, rtmp://, http(s)://, udp:// ...): frames are "
+                                               "taken as they arrive", elem_id="url", submit_btn="Watch")
                 with gr.Tab("Webcam"):
                     webcam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam")
                     camera_button = gr.Button("Watch the webcam")
                 player = gr.Image(label="Stream", interactive=False, elem_id="player", height=300)
-                clock = gr.Markdown("Stream time: -", elem_id="clock")
+                clock_box = gr.Markdown("Stream time: -", elem_id="clock")
                 with gr.Row():
                     pause_button = gr.Button("Pause", elem_id="pause")
                     resume_button = gr.Button("Resume", elem_id="resume")
                     reset_button = gr.Button("Reset", elem_id="reset")
-                mode = gr.Radio(list(POLICIES), value=settings.mode, label="Memory", elem_id="mode")
+                mode = gr.Radio([(mode_label(m, settings, grid), m) for m in POLICIES], value=settings.mode,
+                                label="Memory (its most visual tokens)", elem_id="mode")
             with gr.Column(scale=3):
                 chat = gr.Chatbot(label="Conversation", elem_id="chat", height=360)
                 question = gr.Textbox(label="Ask at this moment", elem_id="question", submit_btn=True)
@@ -226,21 +263,22 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
         stream = dict(concurrency_id="stream", concurrency_limit=1)
         upload_box.upload(start, [upload_box, live], [live, status, chat], show_progress="hidden", **stream)
         sample_button.click(play_sample, [sample, live], [live, status, chat], show_progress="hidden", **stream)
+        url_box.submit(watch_url, [url_box, live], [live, status, chat], **stream)
         # a tick every `tick_seconds`: no loading overlay on what it refreshes
-        gr.Timer(tick_seconds).tick(tick, [live], [player, clock, memory, status, alerts], show_progress="hidden",
+        gr.Timer(tick_seconds).tick(tick, [live], [player, clock_box, memory, status, alerts], show_progress="hidden",
                                     **stream)
         watch_box.submit(watch, [watch_box, live], [alerts], **stream)
         question.submit(ask, [question, chat, live], [chat, question, status])
-        pause_button.click(pause, [live], [clock], **stream)
-        resume_button.click(resume, [live], [clock], **stream)
-        reset_button.click(reset, [live], [live, player, clock, memory, chat, status, alerts], **stream)
+        pause_button.click(pause, [live], [clock_box], **stream)
+        resume_button.click(resume, [live], [clock_box], **stream)
+        reset_button.click(reset, [live], [live, player, clock_box, memory, chat, status, alerts], **stream)
         mode.change(switch, [mode, live], [memory], **stream)
         camera_button.click(camera_on, [live], [live, status], **stream)
-        webcam.stream(camera_frame, [webcam, live], [clock, memory], stream_every=1.0 / fps)
+        webcam.stream(camera_frame, [webcam, live], [clock_box, memory], stream_every=1.0 / fps)
     return app
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> Parser:
     parser = Parser(prog="gradio_demo.py", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (default) serves this machine only")
     parser.add_argument("--port", type=int, default=7860)
@@ -251,14 +289,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--share", action="store_true", help="a public gradio link (off by default)")
     add_model_args(parser, default_model=str(DEFAULT_MODEL))
     add_memory_args(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def load(args) -> tuple:
+    """The engine, frame rate and memory settings the options describe: by default the model's own (the rate and
+    memory its checkpoint records), with window and uniform sized to the pyramid's budget (`budget_matched`)."""
+    watch = watch_options(args)  # checked before the model loads
+    engine = watch.model.load()
+    fps, settings = watch.resolve(engine.config)
+    return engine, fps, budget_matched(settings, engine.config.grid_size, watch.memory)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     def serve() -> int:
-        watch = watch_options(args)  # checked before the model loads
         if not args.max_upload_mb > 0 or not args.max_seconds > 0:
             raise InputError("--max-upload-mb and --max-seconds must be > 0")
-        engine = watch.model.load()
-        fps, settings = watch.resolve(engine.config)
+        engine, fps, settings = load(args)
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own requests to itself
         app = build_app(engine, settings, fps, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)

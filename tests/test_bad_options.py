@@ -51,6 +51,8 @@ STREAM_CASES = [
     (["--memory", "all"], "argument --memory: invalid choice: 'all'"),
     (["--compile-vision", "fast"], "argument --compile-vision: invalid choice: 'fast'"),
     (["--kv-cache", "paged"], "argument --kv-cache: invalid choice: 'paged'"),
+    (["--buffer", "0"], "--buffer 0: must be an integer >= 1"),
+    (["--stall-seconds", "0"], "--stall-seconds 0.0: must be a finite number > 0"),
 ]
 
 
@@ -111,6 +113,8 @@ def test_eval_options(tmp_path):
         (eval_args(anno, out, "--subsets", "coin", "--device", "cuda:3"), "--device cuda:3: CUDA is not available"),
         (eval_args(anno, out, "--benchmark", "ovo-bench", "--protocol", "uniform"),
          "--protocol uniform: OVO-Bench runs stream, window, offline"),
+        (eval_args(anno, out, "--benchmark", "streamingbench", "--answer-by", "likelihood"),
+         "--answer-by likelihood: StreamingBench's prompts are its own; it is answered by generation only"),
         (eval_args(anno, out, "--subsets", "coin", "--data-root", "coin"), "--data-root coin: write it as NAME=DIR"),
         (eval_args(anno, out, "--subsets", "coin"), f"{anno}: no questions to evaluate in subsets coin"),
     ]

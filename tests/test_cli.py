@@ -1,9 +1,11 @@
 """The command line: tiny-checkpoint maker and `videochat-online chat`, in-process and as installed."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,3 +148,22 @@ def test_stream_question_after_the_end_warns(tiny_dir, demo_mp4, capsys):
     captured = capsys.readouterr()
     assert "warning: the question at 30s comes after the end of" in captured.err
     assert json.loads(captured.out)["memory"][-1]["time"] == 7.5
+
+
+def test_make_demo_prints_the_answers_the_readme_shows_at_the_models_own_settings():
+    """`videochat-online stream` with no rate or memory options watches as the bundled model was trained (1 fps, its
+    recorded pyramid), and gives the answers README.md's `make demo` table shows."""
+    root = Path(__file__).resolve().parents[1]
+    rows = re.findall(r"^\| (\d+) s \| ([^|]+?) \| ([^|]+?) \| [^|]+ \|$", (root / "README.md").read_text(), re.M)
+    assert len(rows) == 5
+    asks = [a for t, question, _ in rows for a in ("--ask", f"{t}:{question}")]
+    done = subprocess.run([sys.executable, "-m", "videochat_online.cli", "stream",
+                           str(root / "assets/samples/synth_test_0000.mp4"), "--model",
+                           str(root / "models/videochat-online-synthetic-tiny"), "--json", "--show-memory", *asks],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [a["answer"] for a in answers] == [answer for _, _, answer in rows]
+    held = answers[1]["memory"]  # at 11 s: frames 0..11 at 1 fps, placed by the recorded intervals 8,4,1
+    assert [f["time"] for f in held] == [float(t) for t in range(12)]
+    assert [f["level"] for f in held] == [0 if i % 8 == 0 else 1 if i % 4 == 0 else 2 for i in range(12)]

@@ -62,16 +62,24 @@ def test_named_paths_exist(page):
     assert not missing, f"{page.name} names paths that do not exist: {missing}"
 
 
+EXTERNAL = ("ffmpeg",)  # other programs a pipeline may start with: not this project's to check
+
+
 def shown_commands(text: str) -> list[list[str]]:
-    """The commands of the ```bash blocks, continuation lines joined, comments and VAR=value prefixes dropped."""
+    """The commands of the ```bash blocks, continuation lines joined, comments and VAR=value prefixes dropped; each
+    part of a pipeline is a command of its own, and other programs' (`EXTERNAL`) are left out."""
     commands = []
     for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
         for line in block.replace("\\\n", " ").splitlines():
-            words = shlex.split(line, comments=True)
-            while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
-                words = words[1:]
-            if words and words[0] != "export":
-                commands.append(words)
+            all_words = shlex.split(line, comments=True)
+            parts = [[]]
+            for word in all_words:
+                parts.append([]) if word == "|" else parts[-1].append(word)
+            for words in parts:
+                while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
+                    words = words[1:]
+                if words and words[0] != "export" and words[0] not in EXTERNAL:
+                    commands.append(words)
     return commands
 
 

@@ -43,3 +43,37 @@ def test_ask_images_end_to_end(engine):
     assert 1 <= len(reply.token_ids) <= 5
     # Deterministic greedy decoding: the same question gives the same answer.
     assert engine.ask_images(images, "Compare the images.", max_new_tokens=5).token_ids == reply.token_ids
+
+
+def test_a_replys_likelihood_is_the_sum_of_its_tokens_log_probabilities(engine):
+    from videochat_online.model.modeling import PrefixCache
+
+    prompt = engine.tokenizer("<|user|>\nWhich colour?\nOptions:\n(A) red\n(B) green<|end|>\n<|assistant|>\n",
+                              return_tensors="pt").input_ids
+    replies = [engine.tokenizer(r, add_special_tokens=False).input_ids for r in ("(A) red", "(B) green", "(B) red")]
+    expected = []
+    with torch.inference_mode():
+        for ids in replies:  # one forward over prompt + reply: the log-probability of each reply token given the rest
+            logits = engine.model.language_model(input_ids=torch.cat([prompt, torch.tensor([ids])], 1)).logits[0]
+            logp = torch.log_softmax(logits.float(), -1)
+            expected.append(sum(float(logp[prompt.shape[1] - 1 + i, t]) for i, t in enumerate(ids)))
+        alone = engine.model.score(prompt, None, replies)
+        cache = PrefixCache()
+        shared = [engine.model.score(prompt, None, replies, cache) for _ in range(2)]  # the second reuses the prompt
+    assert alone == pytest.approx(expected, abs=1e-4)
+    assert shared[0] == pytest.approx(expected, abs=1e-4) and shared[1] == pytest.approx(expected, abs=1e-4)
+    assert cache.reused == prompt.shape[1] - 1  # the prompt came from the cache the second time
+
+
+def test_choose_answers_with_the_most_likely_reply(engine):
+    prompt = "<|user|>\nWhich colour?<|end|>\n<|assistant|>\n"
+    replies = ["(A) red", "(B) green", "(C) blue"]
+    ids = engine.tokenizer(prompt, return_tensors="pt").input_ids
+    stop = engine.stop_token_ids[0]
+    with torch.inference_mode():
+        scores = engine.model.score(ids, None, [engine.tokenizer(r, add_special_tokens=False).input_ids + [stop]
+                                                for r in replies])
+    reply = engine.choose(prompt, None, replies)
+    assert reply.text == replies[scores.index(max(scores))] and reply.prompt == prompt
+    with pytest.raises(ValueError, match="at least one reply"):
+        engine.choose(prompt, None, [])

@@ -176,3 +176,61 @@ def test_a_watch_raises_an_alert_in_the_page(tmp_path, browser):
         page.close()
     finally:
         app.close()
+
+
+def test_a_long_stream_keeps_updating_through_every_memory_mode(tiny_dir, tmp_path, browser):
+    """A 60 s video on a clock 4x as fast, past the point where the window memory first drops a frame (and where the
+    uniform memory picks frames again): each mode shows its own frames and the page keeps updating."""
+    import time
+
+    video = write_video(tmp_path / "long.mp4", seconds=60, fps=4)
+    engine = ChatEngine.from_pretrained(str(tiny_dir()), device="cpu")
+    grid = engine.config.grid_size
+    settings = gradio_demo.budget_matched(MemorySettings(capacities=(2, 2, 4)), grid, {})
+    frames = (2 * 64 + 2 * 16 + 4 * 4) // grid ** 2  # the pyramid's 176 tokens in whole 8x8 frames: 2
+    assert (settings.window, settings.uniform_frames) == (frames, frames) == (2, 2)
+    began = time.monotonic()
+    app = gradio_demo.build_app(engine, settings, fps=2, samples=None, tick_seconds=0.25,
+                                clock=lambda: began + 4 * (time.monotonic() - began))
+    port = free_port()
+    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"http://127.0.0.1:{port}")
+        for mode, budget in [("pyramid", "176 tokens"), ("window", "2 frames, 128 tokens"),
+                             ("uniform", "2 frames, 128 tokens")]:
+            expect(page.locator("#mode")).to_contain_text(f"{mode}: {budget}")
+        page.locator("#upload input[type=file]").set_input_files(str(video))
+        expect(page.locator("#status")).to_contain_text("Playing", timeout=30_000)
+        for mode, after in [("window", 8), ("uniform", 24), ("pyramid", 42), ("window", 46), ("uniform", 50)]:
+            page.wait_for_function(f"() => {{ const m = /Stream time: ([0-9.]+) s/.exec("
+                                   f"document.querySelector('#clock').innerText); return m && +m[1] >= {after}; }}",
+                                   timeout=60_000)
+            page.locator("#mode").get_by_label(mode).check()
+            expect(page.locator("#memory-total")).to_contain_text(f"{mode} memory", timeout=10_000)
+            shown = page.locator("#memory-view figcaption").all_inner_texts()
+            times = [float(re.search(r"· ([0-9.]+)s ·", c).group(1)) for c in shown]
+            if mode == "uniform":  # its 2 frames spread over everything seen: one in each half
+                assert len(times) == 2 and min(times) < after / 2 <= max(times), (mode, after, shown)
+            else:  # this memory's newest frames, up to now (window: its budget of 2 frames)
+                assert max(times) >= after - 2 and (mode == "pyramid" or len(times) == 2), (mode, after, shown)
+            assert "Error" not in page.locator("#status").inner_text()
+        moved_from = stream_seconds(page)
+        page.wait_for_function(f"() => !document.querySelector('#clock').innerText.includes('{moved_from:.1f} s')",
+                               timeout=10_000)  # still playing after every switch
+        page.close()
+    finally:
+        app.close()
+
+
+def test_with_no_options_the_demo_takes_the_bundled_models_rate_and_memory():
+    engine, fps, settings = gradio_demo.load(gradio_demo.build_parser().parse_args([]))
+    assert fps == engine.config.fps == 1.0  # the rate it was trained at
+    recorded = engine.config.memory
+    assert settings.mode == recorded["mode"] == "pyramid"
+    assert list(settings.capacities) == recorded["capacities"] and list(settings.intervals) == recorded["intervals"]
+    # window and uniform hold the pyramid's budget (208 tokens) in whole 8x8 frames: 3, not the 32 and 16 recorded
+    assert engine.config.grid_size == 8 and settings.build(8).max_tokens == 208
+    assert (settings.window, settings.uniform_frames) == (3, 3) and (recorded["window"], recorded["uniform_frames"]) == (32, 16)
+    _, _, given = gradio_demo.load(gradio_demo.build_parser().parse_args(["--window", "5", "--fps", "2"]))
+    assert (given.window, given.uniform_frames) == (5, 3)

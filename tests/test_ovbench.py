@@ -27,7 +27,7 @@ from videochat_online.eval.ovbench import (
 from videochat_online.eval.presets import ProtocolConfig
 from videochat_online.eval.benchmarks import BENCHMARKS
 from videochat_online.eval.protocols import protocol_of
-from videochat_online.eval.scoring import extract_option, published_choice
+from videochat_online.eval.scoring import extract_option, published_choice, self_contradicting
 from videochat_online.eval.results import accuracy_table
 from videochat_online.eval.runner import main as eval_main
 from videochat_online.eval.runner import shard
@@ -131,8 +131,11 @@ def test_accuracy_table_counts():
     table = accuracy_table(records)
     # strict: B, A, B, B, B ("pouring" as whole words) -> 4 right; published rule: B, A, pouring, B, A -> 2 right
     assert table["overall"] == {"accuracy": 66.67, "accuracy_published_rule": 33.33, "correct": 4,
-                                "correct_published_rule": 2, "total": 6, "failed": 1}
+                                "correct_published_rule": 2, "total": 6, "failed": 1, "self_contradicting": 0}
     assert table["answer_type"]["PastMemory"]["accuracy"] == 50.0  # 2 of 4
+    # "(A) pouring": the letter says cutting, the text pouring (the answer); both rules follow the letter
+    torn = accuracy_table([record(q, reply("(A) pouring"), [], "stream"), record(q, reply("(B) pouring"), [], "stream")])
+    assert torn["overall"]["self_contradicting"] == 1 and torn["overall"]["correct"] == 1
     # macro: cells PastMemory-1 (1/3), PastMemory-2 (1/1), Hallucination-1 (2/2) -> (33.33 + 100 + 100) / 3
     assert table["headline"] == {"macro": 77.78, "macro_published_rule": round((100 / 3 + 0 + 50) / 3, 2), "cells": 3}
     assert table["subset_x_answer_type"]["coin/PastMemory"]["total"] == 4
@@ -181,6 +184,22 @@ def test_candidate_text_counts_only_when_no_other_candidate_shares_it():
     assert extract_option("the red ball", ["ball", "red ball"]) == "B"  # "ball" lies inside the other match
     assert extract_option("a ball", ["ball", "red ball"]) == "A"
     assert extract_option("the ball is red", ["blue ball", "red ball"]) is None  # neither text stands whole
+
+
+@pytest.mark.parametrize("reply, candidates, contradicts", [
+    ("(B) Yes", ["Yes", "No"], True),  # B is "No": the letter says no, the text yes
+    ("(C) Yes", ["Yes", "No"], True),  # a letter the question does not have, beside a text it does
+    ("(A) Yes", ["Yes", "No"], False),
+    ("(B) No.", ["Yes", "No"], False),
+    ("B", ["Yes", "No"], False),  # a letter alone says one thing
+    ("Yes", ["Yes", "No"], False),  # a text alone too
+    ("(A) top right", ["top left", "top right", "bottom left", "bottom right"], True),
+    ("(D) bottom right", ["top left", "top right", "bottom left", "bottom right"], False),
+    ("(B) the red ball", ["ball", "red ball"], False),  # "ball" lies inside the option it names
+    ("(A) 3-4s", ["1-2s", "3-4s", "5-6s", "7-8s"], True),
+])
+def test_a_reply_whose_letter_and_text_disagree_is_self_contradicting(reply, candidates, contradicts):
+    assert self_contradicting(reply, candidates) is contradicts
 
 
 def test_shards_balance_duration_and_cover_every_video():
@@ -270,6 +289,23 @@ def test_all_protocols_end_to_end(tiny_dir, sample, tmp_path):
 def error_lines(capsys) -> list[str]:
     """The lines of the command's own messages on stderr (libraries may log warnings there too)."""
     return [line for line in capsys.readouterr().err.splitlines() if line.startswith(("error:", "warning:"))]
+
+
+def test_answer_by_likelihood_replies_with_one_of_the_options(tiny_dir, sample, tmp_path, capsys):
+    anno, roots = sample
+    tiny = tiny_dir("native", "phi3")
+    out = tmp_path / "likelihood"
+    assert eval_main(eval_args(tiny, anno, roots, out, "stream", extra=("--answer-by", "likelihood"))) == 0
+    records = predictions(out)
+    questions = {f"{t.subset}/{q.qid.split('/')[1]}": q for t in load_ovbench(anno) for q in t.questions}
+    for r in records:  # "(A) text", ... in the options block's form: letter and text always agree
+        q = questions[r["id"]]
+        assert r["reply"] in [f"({'ABCDE'[i]}) {c}" for i, c in enumerate(q.candidates)]
+        assert r["prediction"] == r["published_choice"] == r["reply"][1] and not r["self_contradicting"]
+    assert json.loads((out / "run_settings.json").read_text())["answer_by"] == "likelihood"
+    # a resume made the other way is refused
+    assert eval_main(eval_args(tiny, anno, roots, out, "stream")) == 2
+    assert "answer_by='likelihood', this run has answer_by='generate'" in capsys.readouterr().err
 
 
 def test_unreadable_video_fails_its_questions_and_the_run_goes_on(tiny_dir, sample, tmp_path, capsys):

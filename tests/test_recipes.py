@@ -73,3 +73,19 @@ def test_a_recipes_unknown_key_is_one_line(tmp_path, capsys):
     assert recipe_main(["--config", str(recipe), "--output-dir", str(tmp_path / "run")]) == 2
     assert capsys.readouterr().err.startswith(f"error: {recipe}: unknown or missing key 'protocol'")
     assert not (tmp_path / "run").exists()  # nothing started
+
+
+def test_a_steps_progress_bar_is_shown_as_it_goes_and_its_output_kept(tmp_path, capsys):
+    from videochat_online.synthetic.recipe import run
+
+    bar = ("import sys, time\nfrom tqdm import tqdm\nprint('loading')\n"
+           "for _ in tqdm(range(40), file=sys.stderr, mininterval=0):\n    time.sleep(0.005)\n")
+    run([sys.executable, "-c", bar], tmp_path / "stage2.log", "stage2 training")
+    shown = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  stage2 training")]
+    # not a terminal: one line every 10%, the last at 100%
+    assert shown[0] == "  stage2 training: 0% (0/40)" and shown[-1] == "  stage2 training: 100% (40/40)"
+    assert len(shown) == 11
+    log = (tmp_path / "stage2.log").read_text()
+    assert log.startswith("loading\n") and "40/40" in log
+    with pytest.raises(SystemExit, match="step failed \\(exit 3\\); see .*stage2.log"):
+        run([sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "stage2.log", "stage2 training")

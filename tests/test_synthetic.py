@@ -262,3 +262,27 @@ def test_lmms_eval_runs_the_benchmark_unchanged_and_agrees(first_videos, tmp_pat
         reply = sample["filtered_resps"]
         reply = reply[0] if isinstance(reply, list) else reply
         assert reply == ours[qid]["reply"] and sample["ovbench_overall"]["correct"] == ours[qid]["correct"], qid
+
+
+def test_the_test_split_alone_is_the_full_builds_and_shared_scenes_are_reported(tmp_path, capsys):
+    from videochat_online.synthetic.build import main as build_main
+
+    full, alone = tmp_path / "full", tmp_path / "alone"
+    assert build_main([str(full), "--train-videos", "3", "--test-videos", "2", "--seed", "5"]) == 0
+    assert build_main([str(alone), "--train-videos", "3", "--test-videos", "2", "--seed", "5", "--test-only",
+                       "--against", str(full)]) == 0
+    assert "0 of the 2 test scenes are also in" in capsys.readouterr().out
+    assert (alone / "ovbench/synth.json").read_text() == (full / "ovbench/synth.json").read_text()
+    assert sorted(p.name for p in (alone / "videos/test").iterdir()) == ["synth_test_0000.mp4", "synth_test_0001.mp4"]
+    assert not (alone / "train").exists() and not (alone / "videos/train").exists()
+    # a training split that holds the second test scene (scenes.json: {"train": [scene fields, ...]})
+    test_scenes = json.loads((alone / "scenes.json").read_text())["test"]
+    leaky = tmp_path / "leaky"
+    leaky.mkdir()
+    (leaky / "scenes.json").write_text(json.dumps({"train": [test_scenes[1]]}))
+    assert build_main([str(tmp_path / "again"), "--train-videos", "3", "--test-videos", "2", "--seed", "5",
+                       "--test-only", "--against", str(leaky)]) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"1 of the 2 test scenes are also in {leaky}'s training split: synth_test_0001.mp4")
+    assert build_main([str(tmp_path / "x"), "--test-only", "--against", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'none' / 'scenes.json'}: cannot read it")

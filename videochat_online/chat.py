@@ -122,6 +122,20 @@ class ChatEngine:
         text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
         return Reply(text=text, token_ids=ids, prompt=prompt)
 
+    def choose(self, prompt: str, visual_tokens: torch.Tensor | None, replies: Sequence[str],
+               prefix_cache=None) -> Reply:
+        """The most likely of the given replies to a finished prompt (each scored to its stop token), instead of a
+        generated one: a multiple-choice answer whose letter and text cannot disagree."""
+        if not replies:
+            raise ValueError("choose needs at least one reply")
+        input_ids = self.tokenizer(prompt, return_tensors="pt").input_ids.to(self.device)
+        stop = self.stop_token_ids[0]
+        options = [self.tokenizer(r, add_special_tokens=False).input_ids for r in replies]
+        with torch.inference_mode():
+            scores = self.model.score(input_ids, visual_tokens, [ids + [stop] for ids in options], prefix_cache)
+        best = max(range(len(replies)), key=scores.__getitem__)
+        return Reply(text=replies[best], token_ids=options[best], prompt=prompt)
+
     def generate_stream(self, prompt: str, visual_tokens: torch.Tensor | None, max_new_tokens: int = 256,
                         **generate_kwargs) -> Iterator[str]:
         """The reply to a finished prompt as it is generated: the text so far, after each new token

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import queue
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +31,8 @@ class ChatRequest:
 class StreamRequest:
     watch: WatchOptions  # the model, and the rate and memory options given (the rest: the model's)
     video: str
-    source: object  # the opened VideoSource
+    source: object  # the opened VideoSource; None for a live source (opened once the model is ready)
+    live: dict | None  # a live source's settings (data/live.py): fps-free LiveSource arguments
     questions: list[tuple[float, str]]
     watches: list[str]  # standing yes/no questions
     watch_every: float
@@ -90,11 +93,22 @@ def check_chat(args) -> ChatRequest:
 
 
 def check_stream(args) -> StreamRequest:
+    from .data.live import _address, is_live
     from .data.video import open_video
 
     questions = [parse_question(q) for q in args.ask]
-    if not questions and not args.watch:
-        raise InputError("stream: give at least one --ask SECONDS:QUESTION or --watch QUESTION")
+    live = is_live(args.video) or args.realtime
+    if not questions and not args.watch and (not live or args.video == "-"):
+        raise InputError("stream: give at least one --ask SECONDS:QUESTION or --watch QUESTION" +
+                         ("" if live else " (questions are typed on stdin only while a live source plays)"))
+    check_positive(args.buffer, "--buffer", integer=True)
+    check_positive(args.stall_seconds, "--stall-seconds")
+    if live:
+        if args.realtime and is_live(args.video):
+            raise InputError(f"--realtime {args.video}: is already live; --realtime plays a video file at its pace")
+        if args.realtime and not Path(args.video).is_file():
+            raise InputError(f"{args.video}: no such video file (--realtime plays a file at its own pace)")
+        _address(args.video)  # a camera name's form, and the camera input in this build
     if any(not w.strip() for w in args.watch):
         raise InputError("--watch: the question is empty")
     check_positive(args.watch_every, "--watch-every")
@@ -104,7 +118,9 @@ def check_stream(args) -> StreamRequest:
     check_positive(args.batch_size, "--batch-size", integer=True)
     check_positive(args.max_new_tokens, "--max-new-tokens", integer=True)
     watch = watch_options(args)
-    return StreamRequest(watch, args.video, open_video(args.video, folder_fps=args.folder_fps), questions,
+    source = None if live else open_video(args.video, folder_fps=args.folder_fps)
+    settings = dict(buffer=args.buffer, stall_seconds=args.stall_seconds, pace=args.realtime) if live else None
+    return StreamRequest(watch, args.video, source, settings, questions,
                          [w.strip() for w in args.watch], args.watch_every, args.watch_confirm, args.batch_size, args.multi_turn, args.system, args.max_new_tokens, args.show_memory,
                          args.json)
 
@@ -118,20 +134,29 @@ def check_convert(args) -> argparse.Namespace:
     return args
 
 
-def cmd_stream(request: StreamRequest) -> int:
-    import json
+def read_lines(file) -> queue.Queue:
+    """The lines of `file` (questions typed while a stream plays) from a reader thread; None once it closes."""
+    lines: queue.Queue = queue.Queue()
 
+    def read():
+        for line in file:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True, name="question-reader").start()
+    return lines
+
+
+def cmd_stream(request: StreamRequest) -> int:
     from tqdm import tqdm
 
     from .data.video import prefetch
-    from .streaming import StreamingSession, TimedQuestion, Watch, answer_along
+    from .streaming import StreamingSession, TimedQuestion, Watch, answer_along, answer_live
 
     r = request
-    questions, source = [TimedQuestion(t, text) for t, text in r.questions], r.source
-    duration = source.duration
+    questions = [TimedQuestion(t, text) for t, text in r.questions]
     watches = [Watch(text, r.watch_every, r.watch_confirm) for text in r.watches]
-    end = duration if duration is not None else max((q.time for q in questions), default=0.0)
-    questions += [TimedQuestion(t, w.question, key=w, remember=False) for w in watches for t in w.times(end)]
+    duration = None if r.source is None else r.source.duration
     for q in questions:
         if duration is not None and q.time > duration:
             print(f"warning: the question at {q.time:g}s comes after the end of {r.video} ({duration:.1f}s): "
@@ -139,36 +164,67 @@ def cmd_stream(request: StreamRequest) -> int:
     engine = r.watch.model.load(system_message=r.system)
     fps, memory = r.watch.resolve(engine.config)
     session = StreamingSession(engine, memory.build(engine.config.grid_size), system_message=r.system)
-    last = max((q.time for q in questions), default=0.0)
-    total = None if duration is None else int(min(duration, last) * fps) + 1
-    with tqdm(total=total, unit="frame", desc="watching", file=sys.stderr, leave=False,
+    run = dict(batch_size=r.batch_size, remember=r.multi_turn, max_new_tokens=r.max_new_tokens)
+    with tqdm(unit="frame", desc="watching", file=sys.stderr, leave=False,
               disable=not sys.stderr.isatty()) as bar:  # a progress bar on a terminal only, never in a pipe
-        frames = prefetch(source.sample(fps, end=last))  # decoded by a reader thread, ahead of the tower
-        for done in answer_along(session, frames, questions, batch_size=r.batch_size, remember=r.multi_turn,
-                                 on_frame=lambda _: bar.update(), max_new_tokens=r.max_new_tokens):
-            if isinstance(done.question.key, Watch):
-                event = done.question.key.observe(done.question.time, done.reply.text)
-                if event is not None:
-                    tqdm.write(json.dumps({"watch": done.question.text, "time": event.time, "answer": "yes" if
-                                           event.answer else "no", "confirmed_at": event.confirmed_at}) if r.json else
-                               f"[{event.time:g}s] watch: {done.question.text} -> {'yes' if event.answer else 'no'} "
-                               f"(confirmed at {event.confirmed_at:g}s)", file=sys.stdout)
-                continue
-            held = [{"index": f.index, "time": round(f.timestamp, 3), "level": f.level, "tokens": f.num_tokens}
-                    for f in done.memory]
-            if r.json:
-                record = {"time": done.question.time, "question": done.question.text, "answer": done.reply.text}
-                if r.show_memory:
-                    record["memory"] = held
-                tqdm.write(json.dumps(record, ensure_ascii=False), file=sys.stdout)
-                continue
-            lines = [f"[{done.question.time:g}s] Q: {done.question.text}", f"A: {done.reply.text}"]
-            if r.show_memory:
-                lines.append(f"memory: {len(held)} frames, {sum(h['tokens'] for h in held)} tokens")
-                lines += [f"  frame {h['index']:>5}  t={h['time']:>8.2f}s  level {h['level']}  {h['tokens']} tokens"
-                          for h in held]
-            tqdm.write("\n".join(lines), file=sys.stdout)
+        if r.live is not None:
+            from .data.live import open_live
+
+            source = open_live(r.video, fps, **r.live)
+            print(f"watching {r.video} live at {fps:g} fps" + ("" if r.video == "-" else
+                  "; type a question and Enter to ask it now"), file=sys.stderr)
+            typed = None if r.video == "-" else read_lines(sys.stdin)
+            answers = answer_live(session, source, questions, watches, typed, on_frame=lambda _: bar.update(),
+                                  on_end=lambda line: tqdm.write(line, file=sys.stderr), **run)
+        else:
+            end = duration if duration is not None else max((q.time for q in questions), default=0.0)
+            questions += [TimedQuestion(t, w.question, key=w, remember=False) for w in watches for t in w.times(end)]
+            last = max((q.time for q in questions), default=0.0)
+            bar.total = None if duration is None else int(min(duration, last) * fps) + 1
+            frames = prefetch(r.source.sample(fps, end=last))  # decoded by a reader thread, ahead of the tower
+            answers = answer_along(session, frames, questions, on_frame=lambda _: bar.update(), **run)
+        try:
+            for done in answers:
+                for line in report(done, r):
+                    tqdm.write(line, file=sys.stdout)
+        finally:
+            if r.live is not None:
+                source.close()
     return 0
+
+
+def report(done, r: StreamRequest) -> list[str]:
+    """The lines printed for an answer (or a watch's poll: a line only when its answer changes)."""
+    import json
+
+    from .streaming import Watch
+
+    if isinstance(done.question.key, Watch):
+        event = done.question.key.observe(done.question.time, done.reply.text)
+        if event is None:
+            return []
+        said = "yes" if event.answer else "no"
+        return [json.dumps({"watch": done.question.text, "time": event.time, "answer": said,
+                            "confirmed_at": event.confirmed_at}) if r.json else
+                f"[{event.time:g}s] watch: {done.question.text} -> {said} (confirmed at {event.confirmed_at:g}s)"]
+    held = [{"index": f.index, "time": round(f.timestamp, 3), "level": f.level, "tokens": f.num_tokens}
+            for f in done.memory]
+    if r.json:
+        record = {"time": done.question.time, "question": done.question.text, "answer": done.reply.text,
+                  "seen": done.seen}
+        if done.latency is not None:
+            record["latency"] = round(done.latency, 3)
+        if r.show_memory:
+            record["memory"] = held
+        return [json.dumps(record, ensure_ascii=False)]
+    lines = [f"[{done.question.time:g}s] Q: {done.question.text}", f"A: {done.reply.text}"]
+    if done.latency is not None:
+        lines.append(f"   (answered at stream time {done.seen:.1f} s, {done.latency:.2f} s after that frame arrived)")
+    if r.show_memory:
+        lines.append(f"memory: {len(held)} frames, {sum(h['tokens'] for h in held)} tokens")
+        lines += [f"  frame {h['index']:>5}  t={h['time']:>8.2f}s  level {h['level']}  {h['tokens']} tokens"
+                  for h in held]
+    return lines
 
 
 def cmd_eval(request) -> int:
@@ -199,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat.set_defaults(func=cmd_chat, check=check_chat)
 
     stream = sub.add_parser("stream", help="watch a video as a stream and answer questions at their times")
-    stream.add_argument("video", help="a video file, or a folder of frames (with --folder-fps)")
+    stream.add_argument("video", help="a video file, a folder of frames (with --folder-fps), or a live source: a URL "
+                                      "(rtsp://, http://, udp:// ...), - for a stream on stdin, camera:N")
     add_model_args(stream)
     stream.add_argument("--ask", action="append", default=[], metavar="SECONDS:QUESTION",
                         help="a question and the time it is asked (repeat for several)")
@@ -212,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--fps", type=float, default=None,
                         help="frames sampled per second of video (default: the model's, else 2)")
     stream.add_argument("--folder-fps", type=float, default=None, help="frame rate of a frame folder")
+    stream.add_argument("--realtime", action="store_true",
+                        help="play a video file at its own pace, as a live source (frames dropped if the model lags)")
+    stream.add_argument("--buffer", type=int, default=16,
+                        help="live sources: frames that may wait for the model; one more drops the oldest waiting")
+    stream.add_argument("--stall-seconds", type=float, default=10.0,
+                        help="live sources: with no frame for this long the source counts as ended")
     add_memory_args(stream)
     stream.add_argument("--batch-size", type=int, default=8, help="frames per vision-tower batch")
     stream.add_argument("--multi-turn", action="store_true", help="later questions see earlier answers")

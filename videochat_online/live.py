@@ -3,7 +3,8 @@ knows about gradio. Frames enter memory as the playhead passes them, and questio
 playhead (docs/streaming.md):
 
     live = LiveStream(engine, MemorySettings(), fps=2)
-    live.open(open_video("cooking.mp4"))      # or live.open_camera() and live.push_camera(image) per frame
+    live.open(open_video("cooking.mp4"))      # or live.open_live(open_live(url, fps=2)): a network stream
+                                               # or live.open_camera() and live.push_camera(image) per frame
     live.tick()                                # call often: encodes the frames the playhead has passed
     for text in live.ask("What is he holding?"):
         ...                                    # the reply so far
@@ -84,6 +85,7 @@ class LiveStream:
     # the stream
     def _close(self) -> None:
         self._frames: Iterator[VideoFrame] | None = None
+        self.source = None  # a live source (data.live.LiveSource) being played
         self._next: VideoFrame | None = None
         self._pending: list[VideoFrame] = []  # passed by the playhead, not yet encoded (the model was busy)
         self.camera = False
@@ -99,6 +101,8 @@ class LiveStream:
         """Stop the stream and forget it: memories, conversation and answers. An answer in progress is
         let finish first, so that it does not join the conversation after it was forgotten."""
         with self._state, self.lock:
+            if self.source is not None:
+                self.source.close()
             for session in self.sessions.values():
                 session.reset()
             self.answers.clear()
@@ -113,6 +117,14 @@ class LiveStream:
             self._frames = iter(source.sample(self.fps, end=duration))
             self._next = next(self._frames, None)
             self.playing, self._started_at = True, self.clock()
+
+    def open_live(self, source) -> None:
+        """Play a live source (`data.live.LiveSource`, already reading): each tick takes the frames that arrived;
+        while paused or busy they wait in the source, which drops the oldest beyond its buffer and counts them."""
+        with self._state:
+            self.reset()
+            self.source = source
+            self.playing = True
 
     def open_camera(self) -> None:
         """Start a live camera stream: frames come from `push_camera`, stamped with the time since now."""
@@ -148,6 +160,8 @@ class LiveStream:
         with self._state:
             if not self.playing or self.camera:
                 return self.playhead
+            if self.source is not None:
+                return self._tick_live(wait)
             now = self._now()
             while self._next is not None and self._next.timestamp <= now:
                 self._pending.append(self._next)
@@ -162,6 +176,18 @@ class LiveStream:
             else:
                 self.playhead = now
             return self.playhead
+
+    def _tick_live(self, wait: bool) -> float:
+        if not self.paused and not self._pending:
+            self._pending = self.source.take(self.source.buffer, timeout=0)
+        if self._pending and self._add(self._pending, wait):
+            self._pending = []
+        self._poll(wait)
+        last = self.sessions[self.mode].last_frame
+        self.playhead = last[1] if last is not None else 0.0
+        if self.source.ended and not self._pending:
+            self.finished, self.playing = True, False
+        return self.playhead
 
     def push_camera(self, image: np.ndarray) -> bool:
         """A camera frame arriving now; taken when it is at least 1/fps after the last one taken."""

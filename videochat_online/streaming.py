@@ -5,11 +5,17 @@ knows about a UI or a benchmark.
     session.push(frames)                  # each frame goes through the vision tower once, as one batch
     reply = session.ask("What is the man holding?")
 
-`answer_along` plays a frame iterator with questions at given times: the loop the CLI and evaluation share.
+`answer_along` plays a frame iterator with questions at given times: the loop the CLI and evaluation share;
+`answer_live` does the same over a live source (data/live.py), with standing questions and questions typed while it
+plays.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+import queue
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -83,10 +89,15 @@ class StreamingSession:
         tokens = torch.cat([f.tokens for f in held]) if held else None
         return build_prompt(self.engine.template, self.system_message, self.history, slots, question), tokens
 
-    def ask(self, question: str, remember: bool = False, **generate_kwargs) -> Reply:
-        """Answer from what memory holds now; `remember` keeps the exchange as history for later turns."""
+    def ask(self, question: str, remember: bool = False, choices: Sequence[str] | None = None,
+            **generate_kwargs) -> Reply:
+        """Answer from what memory holds now; `remember` keeps the exchange as history for later turns. With
+        `choices`, the reply is the most likely of them (`ChatEngine.choose`) rather than a generated one."""
         prompt, tokens = self.prompt_for(question)
-        reply = self.engine.generate(prompt, tokens, prefix_cache=self.prefix_cache, **generate_kwargs)
+        if choices is not None:
+            reply = self.engine.choose(prompt, tokens, choices, prefix_cache=self.prefix_cache)
+        else:
+            reply = self.engine.generate(prompt, tokens, prefix_cache=self.prefix_cache, **generate_kwargs)
         if remember:
             self.history.append((question, reply.text))
         return reply
@@ -119,6 +130,7 @@ class TimedQuestion:
     text: str
     key: object = None  # the caller's handle on the question, returned with its answer
     remember: bool = True  # with answer_along(remember=True): kept as history (a watch's polls are not)
+    choices: Sequence[str] | None = None  # answered by the most likely of these replies (None: generated)
 
 
 @dataclass
@@ -126,6 +138,16 @@ class TimedAnswer:
     question: TimedQuestion
     reply: Reply
     memory: list[MemoryFrame]  # what was held when it was answered
+    seen: float | None = None  # the stream time it answers at: the newest frame in memory (None: no frame yet)
+    latency: float | None = None  # live sources: seconds from the newest frame's arrival to the finished reply
+
+
+def _answer(session: StreamingSession, question: TimedQuestion, remember: bool, newest: VideoFrame | None,
+            **generate_kwargs) -> TimedAnswer:
+    reply = session.ask(question.text, remember=remember and question.remember, choices=question.choices,
+                        **generate_kwargs)
+    latency = None if newest is None or newest.arrived is None else time.monotonic() - newest.arrived
+    return TimedAnswer(question, reply, session.held_frames(), None if newest is None else newest.timestamp, latency)
 
 
 def answer_along(session: StreamingSession, frames: Iterable[VideoFrame], questions: Sequence[TimedQuestion],
@@ -136,12 +158,12 @@ def answer_along(session: StreamingSession, frames: Iterable[VideoFrame], questi
     later than the last frame see everything."""
     pending = sorted(questions, key=lambda q: q.time)
     batch: list[VideoFrame] = []
+    newest = None
 
     def answer(question):
         session.push(batch)
         batch.clear()
-        reply = session.ask(question.text, remember=remember and question.remember, **generate_kwargs)
-        return TimedAnswer(question, reply, session.held_frames())
+        return _answer(session, question, remember, newest, **generate_kwargs)
 
     for frame in frames:
         while pending and pending[0].time < frame.timestamp:
@@ -149,6 +171,7 @@ def answer_along(session: StreamingSession, frames: Iterable[VideoFrame], questi
         if not pending:
             return
         batch.append(frame)
+        newest = frame
         if on_frame is not None:
             on_frame(frame)
         if len(batch) >= batch_size:
@@ -156,6 +179,67 @@ def answer_along(session: StreamingSession, frames: Iterable[VideoFrame], questi
             batch.clear()
     while pending:
         yield answer(pending.pop(0))
+
+
+def answer_live(session: StreamingSession, source, questions: Sequence[TimedQuestion] = (),
+                watches: Sequence[Watch] = (), typed: queue.Queue | None = None, batch_size: int = 8,
+                remember: bool = False, on_frame: Callable[[VideoFrame], None] | None = None,
+                on_end: Callable[[str], None] | None = None, **generate_kwargs) -> Iterator[TimedAnswer]:
+    """Play a live source (`data.live.LiveSource`) through the session as its frames arrive, the waiting ones
+    encoded together (up to `batch_size`). Timed questions are answered as in `answer_along`; each watch is polled
+    at its times as a question keyed by the `Watch` (a poll the model fell behind is asked once, at the latest
+    time passed); lines from `typed` (None: the input closed) are asked at the newest frame. Ends when the source
+    ends (`on_end` gets its one-line summary; questions still pending and typed lines until the input closes are
+    answered from what was seen) or when nothing is left to answer: no pending question, no watch, no input."""
+    pending = sorted(questions, key=lambda q: q.time)
+    next_poll = {id(w): w.every for w in watches}
+    newest: VideoFrame | None = None
+    typing = typed is not None
+
+    def due(before: float) -> list[TimedQuestion]:
+        """The questions asked before stream time `before`, in time order."""
+        asked = []
+        while pending and pending[0].time < before:
+            asked.append(pending.pop(0))
+        for w in watches:
+            at = w.every * math.floor((before - 1e-9) / w.every)  # the last poll time before it
+            if at >= next_poll[id(w)] - 1e-9:
+                asked.append(TimedQuestion(at, w.question, key=w, remember=False))
+                next_poll[id(w)] = at + w.every
+        return sorted(asked, key=lambda q: q.time)
+
+    def typed_now(block: bool) -> Iterator[TimedQuestion]:
+        nonlocal typing
+        while typing:
+            try:
+                line = typed.get(block=block)
+            except queue.Empty:
+                return
+            if line is None:
+                typing = False
+            elif line.strip():
+                yield TimedQuestion(0.0 if newest is None else newest.timestamp, line.strip())
+
+    while not source.ended:
+        batch: list[VideoFrame] = []
+        for frame in source.take(batch_size):
+            for question in due(frame.timestamp):
+                session.push(batch)
+                batch.clear()
+                yield _answer(session, question, remember, newest, **generate_kwargs)
+            batch.append(frame)
+            newest = frame
+            if on_frame is not None:
+                on_frame(frame)
+        session.push(batch)
+        for question in typed_now(block=False):
+            yield _answer(session, question, remember, newest, **generate_kwargs)
+        if not pending and not watches and not typing:
+            return
+    if on_end is not None:
+        on_end(source.summary())
+    for question in itertools.chain(pending, typed_now(block=True)):
+        yield _answer(session, question, remember, newest, **generate_kwargs)
 
 
 def yes_no(text: str) -> bool | None:

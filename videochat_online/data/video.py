@@ -33,6 +33,7 @@ class VideoFrame:
     index: int  # place in the sampled stream, from 0
     timestamp: float  # seconds from the start of the video
     image: np.ndarray  # [H, W, 3] uint8 RGB
+    arrived: float | None = None  # live sources: when the frame arrived (time.monotonic()), for latency
 
 
 def sample_times(fps: float, start: float, end: float | None, duration: float | None) -> Iterator[float]:

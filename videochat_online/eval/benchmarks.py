@@ -20,7 +20,7 @@ from .driver import SCRIPTED_PROTOCOLS
 from .ovbench import SUBSETS, SYNTHETIC_SUBSET, SYSTEM_MESSAGE, Question, VideoTask, load_ovbench
 from .presets import PROTOCOLS, Preset
 from .results import write_results
-from .scoring import extract_option, published_choice
+from .scoring import extract_option, published_choice, self_contradicting
 
 if TYPE_CHECKING:
     from ..chat import Reply
@@ -56,7 +56,9 @@ class Benchmark:
         return {"id": q.qid, "subset": q.subset, "video": q.video, "time": q.end, "answer_type": q.answer_type,
                 "sub_answer_type": q.sub_answer_type, "answer": q.answer_letter, "prediction": prediction,
                 "correct": prediction == q.answer_letter, "published_choice": published,
-                "published_correct": published == q.answer_letter, "reply": text, "protocol": protocol,
+                "published_correct": published == q.answer_letter,
+                "self_contradicting": text is not None and self_contradicting(text, q.candidates),
+                "reply": text, "protocol": protocol,
                 "frames": [[f.index, f.timestamp, f.num_tokens] for f in held],
                 "prompt": None if reply is None else compact_prompt(reply.prompt),
                 "status": "failed" if error else "ok", "error": error}

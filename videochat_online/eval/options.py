@@ -22,7 +22,7 @@ from ..options import (
 )
 from ..settings import check_positive
 from .benchmarks import BENCHMARKS
-from .presets import PRESETS, PROTOCOLS, ProtocolConfig
+from .presets import ANSWER_BY, PRESETS, PROTOCOLS, ProtocolConfig
 
 
 @dataclass
@@ -78,6 +78,9 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window-max-frames", type=int, default=64, help="published window: thinned beyond this")
     parser.add_argument("--batch-size", type=int, default=8, help="frames per vision-tower batch")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="default: published 128, project 32")
+    parser.add_argument("--answer-by", choices=ANSWER_BY, default="generate",
+                        help="generate (the published way): a free reply, read by the scoring rules; likelihood: the "
+                             "most likely of the option replies \"(A) text\", ... (OVBench-style multiple choice)")
     parser.add_argument("--max-videos", type=int, default=None, help="evaluate only the first N videos (a smoke test)")
     add_model_args(parser)  # default: the GPU of the process's local rank, else the CPU
     parser.add_argument("--allow-failures", action="store_true",
@@ -110,7 +113,10 @@ def check_eval_args(args: argparse.Namespace) -> EvalRequest:
     model = model_options(args)
     protocol = dict(name=args.protocol, preset=args.preset, fps=args.fps, memory=memory_overrides(args),
                     window_seconds=args.window_seconds, window_max_frames=args.window_max_frames,
-                    batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+                    batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, answer_by=args.answer_by)
+    if args.answer_by != "generate" and benchmark.scripted:
+        raise InputError(f"--answer-by {args.answer_by}: {benchmark.title}'s prompts are its own; it is answered by "
+                         "generation only")
     request = EvalRequest(model, args.benchmark, args.anno_dir, roots, subsets, out, protocol, args.max_videos,
                           args.allow_failures)
     request.protocol_config(model.local_config())  # every setting checked, against the model when it is local

@@ -168,6 +168,11 @@ def format_question(q: Question, time: float | None = None, suffix: str = ANSWER
     return f"Question at {q.asked_time if time is None else time}s: {q.question}\n{format_options(q.candidates)}{suffix}"
 
 
+def option_replies(candidates) -> list[str]:
+    """Each option as a reply, in the options block's own form: "(A) red", "(B) green", ..."""
+    return [f"({LETTERS[i]}) {c}" for i, c in enumerate(candidates)]
+
+
 def format_options(candidates) -> str:
     """`Options:\n(A) ...\n(B) ...`, the options block of every multiple-choice prompt."""
     return "Options:\n" + "\n".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(candidates))

@@ -50,6 +50,7 @@ PRESETS = {
                       ask_at_end=True, window_suffix=ANSWER_SUFFIX, window_by_seconds=False,
                       uniform_include_end=False),
 }
+ANSWER_BY = ("generate", "likelihood")  # how a multiple-choice question is answered
 PROTOCOLS = ("stream", "window", "uniform", "recompute", "offline")  # offline: the scripted benchmarks'
 PUBLISHED_WINDOW_SECONDS = 32.0
 PUBLISHED_WINDOW_MAX_FRAMES = 64
@@ -69,6 +70,7 @@ class ProtocolConfig:
     window_max_frames: int = PUBLISHED_WINDOW_MAX_FRAMES  # published window: thinned beyond this
     batch_size: int = 8
     max_new_tokens: int | None = None  # default: the preset's (published 128, project 32)
+    answer_by: str = "generate"  # or "likelihood": the most likely option reply (`ChatEngine.choose`)
     system_message: str = SYSTEM_MESSAGE
 
     def __post_init__(self):
@@ -76,6 +78,8 @@ class ProtocolConfig:
             raise SettingsError(f"--protocol {self.name}: use one of {', '.join(PROTOCOLS)}")
         if self.preset not in PRESETS:
             raise SettingsError(f"--preset {self.preset}: use one of {', '.join(PRESETS)}")
+        if self.answer_by not in ANSWER_BY:
+            raise SettingsError(f"--answer-by {self.answer_by}: use one of {', '.join(ANSWER_BY)}")
         if self.fps is None:
             self.fps = self.settings.fps(self.name)
         if self.max_new_tokens is None:

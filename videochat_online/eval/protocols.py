@@ -13,7 +13,7 @@ from ..data.video import Timeline, VideoSource, open_video, prefetch
 from ..streaming import StreamingSession, TimedQuestion, answer_along
 from .benchmarks import BENCHMARKS, Benchmark
 from .driver import Driver
-from .ovbench import Question, VideoTask
+from .ovbench import Question, VideoTask, option_replies
 from .presets import ProtocolConfig, published_window_frames, stream_frames, uniform_times
 
 
@@ -107,6 +107,10 @@ class ProtocolRunner:
     def question_text(self, q: Question) -> str:
         return self.benchmark.question_text(q, self.protocol.preset, self.protocol.name)
 
+    def choices(self, q: Question) -> list[str] | None:
+        """With --answer-by likelihood, the replies a question is answered by: "(A) text", ... (else None)."""
+        return option_replies(q.candidates) if self.config.answer_by == "likelihood" else None
+
     def _session(self) -> StreamingSession:
         memory = self.config.memory.replace(mode=self.protocol.memory_mode).build(self.engine.config.grid_size)
         return StreamingSession(self.engine, memory, system_message=self.config.system_message)
@@ -122,7 +126,7 @@ class ProtocolRunner:
         questions = sorted(questions, key=lambda q: (q.end, q.qid))
         if p.one_pass:
             session = self._session()
-            timed = [TimedQuestion(q.end, self.question_text(q), key=q) for q in questions]
+            timed = [TimedQuestion(q.end, self.question_text(q), key=q, choices=self.choices(q)) for q in questions]
             end = max(q.end for q in questions) if questions else 0.0
             try:
                 for done in answer_along(session, prefetch(p.watched(source, end)), timed,
@@ -135,7 +139,7 @@ class ProtocolRunner:
             session = self._session()
             try:
                 session.push_all(prefetch(p.question_frames(source, q)), c.batch_size)
-                reply = session.ask(self.question_text(q), max_new_tokens=c.max_new_tokens)
+                reply = session.ask(self.question_text(q), choices=self.choices(q), max_new_tokens=c.max_new_tokens)
             finally:
                 self.frames_encoded += session.frames_encoded
             yield self.benchmark.record(q, reply, session.held_frames(), c.name)

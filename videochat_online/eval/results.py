@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 GROUPS = ("subset", "answer_type", "sub_answer_type")
-COLUMNS = ("accuracy", "accuracy_published_rule", "correct", "correct_published_rule", "total", "failed")
+COLUMNS = ("accuracy", "accuracy_published_rule", "correct", "correct_published_rule", "total", "failed",
+           "self_contradicting")
 
 
 def _percent(part: int, total: int) -> float:
@@ -25,7 +26,8 @@ def _cell(records: list[dict]) -> dict:
     total = len(records)
     return {"accuracy": _percent(correct, total), "accuracy_published_rule": _percent(published, total),
             "correct": correct, "correct_published_rule": published, "total": total,
-            "failed": sum(r["status"] == "failed" for r in records)}
+            "failed": sum(r["status"] == "failed" for r in records),
+            "self_contradicting": sum(bool(r.get("self_contradicting")) for r in records)}
 
 
 def _buckets(records: list[dict], key) -> dict:
@@ -71,10 +73,10 @@ def table_rows(table: dict) -> list[dict]:
 
 
 def _rows_md(title: str, first: str, cells: dict) -> list[str]:
-    lines = [f"## {title}", "", f"| {first} | accuracy | published rule | correct | total | failed |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [f"## {title}", "", f"| {first} | accuracy | published rule | correct | total | failed | "
+             "letter and text disagree |", "|---|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {name} | {c['accuracy']:.2f} | {c['accuracy_published_rule']:.2f} | {c['correct']} | {c['total']} | "
-              f"{c['failed']} |" for name, c in cells.items()]
+              f"{c['failed']} | {c['self_contradicting']} |" for name, c in cells.items()]
     return lines + [""]
 
 
@@ -96,7 +98,9 @@ def markdown(table: dict, title: str = "OVBench") -> str:
              f"Macro average (the published \"Avg\": mean of {head['cells']} answer_type x sub_answer_type cells): "
              f"**{head['macro']:.2f}** (strict rule), {head['macro_published_rule']:.2f} (published `mcq_acc` rule)", "",
              f"Accuracy over questions: {overall['accuracy']:.2f}% ({overall['correct']}/{overall['total']}, "
-             f"{overall['failed']} failed); published rule {overall['accuracy_published_rule']:.2f}%", ""]
+             f"{overall['failed']} failed); published rule {overall['accuracy_published_rule']:.2f}%", "",
+             f"Replies whose letter and text choose different options (\"(B) Yes\" where B is \"No\"; both rules "
+             f"follow the letter): {overall['self_contradicting']} of {overall['total']}", ""]
     for group in GROUPS:
         lines += _rows_md(f"By {group}", group, table[group])
     lines += _grid_md(table)

@@ -1,6 +1,6 @@
 """Which option a free-form reply chooses, under two rules (pure functions; docs/evaluation.md compares them):
 `extract_option`, the project's strict rule ("Not sure" does not choose "No"), and `published_choice`, the
-published evaluation's `mcq_acc`.
+published evaluation's `mcq_acc`; and `self_contradicting`, a reply whose letter and text name different options.
 """
 
 from __future__ import annotations
@@ -49,6 +49,22 @@ def extract_option(reply: str, candidates: list[str]) -> str | None:
         return LETTERS[named[0]]
     lone = {m for m in _LONE.findall(_ARTICLE.sub(" ", text)) if m in valid}
     return lone.pop() if len(lone) == 1 else None
+
+
+def self_contradicting(reply: str, candidates: list[str]) -> bool:
+    """Whether a reply's leading letter and its text choose different options ("(B) Yes" where B is "No"): the
+    text after the letter, read alone, names exactly one option (as whole words), and not the letter's. Both
+    scoring rules follow the letter."""
+    text = reply.strip()
+    match = _LEADING.match(text)
+    valid = LETTERS[: len(candidates)]
+    if not match:
+        return False
+    letter, rest = match.group(1) or match.group(2), _words(text[match.end():])
+    options = [_words(c) for c in candidates]
+    named = [i for i, words in enumerate(options) if _contains_words(rest, words)]
+    named = [i for i in named if not any(j != i and _contains_words(options[j], options[i]) for j in named)]
+    return len(named) == 1 and (letter not in valid or LETTERS[named[0]] != letter)
 
 
 # The published rule

@@ -201,6 +201,27 @@ class VideoChatOnlineModel(PreTrainedModel):
                                             pad_token_id=stop_token_ids[0] if pad is None else pad, **generate_kwargs)
 
 
+    def score(self, input_ids: torch.Tensor, visual_tokens: torch.Tensor | None, continuations: list[list[int]],
+              prefix_cache: PrefixCache | None = None) -> list[float]:
+        """The log-likelihood of each continuation (token ids) after a prompt [1, L]: the sum over its tokens of
+        log p(token | prompt, the tokens before it). The prompt is computed once (after what `prefix_cache`
+        shares with it); each continuation then costs its own tokens."""
+        cache = prefix_cache if prefix_cache is not None and not prefix_cache.static else PrefixCache()
+        embeds = self.embed_prompt(input_ids, visual_tokens)  # [1, L, D]
+        lm, length, scores = self.language_model, embeds.shape[1], []
+        embed_tokens = self.get_input_embeddings()
+        for ids in continuations:
+            if not ids:
+                raise ValueError("an empty continuation has no likelihood to compare")
+            past = cache.reuse(embeds)  # at most L - 1 positions: the logits at L - 1 are recomputed
+            tokens = torch.tensor([ids], device=embeds.device)  # [1, T]
+            full = torch.cat([embeds, embed_tokens(tokens).to(embeds.dtype)], dim=1)  # [1, L + T, D]
+            out = lm(inputs_embeds=full[:, cache.reused:], use_cache=True, **{cache.argument(lm): past})
+            logits = out.logits[0, length - 1 - cache.reused:-1].float()  # [T, V]: each predicts the next token
+            scores.append(float(torch.log_softmax(logits, dim=-1).gather(1, tokens[0, :, None]).sum()))
+        return scores
+
+
 class PrefixCache:
     """The KV cache of the last prompt answered, reused by the next prompt up to where they first differ (a
     session's prompts share the system message, history and the memory frames before the first that changed).

@@ -1,22 +1,27 @@
 """Write the synthetic benchmark and its training sets.
 
     python -m videochat_online.synthetic.build OUT_DIR [--train-videos 400] [--test-videos 80] [--seed 0]
+    python -m videochat_online.synthetic.build OUT_DIR --test-only --against runs/synthetic/data
 
 The test split's questions (`ovbench/synth.json`, videos in `videos/test/`) and the training sets (`train/`,
-videos in `videos/train/`), laid out as docs/synthetic.md says; the seed decides everything.
+videos in `videos/train/`), laid out as docs/synthetic.md says; the seed decides everything, so `--test-only`
+writes the same test split without the training sets. `--against DIR` reports every test scene that is also in
+DIR's training split (its `scenes.json`), and exits 1 if there is one.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
+import sys
 from pathlib import Path
 
 from PIL import Image
 
+from ..errors import InputError
 from ..eval.ovbench import ANSWER_SUFFIX, format_options, format_question, question_from_entry
 from .questions import clip_questions, frame_questions, moving_frame_questions, questions_for, reply, resting_times, times
+from ..options import Parser, run_main
 from .world import Scene, random_scene, render, write_scene_video
 
 SUBSET = "synth"
@@ -93,17 +98,20 @@ def offline_samples(scene: Scene, video: str, image_dir: Path, name: str, rng: r
 
 
 def build(out_dir: str | Path, train_videos: int = 400, test_videos: int = 80, seed: int = 0,
-          per_family: int = 2) -> Path:
-    """Write everything (see the module docstring); returns OUT_DIR."""
+          per_family: int = 2, test_only: bool = False) -> Path:
+    """Write everything (see the module docstring), or the test split alone; returns OUT_DIR."""
     out = Path(out_dir)
-    for folder in ("videos/train", "videos/test", "ovbench", "train/images"):
+    for folder in ("videos/test", "ovbench") if test_only else ("videos/train", "videos/test", "ovbench", "train/images"):
         (out / folder).mkdir(parents=True, exist_ok=True)
-    train_scenes, test_scenes = scenes(seed, train_videos, test_videos)
+    train_scenes, test_scenes = scenes(seed, train_videos, test_videos)  # the test scenes depend on the train ones
     rng = random.Random(f"{seed}/questions")
     test_questions = benchmark_questions(test_scenes, rng)
     for k, scene in enumerate(test_scenes):
         write_scene_video(scene, out / "videos/test" / test_video(k), VIDEO_FPS)
     (out / "ovbench" / f"{SUBSET}.json").write_text(json.dumps(test_questions, indent=1))
+    if test_only:
+        (out / "scenes.json").write_text(json.dumps({"test": [s.to_dict() for s in test_scenes]}, indent=1))
+        return out
     online, clips, frames = [], [], []
     for k, scene in enumerate(train_scenes):
         name = f"synth_train_{k:04d}"
@@ -132,17 +140,49 @@ def build(out_dir: str | Path, train_videos: int = 400, test_videos: int = 80, s
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m videochat_online.synthetic.build", description=__doc__.split("\n")[0])
+def read_scenes(root: Path, split: str) -> list[Scene]:
+    """A split's scenes from a built folder's scenes.json (one-line InputError if it has none)."""
+    file = root / "scenes.json"
+    try:
+        return [Scene(**entry) for entry in json.loads(file.read_text())[split]]
+    except OSError as err:
+        raise InputError(f"{file}: cannot read it ({err.strerror}); give a folder this builder wrote") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(f"{file}: no readable {split} split ({type(err).__name__}: {err})") from None
+
+
+def shared_scenes(test: list[Scene], train: list[Scene]) -> list[int]:
+    """The test scenes (by number) that are also training scenes."""
+    seen = set(train)
+    return [k for k, scene in enumerate(test) if scene in seen]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = Parser(prog="python -m videochat_online.synthetic.build", description=__doc__.split("\n")[0])
     parser.add_argument("out_dir")
     parser.add_argument("--train-videos", type=int, default=400)
     parser.add_argument("--test-videos", type=int, default=80)
     parser.add_argument("--per-family", type=int, default=2, help="questions of each family per training video")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--test-only", action="store_true", help="write the test split alone (the same as in a full "
+                                                                   "build of this seed and these counts)")
+    parser.add_argument("--against", metavar="DIR", default=None,
+                        help="a folder built before (a training split): report the test scenes it also trains on")
     args = parser.parse_args(argv)
-    out = build(args.out_dir, args.train_videos, args.test_videos, args.seed, args.per_family)
-    print(f"wrote the synthetic benchmark and training sets to {out}")
+
+    def run() -> int:
+        train = None if args.against is None else read_scenes(Path(args.against), "train")
+        out = build(args.out_dir, args.train_videos, args.test_videos, args.seed, args.per_family, args.test_only)
+        print(f"wrote the synthetic benchmark{'' if args.test_only else ' and training sets'} to {out}")
+        if train is None:
+            return 0
+        shared = shared_scenes(read_scenes(out, "test"), train)
+        print(f"{len(shared)} of the {args.test_videos} test scenes are also in {args.against}'s training split"
+              + (": " + ", ".join(test_video(k) for k in shared) if shared else ""))
+        return 1 if shared else 0
+
+    return run_main(run)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -10,6 +10,7 @@ recipe files; this file adds the paths and writes the resolved recipe and each c
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -40,14 +41,39 @@ def corpus() -> list[str]:
     return lines * 8
 
 
-def run(command: list[str], log: Path) -> None:
+PROGRESS = re.compile(r"(\d+)%\|[^|]*\|\s*(\d+)/(\d+)")  # a tqdm bar: "45%|####  | 450/1000 [...]"
+
+
+def run(command: list[str], log: Path, name: str) -> None:
+    """Run a step with its output in `log`; its progress (the trainer's or the evaluation's bar) is shown as it
+    goes: redrawn in place on a terminal, else one line every 10%."""
     with open(log.parent / "commands.sh", "a") as f:
         f.write(shlex.join(command) + "\n")
     print("+", shlex.join(command), flush=True)
+    tty, shown = sys.stdout.isatty(), -10
     with open(log, "a") as out:
-        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
-    if done.returncode != 0:
-        raise SystemExit(f"error: step failed (exit {done.returncode}); see {log}")
+        step = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        piece = ""
+        for char in iter(lambda: step.stdout.read(1), ""):
+            out.write(char)
+            if char not in "\r\n":
+                piece += char
+                continue
+            match = PROGRESS.search(piece)
+            piece = ""
+            if match is None:
+                continue
+            percent, done, total = map(int, match.groups())
+            if tty:
+                print(f"\r  {name}: {percent}% ({done}/{total})", end="", flush=True)
+            elif percent >= shown + 10 or (done == total and shown < 100):
+                shown = percent - percent % 10
+                print(f"  {name}: {percent}% ({done}/{total})", flush=True)
+        step.wait()
+    if tty:
+        print(flush=True)
+    if step.returncode != 0:
+        raise SystemExit(f"error: step failed (exit {step.returncode}); see {log}")
 
 
 def read_recipe(path: str | Path) -> dict:
@@ -154,12 +180,13 @@ def run_recipe(recipe: dict, out: Path, stages: list[str]) -> int:
     for stage in STAGES:
         if not (out / stage / "trainer_state.json").is_file():
             start, metas = starts[stage]
-            run(train_command(recipe[stage], start, metas, out / stage), out / f"{stage}.log")
+            run(train_command(recipe[stage], start, metas, out / stage), out / f"{stage}.log", f"{stage} training")
     for stage in stages:
         for protocol in recipe["protocols"]:
             target = out / "eval" / f"{stage}_{protocol}"
             if not (target / "results.json").is_file():
-                run(eval_command(recipe["eval"], out / stage, data, protocol, target), out / "eval.log")
+                run(eval_command(recipe["eval"], out / stage, data, protocol, target), out / "eval.log",
+                    f"{stage} {protocol} evaluation")
     results_table(out, recipe)
     return 0
 

@@ -1,0 +1,181 @@
+"""Live sources read in real time: a network stream (rtsp, rtmp, http(s), udp ...: any URL PyAV opens), a
+stream on standard input (`-`, e.g. MPEG-TS from ffmpeg), a camera (`camera:0`), or a file played at its own
+pace (`pace=True`). docs/streaming.md has the details.
+
+    live = open_live("rtsp://cam.local/stream", fps=1)
+    while (frames := live.take(8)) or not live.ended:  # the frames taken since the last call, oldest first
+        ...
+    live.end  # "ended", "stalled: ...", or the error that stopped it
+
+A reader thread decodes every frame the source sends and takes one per 1/fps of the source's own timestamps:
+frame k of the sampled stream is the first whose time t (seconds from the source's first frame) has
+floor(t * fps) = k; its index is k, so a dropped or missing slot leaves a gap. At most `buffer` taken frames wait
+for the consumer; when one more arrives the oldest waiting frame is dropped and counted (drop-oldest: an online
+model should see the newest frames, and memory stays bounded however far the model falls behind).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import sys
+import threading
+import time
+
+from ..errors import InputError
+from .video import VideoFrame
+
+_EPS = 1e-6
+CAMERA_FORMATS = {"linux": ("v4l2", "/dev/video{n}"), "darwin": ("avfoundation", "{n}"),
+                  "win32": ("dshow", "video={n}")}  # FFmpeg's camera input on each platform
+OPEN_OPTIONS = {"probesize": "65536", "analyzeduration": "500000"}  # start within about half a second
+
+
+def is_live(name: str) -> bool:
+    """A source name `open_live` reads (a URL, `-` or a camera) rather than a file or a frame folder."""
+    return name == "-" or "://" in name or name.startswith("camera") or name.startswith("/dev/video")
+
+
+def _address(name: str) -> tuple[str, str | None]:
+    """What PyAV opens for a source name, and the input format to force (None: probe)."""
+    if name == "-":
+        return "pipe:0", None
+    if name.startswith("camera") or name.startswith("/dev/video"):
+        number = name.partition(":")[2] if name.startswith("camera") else name.removeprefix("/dev/video")
+        if not number.isdigit():
+            raise InputError(f"{name}: write a camera as camera:N (e.g. camera:0)")
+        import av
+
+        fmt, device = CAMERA_FORMATS.get(sys.platform, (None, None))
+        if fmt is None or fmt not in av.formats_available:
+            raise InputError(f"{name}: this PyAV build has no camera input ({fmt or sys.platform}); send the camera "
+                             "through ffmpeg instead, e.g. ffmpeg -f v4l2 -i /dev/video0 -f mpegts - | "
+                             "videochat-online stream - ...")
+        return device.format(n=number), fmt
+    return name, None
+
+
+class LiveSource:
+    """A live source and the reader thread that takes its frames (module docstring). `stall_seconds`: with no frame
+    for this long (or none at all within it after opening) the source counts as stalled and ends."""
+
+    def __init__(self, name: str, fps: float, buffer: int = 16, stall_seconds: float = 10.0, pace: bool = False,
+                 clock=time.monotonic):
+        if not fps > 0 or not math.isfinite(fps):
+            raise ValueError(f"fps must be a finite number > 0, got {fps}")
+        if buffer < 1:
+            raise ValueError(f"buffer must be >= 1, got {buffer}")
+        self.name, self.fps, self.buffer, self.stall_seconds, self.pace = name, fps, buffer, stall_seconds, pace
+        self.clock = clock
+        self.address, self.format = _address(name)
+        self.taken = 0  # frames taken at the rate (dropped ones included)
+        self.dropped = 0  # taken, then dropped before the consumer took them
+        self.most_waiting = 0  # the longest the waiting queue grew (never above `buffer`)
+        self.newest: float | None = None  # stream time of the newest frame taken
+        self.end: str | None = None  # None while live; "ended" (with the error, if one ended it), "stalled: ...", "closed"
+        self._waiting: collections.deque[VideoFrame] = collections.deque()
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._opened = threading.Event()
+        self._open_error: str | None = None
+        self._last_arrival = self.clock()
+        self._reader = threading.Thread(target=self._read, daemon=True, name=f"live-reader {name}")
+        self._reader.start()
+        if not self._opened.wait(stall_seconds):
+            self.close()
+            raise InputError(f"{name}: no stream could be opened within {stall_seconds:g} s (nothing arrived)")
+        if self._open_error is not None:
+            raise InputError(f"{name}: cannot open it as a video stream ({self._open_error})")
+
+    @property
+    def ended(self) -> bool:
+        """The source has ended (or stalled, or failed) and every frame taken has been handed over."""
+        with self._changed:
+            return self.end is not None and not self._waiting
+
+    def take(self, most: int, timeout: float = 0.2) -> list[VideoFrame]:
+        """Up to `most` waiting frames, oldest first; waits up to `timeout` s for the first (an empty list: none
+        came, or the source ended). A source silent for `stall_seconds` is ended here as stalled."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._waiting or self.end is not None, timeout)
+            if not self._waiting and self.end is None and self.clock() - self._last_arrival > self.stall_seconds:
+                after = "" if self.newest is None else f" after {self.newest:.1f} s"
+                self.end = f"stalled: no frame for {self.stall_seconds:g} s{after}"
+                self._stop.set()
+            return [self._waiting.popleft() for _ in range(min(most, len(self._waiting)))]
+
+    def close(self) -> None:
+        """Stop reading (the reader thread ends at its next frame; what was taken stays until taken)."""
+        self._stop.set()
+        with self._changed:
+            self.end = self.end or "closed"
+            self._changed.notify_all()
+
+    def _open(self):
+        import av
+
+        options = dict(OPEN_OPTIONS)
+        if self.format in ("v4l2", "avfoundation", "dshow"):
+            options["framerate"] = str(max(1, math.ceil(self.fps)))
+        timeout = None if self.address == "pipe:0" or self.format else (self.stall_seconds, self.stall_seconds)
+        container = av.open(self.address, format=self.format, options=options, timeout=timeout)
+        if not container.streams.video:
+            container.close()
+            raise InputError(f"{self.name}: no video stream")
+        return container
+
+    def _read(self) -> None:
+        import av
+
+        try:
+            container = self._open()
+        except (av.FFmpegError, OSError, InputError) as err:
+            self._open_error = str(err).split(": '")[0]
+            self._opened.set()
+            return
+        self._opened.set()
+        end = "ended"
+        try:
+            with container:
+                first, started, last_slot = None, self.clock(), -1
+                for frame in container.decode(video=0):
+                    if self._stop.is_set():
+                        return
+                    t = frame.time if frame.time is not None else self.clock() - started
+                    first = t if first is None else first
+                    t -= first  # seconds from the first frame
+                    if self.pace:  # a file: wait until its time comes, as a live source would send it
+                        time.sleep(max(0.0, started + t - self.clock()))
+                    slot = math.floor(t * self.fps + _EPS)
+                    if slot <= last_slot:  # the same slot as the last frame taken (or time went backwards)
+                        continue
+                    last_slot = slot
+                    self._hand_over(VideoFrame(slot, t, frame.to_ndarray(format="rgb24"), arrived=self.clock()))
+        except (av.FFmpegError, OSError) as err:  # a network stream's closed connection ends this way too
+            end = f"ended: {str(err).split(': ' + repr(self.address))[0]}"
+        finally:
+            with self._changed:
+                self.end = self.end or end
+                self._changed.notify_all()
+
+    def _hand_over(self, frame: VideoFrame) -> None:
+        with self._changed:
+            if len(self._waiting) == self.buffer:  # drop-oldest
+                self._waiting.popleft()
+                self.dropped += 1
+            self._waiting.append(frame)
+            self.taken += 1
+            self.newest, self._last_arrival = frame.timestamp, frame.arrived
+            self.most_waiting = max(self.most_waiting, len(self._waiting))
+            self._changed.notify_all()
+
+    def summary(self) -> str:
+        """One line: how the source ended, how far it went, what was taken and dropped."""
+        seen = "no frame" if self.newest is None else f"{self.newest:.1f} s"
+        return (f"{self.name}: {self.end or 'live'} ({seen} watched; {self.taken} frames taken at {self.fps:g} fps, "
+                f"{self.dropped} dropped because the model fell behind)")
+
+
+def open_live(name: str, fps: float, **kwargs) -> LiveSource:
+    """A live source by name: a URL, `-` (standard input), `camera:N`, or a file path with `pace=True`."""
+    return LiveSource(name, fps, **kwargs)
