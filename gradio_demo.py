@@ -28,12 +28,15 @@ from videochat_online.errors import InputError
 from videochat_online.live import LiveStream, MemoryView
 from videochat_online.memory import POLICIES, MemorySettings
 from videochat_online.options import Parser, add_memory_args, add_model_args, run_main, watch_options
+from videochat_online.settings import check_positive
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODEL = HERE / "models" / "videochat-online-synthetic-tiny"
 SAMPLES = HERE / "assets" / "samples"
 MAX_UPLOAD_MB = 200
 MAX_SECONDS = 600.0
+MAX_QUESTION_CHARS = 2000
+IDLE_MINUTES = 60.0  # a session is released this long after its last stream started
 log = logging.getLogger("videochat_online.demo")
 
 
@@ -98,9 +101,18 @@ def mode_label(mode: str, settings: MemorySettings, grid_size: int) -> str:
     return f"{mode}: " + (f"{frames} frames, " if frames else "") + f"{memory.max_tokens} tokens"
 
 
+def release(live: LiveStream | None) -> None:
+    """A browser session ended (its tab closed, or idle past the limit): its stream, memories, thumbnails and
+    conversation go."""
+    if live is not None:
+        live.reset()
+
+
 def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_upload_mb: float = MAX_UPLOAD_MB,
-              max_seconds: float = MAX_SECONDS, tick_seconds: float = 0.5, clock=time.monotonic) -> gr.Blocks:
-    """`clock`: the streams' clock (seconds; a faster one plays faster)."""
+              max_seconds: float = MAX_SECONDS, tick_seconds: float = 0.5, clock=time.monotonic,
+              max_question_chars: int = MAX_QUESTION_CHARS, idle_minutes: float = IDLE_MINUTES) -> gr.Blocks:
+    """`clock`: the streams' clock (seconds; a faster one plays faster). A session is released when its tab closes
+    or `idle_minutes` after it last started a stream; a question is at most `max_question_chars` long."""
     lock = threading.Lock()  # one model for every browser session: one forward at a time
     sample_files = sorted(p.name for p in samples.glob("*.mp4")) if samples and samples.is_dir() else []
     grid = engine.config.grid_size
@@ -146,8 +158,9 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
         except InputError as err:
             log.warning("stream refused: %s", err)
             return live, error_text(err), gr.skip()
-        live.open_live(source)
-        return live, f"Watching **{html.escape(url)}** live at {fps:g} frames a second.", []
+        live.open_live(source, duration=max_seconds)
+        return live, f"Watching **{html.escape(url)}** live at {fps:g} frames a second (for {max_seconds:g} s at " \
+                     "most).", []
 
     def tick(live):
         if live is None or not (live.playing or live.camera):
@@ -175,6 +188,10 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
         chat = list(chat or [])
         if live is None or live.latest is None:
             yield chat, "", "**Error:** start a video or the webcam first"
+            return
+        if len(question) > max_question_chars:
+            yield chat, question, f"**Error:** the question is {len(question):,} characters; the limit is " \
+                                  f"{max_question_chars:,}"
             return
         try:
             replies = live.ask(question)
@@ -222,7 +239,7 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
         return clock_text(live), memory_html(live.memory_view())
 
     with gr.Blocks(title="VideoChat-Online") as app:
-        live = gr.State(None)  # per browser session
+        live = gr.State(None, time_to_live=idle_minutes * 60, delete_callback=release)  # per browser session
         gr.Markdown("# VideoChat-Online\nA video plays as a live stream: each frame is encoded as the playhead "
                     "reaches it and enters the memory. Ask at any moment; the answer comes from what the memory "
                     "holds then.")
@@ -268,7 +285,9 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
         gr.Timer(tick_seconds).tick(tick, [live], [player, clock_box, memory, status, alerts], show_progress="hidden",
                                     **stream)
         watch_box.submit(watch, [watch_box, live], [alerts], **stream)
-        question.submit(ask, [question, chat, live], [chat, question, status])
+        # answers run one at a time, in the order asked (gradio's queue), each at most the stream's max_new_tokens
+        question.submit(ask, [question, chat, live], [chat, question, status], concurrency_id="answers",
+                        concurrency_limit=1)
         pause_button.click(pause, [live], [clock_box], **stream)
         resume_button.click(resume, [live], [clock_box], **stream)
         reset_button.click(reset, [live], [live, player, clock_box, memory, chat, status, alerts], **stream)
@@ -286,6 +305,9 @@ def build_parser() -> Parser:
                                                                 "model's trained rate, else 2)")
     parser.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB)
     parser.add_argument("--max-seconds", type=float, default=MAX_SECONDS, help="longest video accepted")
+    parser.add_argument("--max-question-chars", type=int, default=MAX_QUESTION_CHARS, help="longest question")
+    parser.add_argument("--idle-minutes", type=float, default=IDLE_MINUTES,
+                        help="a browser session is released this long after its last stream started")
     parser.add_argument("--share", action="store_true", help="a public gradio link (off by default)")
     add_model_args(parser, default_model=str(DEFAULT_MODEL))
     add_memory_args(parser)
@@ -305,12 +327,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def serve() -> int:
-        if not args.max_upload_mb > 0 or not args.max_seconds > 0:
-            raise InputError("--max-upload-mb and --max-seconds must be > 0")
+        check_positive(args.max_upload_mb, "--max-upload-mb")
+        check_positive(args.max_seconds, "--max-seconds")
+        check_positive(args.port, "--port", integer=True)
+        check_positive(args.max_question_chars, "--max-question-chars", integer=True)
+        check_positive(args.idle_minutes, "--idle-minutes")
         engine, fps, settings = load(args)
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own requests to itself
-        app = build_app(engine, settings, fps, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
+        app = build_app(engine, settings, fps, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds,
+                        max_question_chars=args.max_question_chars, idle_minutes=args.idle_minutes)
         app.queue().launch(server_name=args.host, server_port=args.port, share=args.share,
                            max_file_size=f"{args.max_upload_mb:g}mb")
         return 0

@@ -221,3 +221,75 @@ def test_missing_tokenizer_json_and_unknown_hub_id_are_one_line(copy_of, monkeyp
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert load_error("nobody-here/no-such-model").startswith(
         "nobody-here/no-such-model: not a local directory, and the hub download failed (")
+
+
+def edit_config(root, **changes):
+    config = json.loads((root / "config.json").read_text())
+    for key, value in changes.items():
+        if "." in key:
+            outer, inner = key.split(".")
+            config[outer][inner] = value
+        else:
+            config[key] = value
+    (root / "config.json").write_text(json.dumps(config))
+    return root
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"downsample_ratio": 0}, "downsample_ratio must be a number in (0, 1], got 0"),
+    ({"downsample_ratio": -0.5}, "downsample_ratio must be a number in (0, 1], got -0.5"),
+    ({"vision_config.patch_size": 0}, "patch_size"),
+    ({"vision_config": 7}, "vision_config must be an object of settings, got int"),
+    ({"llm_config": [1, 2]}, "llm_config must be an object of settings, got list"),
+    ({"select_layer": 9}, "select_layer 9 is beyond the vision tower's 2 layers"),
+    ({"template": "vicuna-9"}, "unknown conversation template 'vicuna-9'"),
+    ({"min_dynamic_patch": 0}, "need 1 <= min_dynamic_patch <= max_dynamic_patch"),
+    ({"memory": 3}, "memory must be an object of memory settings, got int"),
+], ids=lambda v: str(v)[:40])
+def test_a_bad_config_field_is_one_line_before_any_module_is_built(copy_of, changes, message):
+    root = edit_config(copy_of("native"), **changes)
+    error = load_error(root)
+    assert error.startswith(f"{root / 'config.json'}: invalid model config (") and message in error, error
+
+
+def test_a_shard_index_must_map_names_to_files(copy_of):
+    root = copy_of(shards=2)
+    index = root / "model.safetensors.index.json"
+    for weight_map in ([1, 2], {"mlp1.0.weight": 3}):
+        index.write_text(json.dumps({"weight_map": weight_map}))
+        assert load_error(root) == f"{index}: weight_map must map each tensor name to a shard file name"
+
+
+def test_a_tensor_in_two_shards_is_refused(copy_of):
+    root = copy_of(shards=2)
+    first, second = root / "model-00001-of-00002.safetensors", root / "model-00002-of-00002.safetensors"
+    one, two = load_file(str(first)), load_file(str(second))
+    name = next(iter(one))
+    two[name] = one[name] + 1  # the same tensor again, other values
+    save_file(two, str(second))
+    assert load_error(root) == (f"{root}: the tensor {name} is in both {first.name} and {second.name}; a checkpoint "
+                                "holds each tensor once")
+
+
+def test_a_weight_stored_as_integers_is_refused(copy_of):
+    root = copy_of("native")
+    state = load_file(str(root / "model.safetensors"))
+    name = sorted(state)[0]
+    state[name] = state[name].to(torch.int64)
+    save_file(state, str(root / "model.safetensors"))
+    assert load_error(root) == (f"{root}: 1 tensors are not floating point ({name} is I64 in model.safetensors); "
+                                "every weight is F32, F16 or BF16")
+
+
+def test_auto_map_is_ignored_with_one_warning(copy_of, caplog):
+    root = edit_config(copy_of("native"), auto_map={"AutoModel": "modeling_evil.Model"})
+    load_pretrained(root)
+    warned = [r.getMessage() for r in caplog.records if "auto_map" in r.getMessage()]
+    assert warned == [f"{root / 'config.json'}: its auto_map is ignored (a checkpoint's code never runs here)"]
+
+
+def test_a_tokenizer_config_that_is_a_list_is_one_line(copy_of):
+    root = copy_of("native")
+    (root / "tokenizer_config.json").write_text("[1, 2, 3]")
+    (root / "tokenizer.json").unlink()
+    assert load_error(root).startswith(f"{root}: the tokenizer does not load (")

@@ -234,3 +234,26 @@ def test_with_no_options_the_demo_takes_the_bundled_models_rate_and_memory():
     assert (settings.window, settings.uniform_frames) == (3, 3) and (recorded["window"], recorded["uniform_frames"]) == (32, 16)
     _, _, given = gradio_demo.load(gradio_demo.build_parser().parse_args(["--window", "5", "--fps", "2"]))
     assert (given.window, given.uniform_frames) == (5, 3)
+
+
+def test_a_session_is_released_when_it_ends_and_questions_have_a_length_limit(tiny_dir, tmp_path):
+    import gradio as gr
+
+    from videochat_online.data.video import open_video
+    from videochat_online.live import LiveStream
+
+    engine = ChatEngine.from_pretrained(str(tiny_dir()), device="cpu")
+    app = gradio_demo.build_app(engine, MemorySettings(), fps=2, samples=None, idle_minutes=5, max_question_chars=10)
+    state = next(b for b in app.blocks.values() if isinstance(b, gr.State))
+    assert state.time_to_live == 300 and state.delete_callback is gradio_demo.release  # tab closed, or idle
+    live = LiveStream(engine, MemorySettings(), fps=2)
+    live.open(open_video(write_video(tmp_path / "clip.mp4", seconds=2, fps=4)), duration=2)
+    live.clock = lambda: live._started_at + 5  # past the end
+    live.tick()
+    assert live.frames_encoded == 4 and live.sessions["pyramid"].held_frames()
+    ask = next(f.fn for f in app.fns.values() if f.name == "ask")
+    chat, kept, status = next(ask("x" * 11, [], live))
+    assert chat == [] and kept == "x" * 11 and status == "**Error:** the question is 11 characters; the limit is 10"
+    gradio_demo.release(live)
+    assert not live.sessions["pyramid"].held_frames() and not live._thumbnails and live.latest is None
+    assert not live.answers and not live.sessions["window"].history

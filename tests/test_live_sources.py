@@ -145,3 +145,9 @@ def test_the_demo_stream_plays_a_live_source_as_its_frames_arrive(http_stream):
     held = [f.timestamp for f in live.sessions["window"].held_frames()]
     assert held[-3:] == [live.playhead - 1.0, live.playhead - 0.5, live.playhead] and live.playhead >= 4.0
     assert "".join(live.ask("What color is the ball?"))
+    live.open_live(LiveSource(http_stream, fps=2), duration=2.0)  # the demo's --max-seconds, on a live source
+    deadline = time.monotonic() + 60
+    while not live.finished and time.monotonic() < deadline:
+        live.tick()
+        time.sleep(0.1)
+    assert live.finished and 2.0 <= live.playhead < 3.0 and live.source is not None and live.source.end == "closed"

@@ -365,3 +365,34 @@ def test_ovo_bench_and_streamingbench_tasks_agree_with_the_cli(tiny_dir, tmp_pat
             reply = reply[0] if isinstance(reply, list) else reply
             assert reply == mine[record["id"]]["reply"] and record["correct"] == mine[record["id"]]["correct"]
             assert sample["input"].split("Question: ")[1] in mine[record["id"]]["prompt"]  # the official prompt
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"fps": "abc"}, "fps 'abc': must be a number"),
+    ({"fps": "1e9"}, "fps 1000000000.0: must be at most 240"),
+    ({"video_fps": "0"}, "video_fps 0.0: must be a finite number > 0"),
+    ({"frame_batch": "0"}, "frame_batch 0: must be an integer >= 1"),
+    ({"frame_batch": "-1"}, "frame_batch -1: must be an integer >= 1"),
+    ({"max_new_tokens": "0"}, "max_new_tokens 0: must be an integer >= 1"),
+    ({"dtype": "fp8"}, "dtype=fp8: use one of bf16, fp16, fp32"),
+    ({"device": "tpu"}, "--device tpu: not a device; use cpu, cuda or cuda:N"),
+    ({"device": "cuda:7"}, "--device cuda:7: CUDA is not available on this machine"),
+    ({"attn_implementation": "magic"}, "--attn magic: use one of sdpa, flash_attention_2, eager"),
+    ({"window": "abc"}, "window"),
+    ({"capacites": "4-4-8"}, "unknown model_args capacites"),
+    ({"preset": "fast"}, "preset=fast: use one of published, project"),
+    ({"pretrained": "/nonexistent/model"}, "/nonexistent/model: no such checkpoint directory"),
+])
+def test_model_args_are_checked_before_the_model_loads(tiny_dir, monkeypatch, args, message):
+    from videochat_online.errors import VideoChatOnlineError
+    from videochat_online.options import ModelOptions
+
+    from lmms_eval_ovbench.model import VideoChatOnline
+
+    loads = []
+    real_load = ModelOptions.load
+    monkeypatch.setattr(ModelOptions, "load", lambda self, **kw: loads.append(1) or real_load(self, **kw))
+    with pytest.raises(VideoChatOnlineError) as err:
+        VideoChatOnline(**{"pretrained": str(tiny_dir()), **args})
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert loads == [] or "pretrained" in args  # a bad value never waits for the model (a missing one is found there)

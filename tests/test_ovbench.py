@@ -327,9 +327,10 @@ def test_unreadable_video_fails_its_questions_and_the_run_goes_on(tiny_dir, samp
     (line,) = error_lines(capsys)
     assert line.startswith(f"error: {n} of {results['overall']['total']} questions failed") and task.video in line
     assert eval_main(eval_args(tiny_dir(), anno, {**roots, "coin": broken}, out) + ["--allow-failures"]) == 0
-    # The video mended, a rerun answers only the failed questions and keeps everything computed before.
+    # The video mended in its folder, a rerun answers only the failed questions and keeps everything computed before.
     before = (out / "predictions.rank0.jsonl").read_text().splitlines()
-    assert eval_main(eval_args(tiny_dir(), anno, roots, out)) == 0
+    (broken / task.video).write_bytes((roots["coin"] / task.video).read_bytes())
+    assert eval_main(eval_args(tiny_dir(), anno, {**roots, "coin": broken}, out)) == 0
     after = (out / "predictions.rank0.jsonl").read_text().splitlines()
     assert after[: len(before)] == before and len(after) == len(before) + n
     assert json.loads((out / "results.json").read_text())["overall"]["failed"] == 0

@@ -15,6 +15,7 @@ from videochat_online.model import load_pretrained
 from videochat_online.memory import MemorySettings
 from videochat_online.streaming import StreamingSession
 from training_data import write_demo_training_data
+from videochat_online.errors import InputError
 from videochat_online.train.dataset import DataConfig, SFTDataset, load_meta
 from videochat_online.train.failures import FailedSamplesError
 from videochat_online.train.formats import read_annotation
@@ -86,10 +87,10 @@ def test_stream_sampling_shows_each_turn_the_frame_at_its_time(demo, tiny, tmp_p
     # 1 s shows the frames at 0 and 1 s; the turn at 3.5 s those at 2 and 3 s
     assert "Frame1 at 0.0s" in first and "Frame2 at 1.0s" in first and "Frame3" not in first
     assert "Frame3 at 2.0s" in second and "Frame4 at 3.0s" in second and "Frame5" not in second
-    for bad, message in [({"sampling": "uniform"}, "has sampling 'uniform'; use segments or stream"),
-                         ({"sampling": "stream", "num_frames": 8}, "samples as a stream, at an fps, so it cannot set num_frames")]:
+    for bad, message in [({"sampling": "uniform"}, ": sampling is 'uniform'; it must be segments or stream"),
+                         ({"sampling": "stream", "num_frames": 8}, " samples as a stream, at an fps, so it cannot set num_frames")]:
         meta.write_text(json.dumps({"online": {"annotation": "a.jsonl", **bad}}))
-        with pytest.raises(Exception, match=f"{meta}: dataset 'online' {message}"):
+        with pytest.raises(Exception, match=f"{meta}: dataset 'online'{message}"):
             load_meta(meta)
 
 
@@ -149,6 +150,32 @@ def test_meta_files(demo, tmp_path):
     bad.write_text(json.dumps({"x": {"annotation": "a.json", "repeat": 2}}))
     with pytest.raises(Exception, match=r"dataset 'x' has unknown keys \['repeat'\]"):
         load_meta(bad)
+
+
+@pytest.mark.parametrize("meta, message", [
+    ([{"annotation": "a.json"}], "a meta file is a JSON object of datasets (name -> settings), with at least one"),
+    ({}, "a meta file is a JSON object of datasets (name -> settings), with at least one"),
+    ({"x": [1]}, "dataset 'x' needs an 'annotation'"),
+    ({"x": {"annotation": "a.json", "repeat_time": "abc"}}, "dataset 'x': repeat_time is 'abc'; it must be a number > 0"),
+    ({"x": {"annotation": "a.json", "repeat_time": 0}}, "dataset 'x': repeat_time is 0; it must be a number > 0"),
+    ({"x": {"annotation": "a.json", "repeat_time": -1}}, "dataset 'x': repeat_time is -1; it must be a number > 0"),
+    ({"x": {"annotation": "a.json", "fps": 0}}, "dataset 'x': fps is 0; it must be a number > 0"),
+    ({"x": {"annotation": "a.json", "fps": "fast"}}, "dataset 'x': fps is 'fast'; it must be a number > 0"),
+    ({"x": {"annotation": "a.json", "num_frames": 2.5}}, "dataset 'x': num_frames is 2.5; it must be an integer >= 1"),
+    ({"x": {"annotation": "a.json", "data_augment": "yes"}}, "dataset 'x': data_augment is 'yes'; it must be true or false"),
+    ({"x": {"annotation": "empty.json"}}, "empty.json: dataset 'x' of {meta}: no samples"),
+    ({"x": {"annotation": "numbers.json"}}, "numbers.json: dataset 'x' of {meta}: each sample must be a JSON object"),
+    ({"x": {"annotation": "missing.json"}}, "missing.json: no such annotation file"),
+])
+def test_a_meta_file_is_checked_as_a_whole_before_the_model_loads(tmp_path, meta, message):
+    (tmp_path / "a.json").write_text(json.dumps([{"image": "x.png", "conversations": []}]))
+    (tmp_path / "empty.json").write_text("[]")
+    (tmp_path / "numbers.json").write_text("[1, 2]")
+    file = tmp_path / "meta.json"
+    file.write_text(json.dumps(meta))
+    with pytest.raises(InputError) as err:
+        load_meta(file)
+    assert message.format(meta=file) in str(err.value) and "\n" not in str(err.value)
 
 
 def run_sft(tiny_path, meta, out, *extra):
@@ -236,7 +263,8 @@ def test_launchers_compute_the_published_recipe(tmp_path, stage, accumulation, b
     try:
         os.chdir(repo)
         model, data, training = RecipeParser().parse(entry + ["--use_cpu", "True"])  # the recipe's bf16 needs a GPU
-        assert sum(len(load_meta(m)) for m in data.meta_path) == 6 + (11 if stage == 2 else 0)
+        # the sets and their fields (the annotation files are the user's download, not shipped)
+        assert sum(len(load_meta(m, read=False)) for m in data.meta_path) == 6 + (11 if stage == 2 else 0)
     finally:
         os.chdir(cwd)
     assert [os.path.basename(m) for m in data.meta_path] == ["stage1_offline.json", "stage2_online.json"][:stage]
@@ -343,6 +371,31 @@ def test_failed_samples_are_counted_once_over_workers(tiny_dir, demo, tmp_path, 
     assert len(errors) == 1  # one line (after the progress bar's), not a traceback
     assert errors[0].startswith("error: 3 samples failed to load, more than max_failed_samples=2; the first: broken/")
     assert json.loads((stopped / "failed_samples.json").read_text())["total"] == 3
+
+
+def test_failed_samples_are_counted_across_a_resume(tiny_dir, demo, tmp_path, capsys):
+    meta = broken_meta(demo, tmp_path)
+    steps = ["--train_sampling_strategy", "sequential", "--num_train_epochs", "1"]
+    whole, part, resumed = tmp_path / "whole", tmp_path / "part", tmp_path / "resumed"
+    assert run_sft(tiny_dir(), meta, whole, *steps) == 0
+    assert run_sft(tiny_dir(), meta, part, *steps, "--save_strategy", "steps", "--save_steps", "8") == 0
+    total = json.loads((whole / "failed_samples.json").read_text())["total"]
+    before = json.loads((part / "checkpoint-8" / "failed_samples_ledger.json").read_text())
+    assert total == 3 and 0 < len(before) < total  # some failed before the checkpoint, some after
+    assert run_sft(tiny_dir(), meta, resumed, *steps, "--resume_from_checkpoint", str(part / "checkpoint-8")) == 0
+    assert json.loads((resumed / "failed_samples.json").read_text())["total"] == total
+    # True: the newest checkpoint of the output folder; none there, or a torn one, is one line
+    assert run_sft(tiny_dir(), meta, part, *steps, "--resume_from_checkpoint", "True") == 0
+    capsys.readouterr()
+    empty = tmp_path / "empty"
+    assert run_sft(tiny_dir(), meta, empty, *steps, "--resume_from_checkpoint", "True") == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: --resume_from_checkpoint True: {empty} holds no checkpoint-N folder to resume from")
+    (part / "checkpoint-8" / "trainer_state.json").unlink()
+    assert run_sft(tiny_dir(), meta, resumed, *steps, "--resume_from_checkpoint", str(part / "checkpoint-8")) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {part / 'checkpoint-8'}: not a whole checkpoint (no trainer_state.json: a save cut short?); resume "
+        "from an earlier one")
 
 
 def run_deepspeed(tiny_path, meta, out, config, *extra, port=29581):

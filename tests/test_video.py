@@ -35,8 +35,9 @@ def test_video_file_sampling(mp4, backend):
     clip = list(source.sample(fps=4, start=2.0, end=3.0))
     assert [(f.index, f.timestamp) for f in clip] == [(0, 2.0), (1, 2.25), (2, 2.5), (3, 2.75), (4, 3.0)]
     assert [frame_number(f.image) for f in clip] == [20, 22, 25, 27, 30]
-    faster = list(source.sample(fps=20, end=0.3))  # above the native rate: frames repeat
-    assert [frame_number(f.image) for f in faster] == [0, 0, 1, 1, 2, 2, 3]
+    faster = list(source.sample(fps=20, end=0.3))  # above the native rate: capped at it, each frame once
+    assert [frame_number(f.image) for f in faster] == [0, 1, 2, 3]
+    assert [f.timestamp for f in faster] == [0.0, 0.1, 0.2, 0.3]
 
 
 def test_backends_agree(mp4):
@@ -112,3 +113,21 @@ def test_file_without_video_stream(tmp_path):
         container.mux(stream.encode())
     with pytest.raises(InputError, match=f"{audio}: no video stream"):
         open_video(audio)
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_frames_larger_than_the_model_can_use_are_decoded_downscaled(tmp_path, backend):
+    from videochat_online.data.video import write_mp4
+
+    big = write_mp4([np.full((1200, 2400, 3), v, np.uint8) for v in (40, 200)], tmp_path / "wide.mp4", fps=2)
+    frames = list(open_video(big, backend=backend).sample(2))
+    assert [f.image.shape for f in frames] == [(960, 1920, 3)] * 2  # the longer side at 1920, the aspect kept
+    assert abs(int(frames[1].image.mean()) - 200) <= 3
+    small = write_mp4([np.zeros((96, 160, 3), np.uint8)], tmp_path / "small.mp4", fps=2)
+    assert next(iter(open_video(small, backend=backend).sample(2))).image.shape == (96, 160, 3)  # as it is
+
+
+def test_a_still_image_is_not_a_video(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "photo.png")
+    with pytest.raises(InputError, match="photo.png: a still image, not a video"):
+        open_video(tmp_path / "photo.png")

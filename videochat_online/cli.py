@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import InputError
 from .options import DTYPES, ModelOptions, Parser, WatchOptions, add_memory_args, add_model_args, model_options, \
     run_main, watch_options
-from .settings import check_positive
+from .settings import MOST, check_positive
 
 
 @dataclass
@@ -82,8 +82,8 @@ def parse_question(text: str) -> tuple[float, str]:
         seconds = None
     if not sep or seconds is None or not question.strip():
         raise InputError(f"--ask {text!r}: write it as SECONDS:QUESTION, e.g. \"12.5:What is the man holding?\"")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise InputError(f"--ask {text!r}: the question time must be a finite number of seconds >= 0")
+    if not math.isfinite(seconds) or seconds < 0 or seconds > MOST["--window-seconds"] * 365:
+        raise InputError(f"--ask {text!r}: the question time must be a finite number of seconds >= 0 (a year at most)")
     return seconds, question.strip()
 
 
@@ -163,6 +163,10 @@ def cmd_stream(request: StreamRequest) -> int:
                   "it is answered with everything seen", file=sys.stderr)
     engine = r.watch.model.load(system_message=r.system)
     fps, memory = r.watch.resolve(engine.config)
+    if r.source is not None and fps > r.source.native_fps:
+        print(f"note: --fps {fps:g} is above the {r.source.native_fps:g} fps of {r.video}: each of its frames is taken "
+              "once", file=sys.stderr)
+        fps = r.source.native_fps
     session = StreamingSession(engine, memory.build(engine.config.grid_size), system_message=r.system)
     run = dict(batch_size=r.batch_size, remember=r.multi_turn, max_new_tokens=r.max_new_tokens)
     with tqdm(unit="frame", desc="watching", file=sys.stderr, leave=False,

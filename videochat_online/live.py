@@ -86,6 +86,7 @@ class LiveStream:
     def _close(self) -> None:
         self._frames: Iterator[VideoFrame] | None = None
         self.source = None  # a live source (data.live.LiveSource) being played
+        self._live_until: float | None = None
         self._next: VideoFrame | None = None
         self._pending: list[VideoFrame] = []  # passed by the playhead, not yet encoded (the model was busy)
         self.camera = False
@@ -118,12 +119,13 @@ class LiveStream:
             self._next = next(self._frames, None)
             self.playing, self._started_at = True, self.clock()
 
-    def open_live(self, source) -> None:
+    def open_live(self, source, duration: float | None = None) -> None:
         """Play a live source (`data.live.LiveSource`, already reading): each tick takes the frames that arrived;
-        while paused or busy they wait in the source, which drops the oldest beyond its buffer and counts them."""
+        while paused or busy they wait in the source, which drops the oldest beyond its buffer and counts them.
+        `duration`: stream seconds after which it is closed (the uniform memory grows with the stream)."""
         with self._state:
             self.reset()
-            self.source = source
+            self.source, self._live_until = source, duration
             self.playing = True
 
     def open_camera(self) -> None:
@@ -185,6 +187,9 @@ class LiveStream:
         self._poll(wait)
         last = self.sessions[self.mode].last_frame
         self.playhead = last[1] if last is not None else 0.0
+        if self._live_until is not None and self.playhead >= self._live_until:
+            self.source.close()
+            self.source.take(self.source.buffer, timeout=0)  # what waits beyond the limit is not watched
         if self.source.ended and not self._pending:
             self.finished, self.playing = True, False
         return self.playhead

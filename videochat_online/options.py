@@ -86,9 +86,13 @@ def expand_config(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]
     return options + argv[:at] + argv[at + 2:]
 
 
+DEBUG_VARIABLE = "VIDEOCHAT_DEBUG"  # set to 1: a user error also prints its full traceback
+
+
 def run_main(command: Callable[[], int]) -> int:
     """Run an entry point's body: transformers' logging kept to errors, and a user error (any
-    `VideoChatOnlineError`) printed as one line `error: ...` with exit status 2."""
+    `VideoChatOnlineError`) printed as one line `error: ...` with exit status 2 (with VIDEOCHAT_DEBUG=1, after its
+    traceback)."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # keep the output to answers and our own messages
     try:
         from transformers.utils import logging as hf_logging
@@ -97,6 +101,10 @@ def run_main(command: Callable[[], int]) -> int:
         hf_logging.disable_progress_bar()
         return command()
     except VideoChatOnlineError as err:
+        if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
+            import traceback
+
+            traceback.print_exc()
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -35,12 +35,39 @@ def parse_int_list(text: str | Sequence[int], option: str) -> tuple[int, ...]:
         raise SettingsError(f"{option} {text}: expected integers separated by commas, e.g. 2,2,12") from None
 
 
-def check_positive(value: float, option: str, integer: bool = False) -> float:
-    """A finite number > 0 (an integer >= 1 when `integer`)."""
+# The most each numeric option may be, by the option's name: the one place that states the ranges (every command,
+# the demo and the lmms-eval model check through `check_positive`). Beyond these a value is a typo or an attack: a
+# rate no video has, a reply longer than any context, a wait of years.
+MOST = {
+    "--fps": 240.0, "--folder-fps": 1000.0,  # frames a second
+    "--window-seconds": 86400.0, "--max-seconds": 86400.0, "--watch-every": 3600.0, "--stall-seconds": 3600.0,
+    "--max-new-tokens": 16384, "--batch-size": 1024, "--buffer": 10000, "--window-max-frames": 100000,
+    "--watch-confirm": 1000, "--max-videos": 10**9, "--max-upload-mb": 100000.0, "--port": 65535,
+    "--max-question-chars": 100000, "--idle-minutes": 10080.0,
+}
+
+
+def check_positive(value: float, option: str, integer: bool = False, flag: str | None = None) -> float:
+    """A finite number > 0 (an integer >= 1 when `integer`), and at most the `MOST` of the option (or of the CLI
+    `flag` it stands for: lmms-eval's `fps` is `--fps`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SettingsError(f"{option} {value!r}: must be a number")
     if isinstance(value, float) and not math.isfinite(value) or value <= 0 or (integer and value != int(value)):
         kind = "an integer >= 1" if integer else "a finite number > 0"
         raise SettingsError(f"{option} {value}: must be {kind}")
+    most = MOST.get(flag or option)
+    if most is not None and value > most:
+        raise SettingsError(f"{option} {value}: must be at most {most:g}")
     return value
+
+
+def parse_number(value, option: str, integer: bool = False, flag: str | None = None) -> float | int:
+    """A number given as text (lmms-eval's model_args are strings), checked by `check_positive`."""
+    try:
+        number = int(value) if integer and not isinstance(value, float) else float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{option} {value!r}: must be {'an integer' if integer else 'a number'}") from None
+    return check_positive(number, option, integer, flag)
 
 
 def check_device(device: str | None) -> str | None:

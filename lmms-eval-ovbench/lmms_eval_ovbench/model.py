@@ -26,9 +26,9 @@ from videochat_online.eval.benchmarks import BENCHMARKS
 from videochat_online.eval.ovbench import VideoTask, question_from_entry
 from videochat_online.eval.presets import PRESETS, ProtocolConfig, stream_frames
 from videochat_online.eval.protocols import ProtocolRunner
-from videochat_online.memory import all_options
-from videochat_online.options import ModelOptions, resolve_fps, resolve_memory
-from videochat_online.settings import SettingsError
+from videochat_online.memory import MemorySettings, all_options
+from videochat_online.options import DTYPES, ModelOptions, resolve_fps, resolve_memory
+from videochat_online.settings import SettingsError, parse_number
 from videochat_online.streaming import StreamingSession, TimedQuestion, answer_along
 
 from . import FAILED_REPLY_PREFIX
@@ -73,6 +73,17 @@ class VideoChatOnline(lmms):
                                 f"device, dtype, attn_implementation, preset, fps, video_fps, frame_batch, "
                                 f"max_new_tokens, system_message, {', '.join(known)}")
         overrides = {("mode" if k == "memory" else k): v for k, v in memory.items()}
+        # every value checked before the model loads, by the checks the CLI's options go through
+        MemorySettings(**overrides)
+        if preset not in PRESETS:
+            raise SettingsError(f"preset={preset}: use one of {', '.join(PRESETS)}")
+        if dtype is not None and dtype not in DTYPES:
+            raise SettingsError(f"dtype={dtype}: use one of {', '.join(DTYPES)}")
+        fps = None if fps is None else parse_number(fps, "fps", flag="--fps")
+        video_fps = None if video_fps is None else parse_number(video_fps, "video_fps", flag="--fps")
+        frame_batch = parse_number(frame_batch, "frame_batch", integer=True, flag="--batch-size")
+        if max_new_tokens is not None:
+            max_new_tokens = parse_number(max_new_tokens, "max_new_tokens", integer=True, flag="--max-new-tokens")
         state = PartialState()
         self._rank, self._world_size = state.process_index, state.num_processes
         system = {"model": None, "ovbench": OVBENCH_SYSTEM_MESSAGE}.get(system_message)
@@ -82,20 +93,20 @@ class VideoChatOnline(lmms):
                 raise InputError(f"system_message={system_message!r}: use model, ovbench or a text file's path")
             system = path.read_text()
         model = ModelOptions(pretrained, device or default_device(state.local_process_index), dtype,
-                             attn_implementation)
+                             attn_implementation)  # the device and attention checked here
+        resolve_memory(overrides, model.local_config())  # against the model's grid too, when it is a local folder
+        if fps is not None:
+            ProtocolConfig(name="stream", preset=preset, fps=fps, memory=MemorySettings(**overrides))
         self.engine = model.load(system_message=system)
         self.memory = resolve_memory(overrides, self.engine.config)  # the checkpoint's, the options on top
-        if preset not in PRESETS:
-            raise SettingsError(f"preset={preset}: use one of {', '.join(PRESETS)}")
         # OVBench clips: the stream protocol under the preset, run as `videochat-online eval` runs it
-        rate = float(fps) if fps is not None else PRESETS[preset].fps("stream", self.engine.config.fps)
+        rate = fps if fps is not None else PRESETS[preset].fps("stream", self.engine.config.fps)
         self.runners = {}
         self.runners["ovbench"] = ProtocolRunner(self.engine, ProtocolConfig(
-            name="stream", preset=preset, fps=rate, memory=self.memory, batch_size=int(frame_batch),
-            max_new_tokens=None if max_new_tokens is None else int(max_new_tokens),
-            system_message=self.engine.system_message), BENCHMARKS["ovbench"])
-        self.video_fps = resolve_fps(None if video_fps is None else float(video_fps), self.engine.config)
-        self.frame_batch, self.max_new_tokens = int(frame_batch), int(max_new_tokens or 256)
+            name="stream", preset=preset, fps=rate, memory=self.memory, batch_size=frame_batch,
+            max_new_tokens=max_new_tokens, system_message=self.engine.system_message), BENCHMARKS["ovbench"])
+        self.video_fps = resolve_fps(video_fps, self.engine.config)
+        self.frame_batch, self.max_new_tokens = frame_batch, max_new_tokens or 256
         self.failures: list[str] = []  # "task/doc_id: reason", this process's
 
     @property

@@ -20,14 +20,24 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 Frame = Image.Image | np.ndarray  # a PIL image or an HxWx3 uint8 RGB array
 
 
+MAX_PIXELS = 40_000_000  # the most pixels an image may have to be decoded (a 6000x6000 photo has 36 million)
+
+
 def load_image(path: str | Path) -> Image.Image:
-    """An RGB image from a file, or an InputError naming the file."""
+    """An RGB image from a file, or an InputError naming the file: not an image, or over MAX_PIXELS (its size is read
+    from the header, before anything is decoded, so that a small file that would expand to gigabytes is refused)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such image file")
     try:
         with Image.open(path) as image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise InputError(f"{path}: {width}x{height} pixels is over the limit of {MAX_PIXELS:,} pixels "
+                                 "for an image")
             return image.convert("RGB")
+    except Image.DecompressionBombError as err:  # PIL's own limit, when the header alone says so
+        raise InputError(f"{path}: refused as a decompression bomb ({err})") from None
     except (UnidentifiedImageError, OSError) as err:
         raise InputError(f"{path}: not a readable image ({err})") from None
 

@@ -23,7 +23,7 @@ import threading
 import time
 
 from ..errors import InputError
-from .video import VideoFrame
+from .video import VideoFrame, decode_size
 
 _EPS = 1e-6
 CAMERA_FORMATS = {"linux": ("v4l2", "/dev/video{n}"), "darwin": ("avfoundation", "{n}"),
@@ -150,7 +150,9 @@ class LiveSource:
                     if slot <= last_slot:  # the same slot as the last frame taken (or time went backwards)
                         continue
                     last_slot = slot
-                    self._hand_over(VideoFrame(slot, t, frame.to_ndarray(format="rgb24"), arrived=self.clock()))
+                    width, height = decode_size(frame.width, frame.height)
+                    image = frame.to_ndarray(format="rgb24", width=width, height=height)
+                    self._hand_over(VideoFrame(slot, t, image, arrived=self.clock()))
         except (av.FFmpegError, OSError) as err:  # a network stream's closed connection ends this way too
             end = f"ended: {str(err).split(': ' + repr(self.address))[0]}"
         finally:

@@ -19,13 +19,22 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
+from .image import load_image
 
 T = TypeVar("T")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+MAX_FRAME_SIDE = 1920  # frames with a longer side are decoded downscaled to it (the model sees 448 px at most)
 _EPS = 1e-6
+
+
+def decode_size(width: int, height: int, most: int = MAX_FRAME_SIDE) -> tuple[int, int]:
+    """The size a width x height frame is decoded at: itself, or scaled (aspect kept, even sides) to fit `most`."""
+    if max(width, height) <= most:
+        return width, height
+    scale = most / max(width, height)
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
 
 
 @dataclass
@@ -66,9 +75,11 @@ class VideoSource:
         return None if self.num_frames is None else self.num_frames / self.native_fps
 
     def sample(self, fps: float, start: float = 0.0, end: float | None = None) -> Iterator[VideoFrame]:
-        """Frames at `fps` over [start, end] (the whole video by default)."""
+        """Frames at `fps` over [start, end] (the whole video by default); a rate above the video's own is capped at
+        it, so that every frame is taken once, never twice."""
         if start < 0 or (end is not None and end < start):
             raise InputError(f"{self.path}: bad clip [{start}, {end}]")
+        fps = min(fps, self.native_fps)
         wanted = ((k, t, native_index(t, self.native_fps))
                   for k, t in enumerate(sample_times(fps, start, end, self.duration)))
         yield from self._read(wanted)
@@ -131,13 +142,10 @@ class FrameFolderSource(VideoSource):
 
     def _read(self, wanted):
         for k, t, j in wanted:
-            file = self.files[j]
-            try:
-                with Image.open(file) as image:
-                    pixels = np.asarray(image.convert("RGB"))
-            except (UnidentifiedImageError, OSError) as err:
-                raise InputError(f"{file}: not a readable image ({err})") from None
-            yield VideoFrame(k, t, pixels)
+            image = load_image(self.files[j])
+            if max(image.size) > MAX_FRAME_SIDE:
+                image = image.resize(decode_size(*image.size))
+            yield VideoFrame(k, t, np.asarray(image))
 
 
 class DecordSource(VideoSource):
@@ -149,6 +157,10 @@ class DecordSource(VideoSource):
         self.path = path
         self.errors = (RuntimeError, decord.DECORDError)  # what decord raises on a bad file
         self._reader = decord.VideoReader(str(path), num_threads=1)
+        height, width = self._reader[0].shape[:2] if len(self._reader) else (0, 0)
+        if max(width, height) > MAX_FRAME_SIDE:  # decoded at the size the model can use, never at full size
+            width, height = decode_size(width, height)
+            self._reader = decord.VideoReader(str(path), num_threads=1, width=width, height=height)
         self.num_frames = len(self._reader)
         self.native_fps = float(self._reader.get_avg_fps())
         if self.num_frames == 0 or self.native_fps <= 0:
@@ -210,7 +222,8 @@ class PyAVSource(VideoSource):
                             if frame is None:
                                 raise InputError(f"{self.path}: no decodable video frame") from None
                             return  # the container promised more frames than it holds
-                    yield VideoFrame(k, t, frame.to_ndarray(format="rgb24"))
+                    width, height = decode_size(frame.width, frame.height)
+                    yield VideoFrame(k, t, frame.to_ndarray(format="rgb24", width=width, height=height))
         except av.FFmpegError as err:
             raise InputError(f"{self.path}: cannot decode video ({err})") from None
 
@@ -224,6 +237,8 @@ def open_video(path: str | Path, folder_fps: float | None = None, backend: str =
         raise InputError(f"{path}: no such video file or frame folder")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: the video file is empty")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise InputError(f"{path}: a still image, not a video (a folder of frames is read with its frame rate)")
     if backend not in ("auto", "decord", "pyav"):
         raise ValueError(f"unknown video backend {backend!r}; use auto, decord or pyav")
     probe = PyAVSource(path)  # a quiet check that the file holds a decodable video stream

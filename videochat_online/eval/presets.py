@@ -85,6 +85,9 @@ class ProtocolConfig:
         if self.max_new_tokens is None:
             self.max_new_tokens = self.settings.max_new_tokens
         check_positive(self.fps, "--fps")
+        if self.preset == "published" and self.fps < 1:
+            raise SettingsError(f"--fps {self.fps:g}: the published preset steps through a frame folder by "
+                                "int(native fps) // int(fps) frames, which needs --fps >= 1; use --preset project")
         check_positive(self.max_new_tokens, "--max-new-tokens", integer=True)
         if self.window_seconds is not None:  # None: offline clips start at 0
             check_positive(self.window_seconds, "--window-seconds")

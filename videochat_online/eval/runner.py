@@ -9,11 +9,13 @@ video fails its questions and the run goes on; `run_settings.json` refuses a res
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -61,9 +63,11 @@ def shard(tasks: list[VideoTask], world: int, protocol: Protocol) -> list[list[V
 RECORD_KEYS = ("id", "status", "correct")  # what a prediction line needs to be used
 
 
-def read_predictions(out_dir: Path, report: bool = False) -> dict[str, dict]:
+def read_predictions(out_dir: Path, report: bool = False, required: Iterable[str] = RECORD_KEYS) -> dict[str, dict]:
     """Every prediction any process wrote, one per question (an `ok` record wins over a `failed` one); a line that
-    cannot be used (torn by a kill, not a prediction) is skipped, and with `report` counted in the log."""
+    cannot be used (torn by a kill, not a prediction, or without one of the `required` fields) is skipped, and with
+    `report` counted in the log."""
+    required = tuple(dict.fromkeys([*RECORD_KEYS, *required]))
     best: dict[str, dict] = {}
     skipped = 0
     for file in sorted(out_dir.glob("predictions.rank*.jsonl")):
@@ -72,7 +76,7 @@ def read_predictions(out_dir: Path, report: bool = False) -> dict[str, dict]:
                 rec = json.loads(line)
             except json.JSONDecodeError:
                 rec = None
-            if not isinstance(rec, dict) or any(k not in rec for k in RECORD_KEYS) or not isinstance(rec["id"], str):
+            if not isinstance(rec, dict) or any(k not in rec for k in required) or not isinstance(rec["id"], str):
                 skipped += bool(line.strip())
                 continue
             if rec["id"] not in best or best[rec["id"]]["status"] == "failed":
@@ -107,9 +111,11 @@ def check_settings(out_dir: Path, settings: dict, write: bool = True) -> None:
     if file.exists():
         try:
             before = json.loads(file.read_text())
-        except json.JSONDecodeError:
-            raise InputError(f"{file}: not valid JSON; delete it only if every prediction beside it was made "
-                             "with this run's settings") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            before = None
+        if not isinstance(before, dict):
+            raise InputError(f"{file}: not a JSON object of settings; delete it only if every prediction beside it "
+                             "was made with this run's settings")
         differ = [k for k in sorted(set(before) | set(settings)) if before.get(k) != settings.get(k)]
         if differ:
             k = differ[0]
@@ -143,9 +149,25 @@ class PredictionWriter:
         self.file.close()
 
 
-def merge(out_dir: Path, tasks: list[VideoTask], meta: dict, benchmark: Benchmark) -> dict:
+def record_keys(benchmark: Benchmark, tasks: list[VideoTask], protocol: str) -> list[str]:
+    """The fields every prediction line of these questions has (those that every question's failed line has)."""
+    keys = None
+    for q in (q for task in tasks for q in task.questions):
+        line = benchmark.record(q, None, [], protocol, error="-")
+        keys = list(line) if keys is None else [k for k in keys if k in line]
+    return keys or []
+
+
+def questions_hash(tasks: list[VideoTask]) -> str:
+    """A content hash of the questions (ids, videos, texts, options, answers, times): a resume into a folder made
+    from other question files, even under the same ids, is refused."""
+    text = "\n".join(repr(q) for task in tasks for q in task.questions)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def merge(out_dir: Path, tasks: list[VideoTask], meta: dict, benchmark: Benchmark, required: Iterable[str]) -> dict:
     """predictions.jsonl (in question-file order) and the results files, from every process's predictions."""
-    found = read_predictions(out_dir)
+    found = read_predictions(out_dir, required=required)
     order = sorted((q.qid for task in tasks for q in task.questions), key=benchmark.order)
     missing = [qid for qid in order if qid not in found]
     if missing:
@@ -185,13 +207,17 @@ def run(request: EvalRequest) -> dict | None:
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format="%(message)s")
     r = request
     out = r.output_dir
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"--output-dir {out}: cannot create it ({err.strerror})") from None
     benchmark = BENCHMARKS[r.benchmark]
     tasks = benchmark.load(r.anno_dir, r.roots, r.subsets)
-    if r.max_videos is not None:
-        tasks = tasks[: r.max_videos]
     if not tasks:
         raise InputError(f"{r.anno_dir}: no questions to evaluate in subsets {', '.join(r.subsets)}")
+    questions = questions_hash(tasks)  # of every question, --max-videos or not
+    if r.max_videos is not None:
+        tasks = tasks[: r.max_videos]
 
     from tqdm import tqdm
 
@@ -204,7 +230,8 @@ def run(request: EvalRequest) -> dict | None:
     config = r.protocol_config(engine.config)  # the model's memory and frame rate where the options leave them
     meta = {"benchmark": benchmark.name, "model": r.model.model, "anno_dir": str(r.anno_dir), "roots": r.roots, "subsets": list(r.subsets),
             "protocol": protocol_record(config), "world_size": world}
-    settings = answer_settings(r.model.model, config, r.model.dtype)
+    settings = {**answer_settings(r.model.model, config, r.model.dtype), "questions": questions,
+                "data_roots": {name: str(Path(root).resolve()) for name, root in sorted(r.roots.items())}}
     if rank == 0:  # rank 0 records them (or refuses), then the others check, before any prediction is written
         check_settings(out, settings)
     barrier(world)
@@ -213,7 +240,8 @@ def run(request: EvalRequest) -> dict | None:
     if rank == 0:
         (out / "config.json").write_text(json.dumps({**asdict(r), "resolved": meta}, indent=2, default=str))
 
-    done = {qid for qid, rec in read_predictions(out, report=rank == 0).items() if rec["status"] == "ok"}
+    required = record_keys(benchmark, tasks, config.name)
+    done = {qid for qid, rec in read_predictions(out, rank == 0, required).items() if rec["status"] == "ok"}
     runner = ProtocolRunner(engine, config, benchmark)
     mine = shard(tasks, world, runner.protocol)[rank]
     n_questions = sum(len(t.questions) for t in tasks)
@@ -231,7 +259,7 @@ def run(request: EvalRequest) -> dict | None:
     barrier(world)
     table = None
     if rank == 0:
-        table = merge(out, tasks, meta, benchmark)
+        table = merge(out, tasks, meta, benchmark, required)
         log.info("%s; results in %s", benchmark.summary(table), out)
     barrier(world)
     if world > 1:

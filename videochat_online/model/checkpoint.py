@@ -9,6 +9,7 @@ a shard index may only name files inside the checkpoint folder.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,9 @@ from ..errors import CheckpointError
 from . import original_layout
 from .configuration import VideoChatOnlineConfig
 from .modeling import VideoChatOnlineModel
+
+log = logging.getLogger("videochat_online.checkpoint")
+FLOAT_DTYPES = ("F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2")  # safetensors' names
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -54,6 +58,10 @@ def resolve(path_or_id: str | Path) -> Path:
     text = str(path_or_id)
     if text.count("/") != 1 or text.startswith((".", "/", "~")):
         raise CheckpointError(f"{path}: no such checkpoint directory")
+    owner = Path(text.split("/")[0])
+    if owner.is_dir():  # `runs/stage2` beside a local runs/ is a missing folder, never someone's hub repository
+        raise CheckpointError(f"{path}: no such checkpoint directory ({owner}/ is a local folder, so this is not "
+                              "read as a hub id)")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
@@ -76,12 +84,16 @@ def read_config(root: Path) -> tuple[VideoChatOnlineConfig, str]:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{path}: not valid JSON ({err})") from None
     model_type = raw.get("model_type") if isinstance(raw, dict) else None
+    if isinstance(raw, dict) and "auto_map" in raw:
+        log.warning("%s: its auto_map is ignored (a checkpoint's code never runs here)", path)
     try:
         if model_type == original_layout.ORIGINAL_MODEL_TYPE:
             return original_layout.config_from_original(raw, str(path)), "original"
         if model_type == NATIVE_MODEL_TYPE:
-            return VideoChatOnlineConfig.from_dict(raw), "native"
-    except (TypeError, ValueError, KeyError, StrictDataclassError) as err:
+            config = VideoChatOnlineConfig.from_dict(raw)
+            get_template(config.template)  # a template this project knows
+            return config, "native"
+    except (TypeError, ValueError, KeyError, StrictDataclassError, ZeroDivisionError) as err:
         raise CheckpointError(f"{path}: invalid model config ({one_line(err)})") from None
     raise CheckpointError(f"{path}: model_type {model_type!r} is neither {NATIVE_MODEL_TYPE!r} (this project) "
                           f"nor {original_layout.ORIGINAL_MODEL_TYPE!r} (original InternVL layout)")
@@ -95,6 +107,8 @@ def weight_files(root: Path) -> list[Path]:
             weight_map = json.loads(index.read_text())["weight_map"]
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise CheckpointError(f"{index}: not a safetensors index ({err})") from None
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise CheckpointError(f"{index}: weight_map must map each tensor name to a shard file name")
         shards = sorted(set(weight_map.values()))
         inside = root.resolve()
         for shard in shards:
@@ -116,13 +130,23 @@ def read_checkpoint(path_or_id: str | Path) -> Checkpoint:
     root = resolve(path_or_id)
     config, layout = read_config(root)
     tensors: dict[str, tuple[Path, tuple[int, ...]]] = {}
+    dtypes: dict[str, str] = {}
     for file in weight_files(root):
         try:
             with safe_open(str(file), framework="pt") as f:
                 for name in f.keys():
-                    tensors[name] = (file, tuple(f.get_slice(name).get_shape()))
+                    if name in tensors:
+                        raise CheckpointError(f"{root}: the tensor {name} is in both {tensors[name][0].name} and "
+                                              f"{file.name}; a checkpoint holds each tensor once")
+                    header = f.get_slice(name)
+                    tensors[name], dtypes[name] = (file, tuple(header.get_shape())), header.get_dtype()
         except (SafetensorError, OSError) as err:
             raise CheckpointError(f"{file}: not a readable safetensors file ({err})") from None
+    not_float = sorted(n for n, d in dtypes.items() if d not in FLOAT_DTYPES)
+    if not_float:
+        raise CheckpointError(f"{root}: {len(not_float)} tensors are not floating point ({not_float[0]} is "
+                              f"{dtypes[not_float[0]]} in {tensors[not_float[0]][0].name}); every weight is F32, F16 "
+                              "or BF16")
     return Checkpoint(root, config, layout, tensors)
 
 
@@ -179,7 +203,7 @@ def load_tokenizer(root: Path) -> PreTrainedTokenizerBase:
     try:
         # Never run a checkpoint's code: with trust_remote_code=False transformers neither asks nor runs it.
         return AutoTokenizer.from_pretrained(str(root), trust_remote_code=False)
-    except (OSError, ValueError, TypeError) as err:
+    except (OSError, ValueError, TypeError, AttributeError, KeyError) as err:
         raise CheckpointError(f"{root}: the tokenizer does not load ({one_line(err)})") from None
 
 

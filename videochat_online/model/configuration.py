@@ -81,6 +81,18 @@ class VideoChatOnlineConfig(PreTrainedConfig):
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs):
+        # Each field checked before any module is built: a bad value is a ValueError naming the field.
+        for name in ("vision_config", "llm_config"):
+            if not isinstance(getattr(self, name), (dict, PreTrainedConfig, type(None))):
+                raise ValueError(f"{name} must be an object of settings, got {type(getattr(self, name)).__name__}")
+        if isinstance(self.downsample_ratio, bool) or not isinstance(self.downsample_ratio, (int, float)) \
+                or not 0 < self.downsample_ratio <= 1:
+            raise ValueError(f"downsample_ratio must be a number in (0, 1], got {self.downsample_ratio!r}")
+        if not 1 <= self.min_dynamic_patch <= self.max_dynamic_patch:
+            raise ValueError(f"need 1 <= min_dynamic_patch <= max_dynamic_patch, got {self.min_dynamic_patch} and "
+                             f"{self.max_dynamic_patch}")
+        if self.memory is not None and not isinstance(self.memory, dict):
+            raise ValueError(f"memory must be an object of memory settings, got {type(self.memory).__name__}")
         # Sub-configs given as dicts (as read from config.json) become config objects. This is the plain
         # pattern every transformers 5.x release supports (newer releases add helpers for it).
         if isinstance(self.vision_config, dict):
@@ -102,6 +114,13 @@ class VideoChatOnlineConfig(PreTrainedConfig):
             raise ValueError(f"fps must be a finite number > 0, got {self.fps!r}")
         if self.ps_version not in ("v1", "v2"):
             raise ValueError(f"ps_version must be 'v1' or 'v2', got {self.ps_version!r}")
+        if not 1 <= self.vit_patch_size <= self.tile_size:
+            raise ValueError(f"vision_config: patch_size {self.vit_patch_size} must be >= 1 and at most the image "
+                             f"size {self.tile_size}")
+        depth = int(self.vision_config.num_hidden_layers)
+        if not -(depth + 1) <= self.select_layer <= depth:
+            raise ValueError(f"select_layer {self.select_layer} is beyond the vision tower's {depth} layers (use "
+                             f"-{depth + 1}..{depth}; -1: the last)")
         patches = self.tile_size // self.vit_patch_size
         if (patches * self.downsample_ratio) % 1 != 0 or (1 / self.downsample_ratio) % 1 != 0:
             raise ValueError(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,33 +50,64 @@ class DatasetSpec:
     max_frames: int | None = None
     folder_fps: float | None = None
     sampling: str = "segments"  # "segments": middles (or random points) of equal segments; "stream": every 1/fps
+    entries: list[dict] = field(default_factory=list, repr=False)  # the annotation's samples (read by load_meta)
 
 
-def load_meta(path: str | Path, data_dir: str | Path | None = None) -> list[DatasetSpec]:
+META_FIELDS = {  # a dataset's keys in a meta file, and what each must be
+    "annotation": "a file name", "data_root": "a folder name", "repeat_time": "a number > 0",
+    "data_augment": "true or false", "fps": "a number > 0", "folder_fps": "a number > 0",
+    "num_frames": "an integer >= 1", "min_frames": "an integer >= 1", "max_frames": "an integer >= 1",
+    "length": "an integer >= 1", "sampling": "segments or stream",
+}
+
+
+def _valid(key: str, value) -> bool:
+    kind = META_FIELDS[key]
+    if kind in ("a file name", "a folder name"):
+        return isinstance(value, str)
+    if kind == "true or false":
+        return isinstance(value, bool)
+    if kind == "segments or stream":
+        return value in ("segments", "stream")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        return False
+    return kind == "a number > 0" or float(value).is_integer()
+
+
+def load_meta(path: str | Path, data_dir: str | Path | None = None, read: bool = True) -> list[DatasetSpec]:
+    """The datasets a meta file names, every field checked and (`read`) every annotation file read (a non-empty
+    list of samples), before any model loads: a problem is one line naming the file, the dataset and the field."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such meta file")
     try:
         meta = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(meta, dict) or not meta:
+        raise InputError(f"{path}: a meta file is a JSON object of datasets (name -> settings), with at least one")
     base = Path(data_dir) if data_dir else path.parent
     specs = []
     for name, entry in meta.items():
         if not isinstance(entry, dict) or "annotation" not in entry:
             raise InputError(f"{path}: dataset {name!r} needs an 'annotation'")
-        unknown = set(entry) - {"annotation", "data_root", "repeat_time", "data_augment", "fps", "num_frames",
-                                "min_frames", "max_frames", "folder_fps", "length", "sampling"}
+        unknown = set(entry) - set(META_FIELDS)
         if unknown:
             raise InputError(f"{path}: dataset {name!r} has unknown keys {sorted(unknown)}")
-        if entry.get("sampling", "segments") not in ("segments", "stream"):
-            raise InputError(f"{path}: dataset {name!r} has sampling {entry['sampling']!r}; use segments or stream")
+        for key, value in entry.items():
+            if not _valid(key, value):
+                raise InputError(f"{path}: dataset {name!r}: {key} is {value!r}; it must be {META_FIELDS[key]}")
         if entry.get("sampling") == "stream" and entry.get("num_frames"):
             raise InputError(f"{path}: dataset {name!r} samples as a stream, at an fps, so it cannot set num_frames")
-        specs.append(DatasetSpec(name, base / entry["annotation"], base / entry.get("data_root", ""),
-                                 float(entry.get("repeat_time", 1.0)), bool(entry.get("data_augment", False)),
-                                 entry.get("fps"), entry.get("num_frames"), entry.get("min_frames"),
-                                 entry.get("max_frames"), entry.get("folder_fps"), entry.get("sampling", "segments")))
+        spec = DatasetSpec(name, base / entry["annotation"], base / entry.get("data_root", ""),
+                           float(entry.get("repeat_time", 1.0)), entry.get("data_augment", False), entry.get("fps"),
+                           entry.get("num_frames"), entry.get("min_frames"), entry.get("max_frames"),
+                           entry.get("folder_fps"), entry.get("sampling", "segments"))
+        spec.entries = read_annotation(spec.annotation) if read else []
+        if read and not spec.entries or not all(isinstance(e, dict) for e in spec.entries):
+            raise InputError(f"{spec.annotation}: dataset {name!r} of {path}: " + (
+                "no samples" if not spec.entries else "each sample must be a JSON object"))
+        specs.append(spec)
     return specs
 
 
@@ -188,7 +220,7 @@ class SFTDataset(Dataset):
         self.specs, self.data = specs, data
         self.builder = SampleBuilder(tokenizer, config, data)
         rng = random.Random(data.seed)
-        self.entries: list[list[dict]] = [read_annotation(s.annotation) for s in specs]
+        self.entries: list[list[dict]] = [s.entries or read_annotation(s.annotation) for s in specs]
         self.items: list[tuple[int, int]] = []
         for d, (spec, entries) in enumerate(zip(specs, self.entries)):
             whole, part = int(spec.repeat_time), spec.repeat_time - int(spec.repeat_time)

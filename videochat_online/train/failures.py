@@ -48,6 +48,18 @@ class FailureLedger:
             raise FailedSamplesError(f"{len(failed)} samples failed to load, more than max_failed_samples="
                                      f"{self.limit}; the first: {key}: {reason}")
 
+    LEDGER = "failed_samples_ledger.json"  # every failed sample, kept in each checkpoint folder for a resume
+
+    def save(self, checkpoint: str | Path, failed: dict[str, str]) -> None:
+        """Keep every failed sample beside a checkpoint, so that a run resumed from it counts them too."""
+        (Path(checkpoint) / self.LEDGER).write_text(json.dumps(failed, ensure_ascii=False))
+
+    def restore(self, checkpoint: str | Path) -> None:
+        """The failed samples of the run up to `checkpoint` (none when it kept no ledger)."""
+        file = Path(checkpoint) / self.LEDGER
+        if file.is_file():
+            self.failed.update(json.loads(file.read_text()))
+
     def write(self, out_dir: str | Path, failed: dict[str, str]) -> Path:
         path = Path(out_dir) / "failed_samples.json"
         first = [{"sample": k, "reason": r} for k, r in sorted(failed.items())[: self.FIRST]]

@@ -20,7 +20,9 @@ import torch
 from torch import nn
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from ..errors import InputError
 from ..model import load_pretrained
 from ..model.checkpoint import save_state_dict
 from ..memory import MemorySettings
@@ -124,6 +126,14 @@ class SFTTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.failures = FailureLedger(max_failed_samples)
 
+    def _save_checkpoint(self, model, trial, *args, **kwargs):
+        """A checkpoint, and beside it the failed samples so far (`FailureLedger.save`)."""
+        super()._save_checkpoint(model, trial, *args, **kwargs)
+        failed = self.failures.gathered()
+        folder = Path(self.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        if self.is_world_process_zero() and folder.is_dir():
+            self.failures.save(folder, failed)
+
     def training_step(self, model, inputs, *args, **kwargs):
         self.failures.add(inputs.pop("failed_samples", []))
         return super().training_step(model, inputs, *args, **kwargs)
@@ -168,6 +178,30 @@ def build(model_args: ModelArguments, data_args: DataArguments, training_args: T
     return trainer, dataset
 
 
+def resume_folder(value: str | bool | None, out: Path) -> Path | None:
+    """The checkpoint folder `--resume_from_checkpoint` names: a folder, or True/true for the newest checkpoint-N in
+    the output folder; one line when there is none or it is torn (a save cut short has no trainer_state.json).
+    Resuming reads the optimizer's and DeepSpeed's pickled state: resume only from folders you trust."""
+    if value in (None, False, "", "False", "false"):
+        return None
+    if value in (True, "True", "true"):
+        from transformers.trainer_utils import get_last_checkpoint
+
+        last = get_last_checkpoint(str(out)) if out.is_dir() else None
+        if last is None:
+            raise InputError(f"--resume_from_checkpoint {value}: {out} holds no {PREFIX_CHECKPOINT_DIR}-N folder to "
+                             "resume from")
+        folder = Path(last)
+    else:
+        folder = Path(value)
+    if not folder.is_dir():
+        raise InputError(f"--resume_from_checkpoint {value}: no such checkpoint folder")
+    if not (folder / "trainer_state.json").is_file():
+        raise InputError(f"{folder}: not a whole checkpoint (no trainer_state.json: a save cut short?); resume from "
+                         "an earlier one")
+    return folder
+
+
 def train(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> Path:
     """Train and save; returns the output directory holding the final checkpoint."""
     # transformers >= 5.2x calls it activation checkpointing (`--gradient_checkpointing` is its alias); 5.17 only
@@ -186,8 +220,11 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: T
         (out / "run_config.json").write_text(json.dumps(config, indent=2, default=str))
         log.info("%d samples from %d datasets; %.1fM of %.1fM parameters train", len(dataset), len(dataset.specs),
                  trainable / 1e6, total / 1e6)
+    resume = resume_folder(training_args.resume_from_checkpoint, out)
+    if resume is not None:
+        trainer.failures.restore(resume)  # the samples that failed before the checkpoint count too
     try:
-        trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        trainer.train(resume_from_checkpoint=None if resume is None else str(resume))
     finally:  # the failures met, written even when they stopped the run
         failed = trainer.failures.gathered()
         if trainer.is_world_process_zero():
