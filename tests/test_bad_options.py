@@ -6,11 +6,16 @@ missing model instead of the option. The grid-size cases need the model's grid, 
 its config alone.
 """
 
+import io
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from videochat_online.cli import main
 
 from videochat_online.tools.demo_media import write_video
 
@@ -56,8 +61,28 @@ STREAM_CASES = [
 ]
 
 
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
 def run(args):
-    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    """`videochat-online ARGS` in this process (the installed command itself: `test_the_installed_command`)."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exit:  # argparse's usage errors
+            code = exit.code
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def test_the_installed_command():
+    result = subprocess.run([EXE, "chat", "--model", NO_MODEL, "--max-new-tokens", "0", "hi"], capture_output=True,
+                            text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert_one_line(result, "--max-new-tokens 0: must be an integer >= 1")
 
 
 def assert_one_line(result, message):

@@ -4,17 +4,19 @@ hand-edited files, and paths that only look like hub ids.
 """
 
 import json
+import logging
 import shutil
 import struct
-import subprocess
 import sys
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from videochat_online.cli import main
+
 REPO = Path(__file__).resolve().parents[1]
-EXE = str(Path(sys.executable).parent / "videochat-online")
 SAMPLE = REPO / "assets" / "samples" / "synth_test_0000.mp4"
 SYNTH_QUESTIONS = REPO / "lmms-eval-ovbench" / "tasks" / "ovbench" / "questions" / "synth.json"
 
@@ -55,9 +57,30 @@ def world(tmp_path_factory, tiny_dir):
             "other": other, "videos": videos, "samples": SAMPLE.parent}
 
 
-def run(args, cwd=None, env=None):
-    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
-                          cwd=cwd, env=env)
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run(capsys, caplog, monkeypatch):
+    """The command in this process (`videochat-online ARGS`): its exit status and what it printed."""
+    caplog.set_level(logging.INFO)
+
+    def call(args, cwd=None, env=None):
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        capsys.readouterr()
+        caplog.clear()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return Result(code, out, err + caplog.text)
+
+    return call
 
 
 def first_error(result) -> str:
@@ -109,7 +132,7 @@ ROWS = [
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r[0] for r in ROWS])
-def test_a_bad_input_is_one_line_and_its_exit_status(world, row):
+def test_a_bad_input_is_one_line_and_its_exit_status(world, row, run):
     _, args, code, line = row
     result = run(args(world), cwd=world["root"])
     assert result.returncode == code, result.stderr[-3000:]
@@ -127,13 +150,15 @@ DEMO_ROWS = [
 
 
 @pytest.mark.parametrize("args, line", DEMO_ROWS, ids=[" ".join(a) for a, _ in DEMO_ROWS])
-def test_the_demos_numbers_have_ranges(args, line):
-    result = subprocess.run([sys.executable, str(REPO / "gradio_demo.py"), "--model", "/nonexistent/model", *args],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2 and result.stderr.splitlines() == [line], result.stderr[-2000:]
+def test_the_demos_numbers_have_ranges(args, line, capsys):
+    sys.path.insert(0, str(REPO))
+    import gradio_demo
+
+    assert gradio_demo.main(["--model", "/nonexistent/model", *args]) == 2
+    assert capsys.readouterr().err.splitlines() == [line]
 
 
-def test_a_rate_above_the_videos_own_takes_each_frame_once(world):
+def test_a_rate_above_the_videos_own_takes_each_frame_once(world, run):
     result = run(["stream", str(SAMPLE), "--model", world["tiny"], "--fps", "200", "--ask", "3:Q", "--json",
                   "--show-memory", "--max-new-tokens", "2"])
     assert result.returncode == 0, result.stderr
@@ -142,7 +167,7 @@ def test_a_rate_above_the_videos_own_takes_each_frame_once(world):
     assert [f["time"] for f in held] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]  # the video's 2 fps, no frame twice
 
 
-def test_resume_refuses_other_questions_or_other_videos_and_reads_what_it_can(world, capsys):
+def test_resume_refuses_other_questions_or_other_videos_and_reads_what_it_can(world, run):
     out = world["root"] / "resume"
     assert run(synth_eval(world, out)).returncode == 0
     settings = json.loads((out / "run_settings.json").read_text())
@@ -169,7 +194,7 @@ def test_resume_refuses_other_questions_or_other_videos_and_reads_what_it_can(wo
         "beside it was made with this run's settings")
 
 
-def test_a_run_that_fails_at_model_load_leaves_no_settings_behind(world):
+def test_a_run_that_fails_at_model_load_leaves_no_settings_behind(world, run):
     out = world["root"] / "typo"
     failed = run([*synth_eval(world, out)[:1], "--model", str(world["root"] / "no-such-model"),
                   *synth_eval(world, out)[3:]])
@@ -178,11 +203,9 @@ def test_a_run_that_fails_at_model_load_leaves_no_settings_behind(world):
     assert run(synth_eval(world, out)).returncode == 0  # the corrected command is not refused
 
 
-def test_the_debug_variable_shows_the_traceback_too(world):
-    import os
-
+def test_the_debug_variable_shows_the_traceback_too(world, run):
     args = ["chat", "--model", world["tiny"], "--image", str(world["bomb"]), "hi"]
-    quiet, loud = run(args), run(args, env={**os.environ, "VIDEOCHAT_DEBUG": "1"})
+    quiet, loud = run(args), run(args, env={"VIDEOCHAT_DEBUG": "1"})
     assert "Traceback" not in quiet.stderr and quiet.stderr.count("\n") == 1
     assert "Traceback (most recent call last)" in loud.stderr and loud.stderr.splitlines()[-1] == \
         quiet.stderr.splitlines()[-1]

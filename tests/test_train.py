@@ -125,6 +125,22 @@ def test_failed_samples_are_skipped_and_counted(demo, tiny, tmp_path):
     assert dataset[1]["failed_samples"] == []
 
 
+def test_an_image_too_big_to_decode_is_a_skipped_and_counted_sample(demo, tiny, tmp_path):
+    from test_reliability import png_header
+
+    model, tokenizer = tiny
+    png_header(tmp_path / "bomb.png", 20000, 10000)  # a few dozen bytes that claim 200 million pixels
+    entries = [{"image": "bomb.png", "conversations": [{"from": "human", "value": "<image>\nWhat is it?"},
+                                                       {"from": "gpt", "value": "A bomb."}]},
+               {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello."}]}]
+    (tmp_path / "stills.json").write_text(json.dumps(entries))
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps({"stills": {"annotation": "stills.json"}}))
+    dataset = SFTDataset(load_meta(meta), tokenizer, model.config, DataConfig(max_seq_length=8192))
+    (key, reason), = dataset[0]["failed_samples"]
+    assert key == "stills/0" and "bomb.png: refused as a decompression bomb" in reason
+
+
 def test_sampling_and_pyramid_arrangement():
     assert sample_times(0, 4, fps=1) == pytest.approx([0.4, 1.2, 2.0, 2.8, 3.6])
     assert sample_times(0, 100, fps=1, max_frames=4) == pytest.approx([12.5, 37.5, 62.5, 87.5])
