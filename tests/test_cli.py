@@ -167,3 +167,31 @@ def test_make_demo_prints_the_answers_the_readme_shows_at_the_models_own_setting
     held = answers[1]["memory"]  # at 11 s: frames 0..11 at 1 fps, placed by the recorded intervals 8,4,1
     assert [f["time"] for f in held] == [float(t) for t in range(12)]
     assert [f["level"] for f in held] == [0 if i % 8 == 0 else 1 if i % 4 == 0 else 2 for i in range(12)]
+
+
+def test_help_texts_state_defaults_once_and_read_as_sentences():
+    from videochat_online.cli import build_parser
+
+    parser = build_parser()
+    sub = parser._subparsers._group_actions[0].choices  # argparse keeps sub-parsers here
+    stream = " ".join(sub["stream"].format_help().split())
+    assert "docstring" not in stream and ".;" not in stream
+    assert stream.count("--grid-sizes GRID_SIZES pyramid: grid side per level, never growing (default: the model's, "
+                        "else its feature grid g, g/2, g/4)") == 1 and "else None" not in stream
+    for flag, default in (("--watch-every", "1"), ("--watch-confirm", "3"), ("--buffer", "16"),
+                          ("--stall-seconds", "10"), ("--max-new-tokens", "256")):
+        assert re.search(rf"{flag} \S+ [^-]*default: {default}[;)]", stream), flag
+    evaluate = " ".join(sub["eval"].format_help().split())
+    assert "default: stream; OVBench: stream, window, uniform, recompute;" in evaluate
+    convert = " ".join(sub["convert"].format_help().split())
+    assert "src the checkpoint to read" in convert and "out a new folder" in convert
+
+
+def test_a_negative_list_is_a_value_and_offline_is_not_an_ovbench_protocol(capsys):
+    from videochat_online.cli import main
+
+    assert main(["stream", "v.mp4", "--model", "x/y", "--capacities", "-1,2,12", "--ask", "1:Q"]) == 2
+    assert capsys.readouterr().err.splitlines() == ["error: --capacities -1,2,12: each level's capacity must be >= 0"]
+    assert main(["eval", "--model", "x/y", "--anno-dir", ".", "--output-dir", "o", "--protocol", "offline"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: --protocol offline: OVBench runs stream, window, uniform, recompute"]

@@ -8,6 +8,7 @@ question times, and synthetic videos and frame folders exactly as long as those 
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from videochat_online.chat import Reply
+from videochat_online.options import ModelOptions
 from videochat_online.eval.ovbench import (
     WINDOW_SUFFIX,
     OVBenchError,
@@ -336,15 +338,35 @@ def test_unreadable_video_fails_its_questions_and_the_run_goes_on(tiny_dir, samp
     assert json.loads((out / "results.json").read_text())["overall"]["failed"] == 0
 
 
-def test_a_wrong_data_root_fails_the_run(tiny_dir, sample, tmp_path, capsys):
+def test_a_wrong_data_root_fails_the_run(tiny_dir, sample, tmp_path, capsys, monkeypatch):
     anno, roots = sample
     out = tmp_path / "out"
     capsys.readouterr()
-    assert eval_main(eval_args(tiny_dir(), anno, {**roots, "hirest": tmp_path / "nowhere"}, out)) == 1
+    # a root that does not exist, or a subset without one: refused before the model loads
+    monkeypatch.setattr(ModelOptions, "load", lambda *a, **k: pytest.fail("the model was loaded"))
+    assert eval_main(eval_args(tiny_dir(), anno, {**roots, "hirest": tmp_path / "nowhere"}, out)) == 2
+    assert error_lines(capsys) == [f"error: --data-root hirest={tmp_path / 'nowhere'}: no such directory"]
+    assert eval_main(eval_args(tiny_dir(), anno, {k: v for k, v in roots.items() if k != "ava"}, out)) == 2
+    assert error_lines(capsys) == ["error: --data-root: no folder for ava; add --data-root ava=DIR"]
+    monkeypatch.undo()
+    # a root without the videos: its questions fail, the others are answered and everything is written
+    (tmp_path / "empty").mkdir()
+    assert eval_main(eval_args(tiny_dir(), anno, {**roots, "hirest": tmp_path / "empty"}, out)) == 1
     (line,) = error_lines(capsys)
     n = sum(len(t.questions) for t in load_ovbench(anno, roots) if t.subset == "hirest")
-    assert line.startswith(f"error: {n} of ") and "nowhere" in line
+    assert line.startswith(f"error: {n} of ") and "empty" in line
     assert (out / "results.json").exists()  # what was computed is written all the same
+
+
+def test_an_anno_dir_with_only_some_subsets_says_which(tiny_dir, sample, tmp_path, capsys):
+    anno, roots = sample
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for name in ("coin.json", "hirest.json"):
+        shutil.copy(anno / name, partial / name)
+    assert eval_main(eval_args(tiny_dir(), partial, roots, tmp_path / "out")) == 2
+    assert error_lines(capsys) == [f"error: --anno-dir {partial}: has no ava.json, tao.json (subsets ava, tao); to "
+                                   "evaluate the others, add --subsets coin,hirest"]
 
 
 def test_resume_with_other_settings_is_refused(tiny_dir, sample, tmp_path, capsys):
@@ -353,7 +375,7 @@ def test_resume_with_other_settings_is_refused(tiny_dir, sample, tmp_path, capsy
     args = eval_args(tiny_dir(), anno, roots, out) + ["--max-videos", "1"]
     assert eval_main(args) == 0
     kept = (out / "predictions.rank0.jsonl").read_text()
-    for extra, setting in ((["--fps", "2"], "fps=1.0"), (["--protocol", "window"], "name='stream'"),
+    for extra, setting in ((["--fps", "2"], "fps=1.0"), (["--protocol", "window"], "protocol='stream'"),
                            (["--capacities", "1,1,4"], "capacities=[2, 2, 12]")):
         capsys.readouterr()
         assert eval_main(args + extra) == 2
@@ -400,7 +422,11 @@ def test_kill_and_resume_gives_the_same_results(tiny_dir, sample, tmp_path):
     assert proc.returncode == 0, output
     assert predictions(out) == predictions(whole)
     assert table(out) == table(whole)
-    assert (out / "results.md").read_text() == (whole / "results.md").read_text()
+    page = lambda d: [line for line in (d / "results.md").read_text().splitlines()  # noqa: E731
+                      if not line.startswith("This run: ")]  # each run's own work
+    assert page(out) == page(whole)
+    work = json.loads((out / "results.json").read_text())["meta"]["work"]
+    assert 0 < work["questions_answered"] < len(predictions(whole))  # the resumed run made only the rest
 
 
 def test_two_process_torchrun_matches_one_process(tiny_dir, sample, tmp_path):

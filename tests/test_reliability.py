@@ -209,3 +209,61 @@ def test_the_debug_variable_shows_the_traceback_too(world, run):
     assert "Traceback" not in quiet.stderr and quiet.stderr.count("\n") == 1
     assert "Traceback (most recent call last)" in loud.stderr and loud.stderr.splitlines()[-1] == \
         quiet.stderr.splitlines()[-1]
+
+
+# Annotation files: every field of its type, every time one a video can have, every video inside its root
+OVO_ROW = {"id": 3, "task": "EPM", "video": "a.mp4", "realtime": 12.5, "question": "What did I hold?",
+           "options": ["a cup", "a pen"], "gt": 0}  # the published schema's fields
+SB_ROW = {"video_path": "./videos/a.mp4", "questions": [{"task_type": "Counting", "question": "How many?",
+                                                         "time_stamp": "00:00:06", "answer": "B",
+                                                         "options": ["A. 1.", "B. 2.", "C. 3.", "D. 4."]}]}
+
+
+def sb_question(**change):
+    return [{**SB_ROW, "questions": [{**SB_ROW["questions"][0], **change}]}]
+
+
+ANNOTATION_ROWS = [  # (row id, benchmark, file name, its content, the error line after "error: {file}: ")
+    ("OVO realtime NaN", "ovo-bench", [{**OVO_ROW, "realtime": float("nan")}],
+     "row 0 (EPM): 'realtime' nan is not a time in seconds (0 to 86400)"),
+    ("OVO realtime Infinity", "ovo-bench", [{**OVO_ROW, "realtime": float("inf")}],
+     "row 0 (EPM): 'realtime' inf is not a time in seconds (0 to 86400)"),
+    ("OVO realtime 1e308", "ovo-bench", [{**OVO_ROW, "realtime": 1e308}],
+     "row 0 (EPM): 'realtime' 1e+308 is not a time in seconds (0 to 86400)"),
+    ("OVO realtime 1e9", "ovo-bench", [{**OVO_ROW, "realtime": 1e9}],
+     "row 0 (EPM): 'realtime' 1000000000.0 is not a time in seconds (0 to 86400)"),
+    ("OVO realtime true", "ovo-bench", [{**OVO_ROW, "realtime": True}],
+     "row 0 (EPM): 'realtime' True is not a time in seconds (0 to 86400)"),
+    ("OVO probe realtime NaN", "ovo-bench", [{"id": 1, "task": "CRR", "video": "a.mp4", "question": "Q?",
+                                              "test_info": [{"realtime": float("nan"), "type": 1}]}],
+     "row 0 (CRR): probe 0: 'realtime' nan is not a time in seconds (0 to 86400)"),
+    ("OVO gt true", "ovo-bench", [{**OVO_ROW, "gt": True}], "row 0 (EPM): 'gt' must be an integer, got True"),
+    ("OVO id abc", "ovo-bench", [{**OVO_ROW, "id": "abc"}], "row 0 (EPM): 'id' must be an integer, got 'abc'"),
+    ("OVO id 0.5", "ovo-bench", [{**OVO_ROW, "id": 0.5}], "row 0 (EPM): 'id' must be an integer, got 0.5"),
+    ("OVO options of numbers", "ovo-bench", [{**OVO_ROW, "options": [1, 2]}],
+     "row 0 (EPM): needs 2 to 5 options, each a string, and gt an index into them"),
+    ("OVO video 123", "ovo-bench", [{**OVO_ROW, "video": 123}], "row 0 (EPM): 'video' must be a string, got 123"),
+    ("OVO duplicate ids", "ovo-bench", [OVO_ROW, {**OVO_ROW, "video": "b.mp4"}],
+     "row 1 (EPM): id 3 is also row 0's"),
+    ("SB time 99:99:99", "streamingbench", sb_question(time_stamp="99:99:99"),
+     "record 0, question 0: 'time_stamp' 362439.0 is not a time in seconds (0 to 86400)"),
+    ("SB time 1:2:3:4:5", "streamingbench", sb_question(time_stamp="1:2:3:4:5"),
+     "record 0, question 0: 'time_stamp' '1:2:3:4:5' is not [HH:]MM:SS"),
+    ("SB options of numbers", "streamingbench", sb_question(options=[1, 2, 3, 4]),
+     "record 0, question 0: needs 4 options, each a string, and an answer letter A-D"),
+    ("SB video_path 7", "streamingbench", [{**SB_ROW, "video_path": 7}],
+     "record 0: 'video_path' must be a string, got 7"),
+]
+
+
+@pytest.mark.parametrize("row", ANNOTATION_ROWS, ids=[r[0] for r in ANNOTATION_ROWS])
+def test_a_bad_annotation_field_is_one_line_naming_file_row_and_field(tmp_path, row, run):
+    _, benchmark, content, line = row
+    name = "ovo_bench_new.json" if benchmark == "ovo-bench" else "questions_real.json"
+    (tmp_path / name).write_text(json.dumps(content))
+    (tmp_path / "videos").mkdir()
+    extra = ["--subsets", "real"] if benchmark == "streamingbench" else []
+    result = run(["eval", "--benchmark", benchmark, "--model", "x/y", "--anno-dir", str(tmp_path), "--data-root",
+                  f"videos={tmp_path / 'videos'}", "--output-dir", str(tmp_path / "out"), *extra])
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert first_error(result) == f"error: {tmp_path / name}: {line}"

@@ -42,6 +42,9 @@ SB_PROACTIVE = {"time": "[0:00:00 - 0:00:30]", "video_categories": "x", "video_p
                                "ground_truth_output": "3", "required_ability": "x"}]}
 
 
+OVO_YES_NO = {**OVO_MC, "id": 176, "options": ["Yes", "No"], "gt": 1}
+
+
 def ovo_query(row, probe=None):
     return [q for q in ovo_bench.queries(row) if q.probe == probe][0]
 
@@ -60,13 +63,16 @@ def ovo_query(row, probe=None):
     (OVO_SSR, 0, "N", False, False),
     (OVO_SSR, 1, "No", True, True),
     (OVO_SSR, 1, "No. Yes.", True, False),  # "No" is in it; the strict rule wants one of them
-    (OVO_CRR, 1, "yes", False, True),  # the published rule is case-sensitive
+    (OVO_CRR, 1, "yes", False, False),  # the published rule is case-sensitive, and strict holds it too
     (OVO_CRR, 0, "Nope", True, False),
+    (OVO_YES_NO, None, "No", False, False),  # the option's text, not its letter: wrong under both
+    (OVO_YES_NO, None, "B", True, True),
 ])
 def test_ovo_bench_scorers(row, probe, reply, official, strict):
     q = ovo_query(row, probe)
     assert ovo_bench.official_correct(q, reply) is official
     assert ovo_bench.strict_correct(q, reply) is strict
+    assert not strict or official  # strict is never kinder than the published rule
 
 
 @pytest.mark.parametrize("reply, choice", [("B", "B"), ("B. 2.", "B"), (" B", " "), ("2 of them, B", "2"),
@@ -120,7 +126,7 @@ def test_a_malformed_row_is_one_line(tmp_path, capsys):
                       str(tmp_path / "out")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err
-    assert f"{tmp_path / ovo_bench.FILE}: row 1 (REC): probe 0 needs realtime, count" in err
+    assert f"{tmp_path / ovo_bench.FILE}: row 1 (REC): probe 0: 'realtime' None is not a time in seconds" in err
 
 
 def write_videos(tasks, root: Path, fps: int = 2) -> None:
@@ -277,3 +283,117 @@ def test_a_missing_video_fails_its_queries_and_a_rerun_finishes(tiny_dir, ovo_sa
     again = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
     assert {r["id"] for r in again} == {r["id"] for r in lines} and all(r["status"] == "ok" for r in again)
     assert [r for r in again if r["id"] not in failed] == [r for r in lines if r["id"] not in failed]
+
+
+def test_window_defaults_and_headline_name_the_window(tmp_path, capsys):
+    """Both scripted benchmarks window 60 s unless --window-seconds says otherwise, as --help says."""
+    from videochat_online.eval.options import add_eval_args, check_eval_args
+    from videochat_online.options import Parser
+
+    (tmp_path / ovo_bench.FILE).write_text(json.dumps([OVO_MC]))
+    (tmp_path / "videos").mkdir()
+    parser = Parser()
+    add_eval_args(parser)
+    for benchmark in ("ovo-bench", "streamingbench"):
+        args = parser.parse_args(["--benchmark", benchmark, "--model", "x/y", "--anno-dir", str(tmp_path),
+                                  "--data-root", f"videos={tmp_path / 'videos'}", "--output-dir", str(tmp_path / "o"),
+                                  "--protocol", "window", *(["--subsets", "real"] if benchmark != "ovo-bench" else [])])
+        if benchmark == "streamingbench":
+            (tmp_path / "questions_real.json").write_text(json.dumps([SB_REAL]))
+        assert check_eval_args(args).protocol_config().window_seconds == 60.0
+    help_text = " ".join(parser.format_help().split())
+    assert "(default: OVBench 32, Synthetic world 32, OVO-Bench 60, StreamingBench 60)" in help_text
+
+
+def ovo_line(task, published, strict, failed=False):
+    return {"subset": task, "published_correct": published, "correct": strict,
+            "status": "failed" if failed else "ok"}
+
+
+def test_ovo_bench_overall_averages_unrounded_categories():
+    """As the published scorer: the overall is the mean of the categories' unrounded scores. HLD 0/3, CRR 1/15,
+    OCR 1/7: (0 + 6.667 + 14.286) / 3 = 6.98 (the mean of the rounded ones would be 6.99)."""
+    records = [ovo_line("HLD", False, False) for _ in range(3)]
+    records += [ovo_line("CRR", i == 0, False) for i in range(15)] + [ovo_line("OCR", i == 0, i == 0) for i in range(7)]
+    result = ovo_bench.table(records)
+    assert result["overall"]["published"] == 6.98
+    assert result["categories"]["forward"]["published"] == 6.67 and result["tasks"]["OCR"]["published"] == 14.29
+
+
+def test_streamingbench_proactive_counts_as_published_and_over_all():
+    """A failed proactive question has no reply: the published count skips it (1/6), the strict one keeps it."""
+    tasks = streamingbench.load(_files(proactive_50=[SB_PROACTIVE] * 7), None, ("proactive_50",))
+    qs = [q for t in tasks for q in t.questions]
+    lines = [streamingbench.failed_line(qs[0], "stream", "video unreadable")]
+    for i, q in enumerate(qs[1:]):
+        lines.append({**streamingbench.failed_line(q, "stream", None), "status": "ok", "answered": True,
+                      "time_correct": i == 0, "published_correct": i == 0, "correct": i == 0})
+    cell = streamingbench.table(lines)["subsets"]["proactive_50"]["all"]
+    assert (cell["published"], cell["published_time"], cell["published_all"], cell["strict"]) == \
+        (16.67, 16.67, 14.29, 14.29)
+    assert cell["answered"] == 6 and cell["total"] == 7
+
+
+_FILES_ROOT: list[Path] = []
+
+
+def _files(**subsets) -> Path:
+    import tempfile
+
+    root = Path(tempfile.mkdtemp())
+    _FILES_ROOT.append(root)
+    for subset, data in subsets.items():
+        (root / streamingbench.FILES[subset]).write_text(json.dumps(data))
+    return root
+
+
+def test_paths_times_and_replaced_videos(tiny_dir, tmp_path, caplog):
+    """Paths that leave the root are failed questions and never read; an ask after the video's end is answered at
+    its end and counted; the work is in results.json, .md and .csv, with charts; a video replaced in place is
+    answered again on resume, the others kept."""
+    tiny = tiny_dir("native", "phi3")
+    videos, outside = tmp_path / "videos", tmp_path / "outside"
+    for folder in (videos, outside):
+        folder.mkdir()
+    write_video(videos / "a.mp4", seconds=6, fps=2, width=64, height=48)
+    write_video(videos / "b.mp4", seconds=6, fps=2, width=64, height=48)
+    write_video(outside / "x.mp4", seconds=6, fps=2, width=64, height=48)
+    rows = [{**OVO_MC, "id": 1, "video": "a.mp4", "realtime": 3.0}, {**OVO_MC, "id": 2, "video": "b.mp4", "realtime": 100},
+            {**OVO_MC, "id": 3, "video": "../outside/x.mp4"}, {**OVO_MC, "id": 4, "video": str(outside / "x.mp4")}]
+    (tmp_path / ovo_bench.FILE).write_text(json.dumps(rows))
+    args = ["--benchmark", "ovo-bench", "--model", str(tiny), "--anno-dir", str(tmp_path), "--data-root",
+            f"videos={videos}", "--output-dir", str(tmp_path / "out"), "--fps", "1", "--max-new-tokens", "2",
+            "--allow-failures"]
+    assert eval_main(args) == 0
+    out = tmp_path / "out"
+    lines = {r["id"]: r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines())}
+    assert lines["EPM/3"]["status"] == "failed" and "leaves its root" in lines["EPM/3"]["error"]
+    assert lines["EPM/4"]["status"] == "failed" and "is absolute" in lines["EPM/4"]["error"]
+    assert lines["EPM/2"]["status"] == "ok" and max(t for _, t, _ in lines["EPM/2"]["frames"]) == 5.0
+    results = json.loads((out / "results.json").read_text())
+    assert results["meta"]["work"]["late_asks"] == 1 and results["meta"]["work"]["frames_encoded"] == 10
+    assert "1 asks after their video's end, answered at its end" in (out / "results.md").read_text()
+    assert (out / "results.md").read_text().splitlines()[2] == "Stream at 1 fps, preset project, memory pyramid."
+    assert (out / "results.csv").read_text().startswith("group,name,published,strict,total,failed\n")
+    assert (out / "charts" / "tasks.png").stat().st_size > 0
+    write_video(videos / "a.mp4", seconds=5, fps=2, width=64, height=48)  # replaced in place
+    caplog.clear()
+    assert eval_main(args) == 0
+    assert "a.mp4: the video changed since 1 of its questions were answered; answering them again" in caplog.text
+    again = {r["id"]: r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines())}
+    assert again["EPM/2"] == lines["EPM/2"] and json.loads((out / "results.json").read_text())["meta"]["work"][
+        "questions_answered"] == 3  # a.mp4's question and the two refused ones
+
+
+def test_proactive_polls_stop_at_the_videos_end(tiny_dir, tmp_path):
+    """A ground-truth time far past the video: the polls stop at its end instead of running to truth + 4 s."""
+    far = {**SB_PROACTIVE, "questions": [{**SB_PROACTIVE["questions"][0], "ground_truth_time_stamp": "05:00:00"}]}
+    root = _files(proactive=[far])
+    videos = root / "videos"
+    write_video(videos / "sample_3_proactive.mp4", seconds=8, fps=2, width=64, height=48)
+    args = ["--benchmark", "streamingbench", "--model", str(tiny_dir("native", "phi3")), "--anno-dir", str(root),
+            "--data-root", f"videos={videos}", "--output-dir", str(tmp_path / "out"), "--fps", "1",
+            "--max-new-tokens", "2", "--subsets", "proactive"]
+    assert eval_main(args) == 0
+    (line,) = map(json.loads, (tmp_path / "out" / "predictions.jsonl").read_text().splitlines())
+    assert line["polls"] <= 7  # from 3 s to the end at 8 s, at most one more

@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("question", nargs="?", help="the question; omit it to chat turn by turn on stdin")
     chat.add_argument("--image", action="append", default=[], help="an image file (repeat for several)")
     chat.add_argument("--system", default=None, help="system message (default: the model's)")
-    chat.add_argument("--max-new-tokens", type=int, default=256)
+    chat.add_argument("--max-new-tokens", type=int, default=256, help="reply length at most (default: 256)")
     chat.set_defaults(func=cmd_chat, check=check_chat)
 
     stream = sub.add_parser("stream", help="watch a video as a stream and answer questions at their times")
@@ -267,23 +267,24 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--watch", action="append", default=[], metavar="QUESTION",
                         help="a standing yes/no question, asked every --watch-every seconds; prints when its answer "
                              "changes (repeat for several)")
-    stream.add_argument("--watch-every", type=float, default=1.0, help="seconds of stream between two polls")
+    stream.add_argument("--watch-every", type=float, default=1.0, help="seconds of stream between two polls (default: 1; at most one poll per new frame)")
     stream.add_argument("--watch-confirm", type=int, default=3,
-                        help="polls in a row that must agree before an answer counts (settles, or changes)")
+                        help="polls in a row that must agree before an answer counts (settles, or changes; default: 3)")
     stream.add_argument("--fps", type=float, default=None,
                         help="frames sampled per second of video (default: the model's, else 2)")
     stream.add_argument("--folder-fps", type=float, default=None, help="frame rate of a frame folder")
     stream.add_argument("--realtime", action="store_true",
                         help="play a video file at its own pace, as a live source (frames dropped if the model lags)")
     stream.add_argument("--buffer", type=int, default=16,
-                        help="live sources: frames that may wait for the model; one more drops the oldest waiting")
+                        help="live sources: frames that may wait for the model; one more drops the oldest waiting "
+                             "(default: 16)")
     stream.add_argument("--stall-seconds", type=float, default=10.0,
-                        help="live sources: with no frame for this long the source counts as ended")
+                        help="live sources: with no frame for this long the source counts as ended (default: 10)")
     add_memory_args(stream)
-    stream.add_argument("--batch-size", type=int, default=8, help="frames per vision-tower batch")
+    stream.add_argument("--batch-size", type=int, default=8, help="frames per vision-tower batch (default: 8)")
     stream.add_argument("--multi-turn", action="store_true", help="later questions see earlier answers")
     stream.add_argument("--system", default=None, help="system message (default: the model's)")
-    stream.add_argument("--max-new-tokens", type=int, default=256)
+    stream.add_argument("--max-new-tokens", type=int, default=256, help="reply length at most (default: 256)")
     stream.add_argument("--show-memory", action="store_true", help="list the frames held at each question")
     stream.add_argument("--json", action="store_true", help="one JSON object per answer")
     stream.set_defaults(func=cmd_stream, check=check_stream)
@@ -296,8 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=cmd_eval, check=check_eval_args)
 
     convert = sub.add_parser("convert", help="rewrite a checkpoint (e.g. the original layout) in this project's layout")
-    convert.add_argument("src")
-    convert.add_argument("out")
+    convert.add_argument("src", help="the checkpoint to read: a folder (this project's or the original InternVL layout) "
+                                     "or a hub id")
+    convert.add_argument("out", help="a new folder for the checkpoint in this project's layout")
     convert.add_argument("--dtype", default=None, choices=DTYPES, help="default: the source's")
     convert.set_defaults(func=cmd_convert, check=check_convert)
     return parser

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,12 +34,28 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
     def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
         if getattr(self, "reads_config", False):
             try:
-                args = expand_config(self, sys.argv[1:] if args is None else args)
+                args = expand_config(self, args)
             except VideoChatOnlineError as err:
                 self.error(str(err))
-        return super().parse_known_args(args, namespace)
+        return super().parse_known_args(_negative_lists(args), namespace)
+
+
+_NEGATIVE_LIST = re.compile(r"-\d+(,-?\d+)+")
+
+
+def _negative_lists(args: list[str]) -> list[str]:
+    """`--capacities -1,2,12` as `--capacities=-1,2,12`: argparse reads a value starting with "-" as an option
+    unless it is one number; a list of integers is a value (and then checked as one)."""
+    out: list[str] = []
+    for arg in args:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and _NEGATIVE_LIST.fullmatch(arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
 
 
 def add_config_arg(parser: argparse.ArgumentParser) -> None:
@@ -179,8 +196,8 @@ def add_memory_args(parser: argparse.ArgumentParser, mode: bool = True) -> None:
                                  + "; ".join(f"{name}: {(p.__doc__ or '').strip().splitlines()[0]}"
                                              for name, p in POLICIES.items()))
     for name, (option, _) in all_options().items():
-        parser.add_argument(option.flag, dest=name, default=None,
-                            help=f"{option.help} (default: the model's, else {option.show(option.default)})")
+        default = "" if "(default:" in option.help else f" (default: the model's, else {option.show(option.default)})"
+        parser.add_argument(option.flag, dest=name, default=None, help=option.help + default)
 
 
 def memory_overrides(args: argparse.Namespace) -> dict:

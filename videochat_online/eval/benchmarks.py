@@ -19,7 +19,7 @@ from . import ovo_bench, streamingbench
 from .driver import SCRIPTED_PROTOCOLS
 from .ovbench import SUBSETS, SYNTHETIC_SUBSET, SYSTEM_MESSAGE, Question, VideoTask, load_ovbench
 from .presets import PROTOCOLS, Preset
-from .results import write_results
+from .results import bar_chart, insert_run_line, write_csv, write_results
 from .scoring import extract_option, published_choice, self_contradicting
 
 if TYPE_CHECKING:
@@ -41,6 +41,10 @@ class Benchmark:
 
     def load(self, anno_dir: str | Path, roots: dict[str, str], subsets: Sequence[str]) -> list[VideoTask]:
         return load_ovbench(anno_dir, roots, tuple(subsets))
+
+    def question_file(self, subset: str) -> str:
+        """The file of `--anno-dir` that holds a subset's questions."""
+        return f"{subset}.json"
 
     def question_text(self, q: Question, preset: Preset, protocol: str) -> str:
         return preset.question(q, protocol)
@@ -91,6 +95,7 @@ class OVBench(Benchmark):
     """OVBench: AVA and TAO frame folders, COIN and HiREST video files; macro-average headline."""
 
     name, title, subsets, default_subsets = "ovbench", "OVBench", SUBSETS, SUBSETS
+    protocols = ("stream", "window", "uniform", "recompute")
 
 
 @register_benchmark
@@ -98,6 +103,7 @@ class SyntheticWorld(Benchmark):
     """The synthetic world's test split (`videochat_online.synthetic`), in OVBench's format."""
 
     name, title, subsets, default_subsets = "synth", "Synthetic world", (SYNTHETIC_SUBSET,), (SYNTHETIC_SUBSET,)
+    protocols = OVBench.protocols
 
 
 class ScriptedBenchmark(Benchmark):
@@ -106,6 +112,7 @@ class ScriptedBenchmark(Benchmark):
 
     module: ClassVar
     system_message, roots, protocols, default_preset, scripted = None, ("videos",), SCRIPTED_PROTOCOLS, "project", True
+    window_seconds = 60.0  # StreamingBench's leaderboard setting, used for both
 
     def load(self, anno_dir: str | Path, roots: dict[str, str], subsets: Sequence[str]) -> list[VideoTask]:
         return self.module.load(anno_dir, roots.get("videos"), tuple(subsets))
@@ -123,9 +130,13 @@ class ScriptedBenchmark(Benchmark):
                  "failed": [{"id": r["id"], "video": r["video"], "error": r["error"]} for r in records
                             if r["status"] == "failed"]}
         (out / "results.json").write_text(json.dumps(table, indent=2, ensure_ascii=False))
+        write_csv(out / "results.csv", self.module.rows(scores), self.module.CSV_COLUMNS)
         failures = [f"- {f['id']} ({f['video']}): {f['error']}" for f in table["failed"]]
-        (out / "results.md").write_text(self.module.markdown(table, self.title)
+        (out / "results.md").write_text(insert_run_line(self.module.markdown(table, self.title), meta)
                                         + ("\n## Failed queries\n\n" + "\n".join(failures) + "\n" if failures else ""))
+        (out / "charts").mkdir(exist_ok=True)
+        for name, (title, cells) in self.module.charts(scores).items():
+            bar_chart(out / "charts" / f"{name}.png", title, cells, key="published")
         return table
 
 
@@ -135,6 +146,9 @@ class OVOBench(ScriptedBenchmark):
 
     name, title, module = "ovo-bench", "OVO-Bench", ovo_bench
     subsets = default_subsets = ovo_bench.TASKS
+
+    def question_file(self, subset: str) -> str:
+        return ovo_bench.FILE
 
     def scripts(self, task: VideoTask, todo: set[str], protocol: str) -> list:
         return [(ovo_bench.script(q, protocol), (q.end, q.end)) for q in task.questions if q.qid in todo]
@@ -154,7 +168,9 @@ class StreamingBench(ScriptedBenchmark):
     name, title, module = "streamingbench", "StreamingBench", streamingbench
     subsets = streamingbench.SUBSETS
     default_subsets = ("real", "sqa", "proactive_50")
-    window_seconds = 60.0  # the leaderboard's setting
+
+    def question_file(self, subset: str) -> str:
+        return streamingbench.FILES[subset]
 
     def scripts(self, task: VideoTask, todo: set[str], protocol: str) -> list:
         return streamingbench.scripts(task, todo, protocol)

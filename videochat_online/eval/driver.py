@@ -17,12 +17,10 @@ turns, with no protocol knowing which. Protocols (docs/evaluation.md):
 from __future__ import annotations
 
 import heapq
-import json
 import math
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..data.video import VideoFrame, VideoSource, prefetch
@@ -47,6 +45,7 @@ class Answer:
     reply: Reply
     held: list[MemoryFrame]  # what the memory showed
     time: float
+    ended: bool = False  # asked after the video's last frame: no later ask can see more
 
 
 Script = Generator  # yields Ask or a prediction line (dict), is sent an Answer after each Ask
@@ -65,6 +64,7 @@ class Driver:
     max_new_tokens: int = 32
     system_message: str | None = None
     frames_encoded: int = 0
+    late_asks: int = 0  # asks after the video's end, answered at its end
 
     def run(self, source: VideoSource, scripts: Iterable[Script], spans: list[tuple[float, float]]) -> Iterator[dict]:
         """The prediction lines of `scripts`, in the order they are made. `spans` are the [first, last] ask times
@@ -75,7 +75,7 @@ class Driver:
         if self.protocol == "offline":
             while queue:
                 ask, script = queue.pop()
-                yield from queue.advance(script, self._offline(source, ask))
+                yield from queue.advance(script, self._late(source, ask, self._offline(source, ask)))
             return
         if self.protocol == "window":
             if not self.window_seconds:
@@ -94,7 +94,14 @@ class Driver:
             view.add(frame)
         while queue:
             ask, script = queue.pop()
-            yield from queue.advance(script, view.answer(ask))
+            yield from queue.advance(script, self._late(source, ask, view.answer(ask)))
+
+    def _late(self, source: VideoSource, ask: Ask, answer: Answer) -> Answer:
+        """An answer marked `ended` (and counted) when its ask came after the video's end."""
+        if source.duration is not None and ask.time >= source.duration:
+            self.late_asks += 1
+            answer.ended = True
+        return answer
 
     def _frames(self, source: VideoSource, segments: list[tuple[float, float]]) -> Iterator[VideoFrame]:
         """The stream's frames (at `fps`, capped at the video's own rate: times k / rate) over `segments`,
@@ -208,22 +215,6 @@ class _Window:
             frames, grids = zip(*self.held)
             session.add_encoded(list(frames), list(grids))
         return self.driver._ask(session, ask)
-
-
-def read_annotations(file: Path) -> list:
-    """A scripted benchmark's annotation file: a JSON list, or one line naming the file and the problem."""
-    from .ovbench import OVBenchError
-
-    try:
-        data = json.loads(file.read_text())
-    except OSError as err:
-        raise OVBenchError(f"{file}: cannot read it ({err.strerror}); fetch it with "
-                           "`python -m videochat_online.tools.fetch_benchmarks`") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise OVBenchError(f"{file}: not valid JSON ({err})") from None
-    if not isinstance(data, list):
-        raise OVBenchError(f"{file}: expected a JSON list")
-    return data
 
 
 def prediction_line(qid: str, subset: str, video: str, time: float, said: Answer | None, protocol: str,

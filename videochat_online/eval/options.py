@@ -62,8 +62,8 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
                         help="where a subset's videos or frame folders are (repeat per subset)")
     parser.add_argument("--subsets", default=None, help="comma-separated (default: all of the benchmark's)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="stream",
-                        help="OVBench: stream, window, uniform, recompute; OVO-Bench and StreamingBench: stream, "
-                             "window, offline")
+                        help="default: stream; "
+                             + "; ".join(f"{b.title}: {', '.join(b.protocols)}" for b in BENCHMARKS.values()))
     parser.add_argument("--preset", choices=list(PRESETS), default=None,
                         help="published (OVBench's default): the published evaluation's frame selection, prompt and "
                              "reply length (docs/evaluation.md); project (the others'): by time at the model's rate")
@@ -73,10 +73,12 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
                              "else 2). The published preset turns it into a native frame step")
     add_memory_args(parser)  # stream, recompute, published window: --memory; project window and uniform: their own
     parser.add_argument("--window-seconds", type=float, default=None,
-                        help="window: seconds before each question (default: OVBench 32, the others 60); offline: "
-                             "each clip's length (default: from 0)")
-    parser.add_argument("--window-max-frames", type=int, default=64, help="published window: thinned beyond this")
-    parser.add_argument("--batch-size", type=int, default=8, help="frames per vision-tower batch")
+                        help="window: seconds before each question (default: "
+                             + ", ".join(f"{b.title} {b.window_seconds:g}" for b in BENCHMARKS.values())
+                             + "); offline: each clip's length (default: from 0)")
+    parser.add_argument("--window-max-frames", type=int, default=64,
+                        help="published window: thinned beyond this (default: 64)")
+    parser.add_argument("--batch-size", type=int, default=8, help="frames per vision-tower batch (default: 8)")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="default: published 128, project 32")
     parser.add_argument("--answer-by", choices=ANSWER_BY, default="generate",
                         help="generate (the published way): a free reply, read by the scoring rules; likelihood: the "
@@ -120,4 +122,29 @@ def check_eval_args(args: argparse.Namespace) -> EvalRequest:
     request = EvalRequest(model, args.benchmark, args.anno_dir, roots, subsets, out, protocol, args.max_videos,
                           args.allow_failures)
     request.protocol_config(model.local_config())  # every setting checked, against the model when it is local
+    check_data(benchmark, args.anno_dir, roots, subsets)
     return request
+
+
+def check_data(benchmark, anno_dir: str, roots: dict[str, str], subsets: tuple[str, ...]) -> None:
+    """The question files and the video roots, before any model loads: every file of the subsets there and valid,
+    every root a folder, and every subset with a root."""
+    anno = Path(anno_dir)
+    if not anno.is_dir():
+        raise InputError(f"--anno-dir {anno_dir}: no such directory")
+    files = {s: benchmark.question_file(s) for s in subsets}
+    missing = [s for s, name in files.items() if not (anno / name).is_file()]
+    if missing:
+        present = [s for s, name in files.items() if (anno / name).is_file()]
+        hint = f"; to evaluate the others, add --subsets {','.join(present)}" if present else ""
+        raise InputError(f"--anno-dir {anno_dir}: has no {', '.join(files[s] for s in missing)} (subsets "
+                         f"{', '.join(missing)}){hint}")
+    benchmark.load(anno_dir, roots, subsets)  # every question checked
+    for name, root in roots.items():
+        if not Path(root).is_dir():
+            raise InputError(f"--data-root {name}={root}: no such directory")
+    needed = benchmark.roots or subsets
+    unset = [name for name in needed if name not in roots]
+    if unset:
+        raise InputError(f"--data-root: no folder for {', '.join(unset)}; add "
+                         + " ".join(f"--data-root {name}=DIR" for name in unset))

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InputError
+from .annotations import OVBenchError, check_time, inside
 from .scoring import LETTERS
 
 SUBSETS = ("ava", "coin", "hirest", "tao")  # OVBench's four, evaluated by default
@@ -24,10 +24,6 @@ SYSTEM_MESSAGE = (
 )
 _REQUIRED = {"video": str, "start": (int, float), "end": (int, float), "middle_frame_timestamp": (int, float),
              "question": str, "candidates": list, "answer": str, "answer_type": str, "sub_answer_type": str}
-
-
-class OVBenchError(InputError):
-    """A question file or entry that cannot be used."""
 
 
 @dataclass
@@ -61,6 +57,7 @@ class VideoTask:
     path: Path
     folder_fps: float | None
     questions: list[Question] = field(default_factory=list)
+    error: str | None = None  # why its video is not read (a path outside its root): its questions fail
 
     @property
     def key(self) -> str:
@@ -88,6 +85,8 @@ def _check_entry(entry, file: Path, i: int, subset: str) -> None:
         raise OVBenchError(f"{where}: 'candidates' must be 2 to {len(LETTERS)} strings")
     if entry["answer"] not in candidates:
         raise OVBenchError(f"{where}: 'answer' {entry['answer']!r} is not one of the candidates")
+    for key in ("start", "end", "middle_frame_timestamp"):
+        check_time(entry[key], where, key)
     if not 0 <= entry["start"] <= entry["end"]:
         raise OVBenchError(f"{where}: needs 0 <= start <= end, got start {entry['start']}, end {entry['end']}")
     if subset in FRAME_FOLDER_SUBSETS and not (isinstance(entry.get("fps"), (int, float)) and entry["fps"] > 0):
@@ -127,14 +126,15 @@ def question_from_entry(entry: dict, subset: str, position: int) -> Question:
     )
 
 
-def video_path(root: Path, question: Question) -> Path:
-    """Where a question's video lives under its subset root (TAO folders may sit at `image_file`'s folder)."""
-    direct = root / question.video
-    if question.image_file and not direct.exists():
-        nested = root / Path(question.image_file).parent
-        if nested.exists():
-            return nested
-    return direct
+def video_path(root: Path, question: Question) -> tuple[Path, str | None]:
+    """Where a question's video lives under its subset root (TAO folders may sit at `image_file`'s folder), and
+    why it is refused if it is not inside the root (`annotations.inside`)."""
+    direct, refused = inside(root, question.video)
+    if question.image_file and not refused and not direct.exists():
+        nested, outside = inside(root, str(Path(question.image_file).parent))
+        if nested.exists() and not outside:
+            return nested, None
+    return direct, refused
 
 
 def load_ovbench(anno_dir: str | Path, roots: dict[str, str | Path] | None = None,
@@ -148,7 +148,8 @@ def load_ovbench(anno_dir: str | Path, roots: dict[str, str | Path] | None = Non
             key = (subset, q.video)
             if key not in tasks:
                 root = roots.get(subset, Path(f"<{subset} root not set>"))
-                tasks[key] = VideoTask(subset, q.video, video_path(root, q), q.folder_fps)
+                path, refused = video_path(root, q)
+                tasks[key] = VideoTask(subset, q.video, path, q.folder_fps, error=refused)
             elif q.folder_fps != tasks[key].folder_fps:
                 raise OVBenchError(f"{anno_dir}/{subset}.json: video {q.video} has questions with different fps")
             tasks[key].questions.append(q)

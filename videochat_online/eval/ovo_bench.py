@@ -13,8 +13,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .driver import Answer, Ask, prediction_line, read_annotations
-from .ovbench import OVBenchError, VideoTask
+from .annotations import OVBenchError, check_time, field, inside, read_annotations
+from .driver import Answer, Ask, prediction_line
+from .ovbench import VideoTask
 from .scoring import LETTERS, extract_option
 
 FILE = "ovo_bench_new.json"
@@ -95,9 +96,10 @@ def official_correct(q: Query, reply: str | None) -> bool:
 
 
 def strict_correct(q: Query, reply: str | None) -> bool:
-    """This project's rule: the option the reply chooses (`extract_option`); REC: the reply's one number; SSR,
-    CRR: yes or no, one of them and not both."""
-    if reply is None:
+    """The published verdict, and one unambiguous answer on top of it: the option the reply chooses
+    (`extract_option`); REC: the reply's one number; SSR, CRR: yes or no, one of them and not both. So a reply
+    right under this rule is right under the published one too."""
+    if not official_correct(q, reply):
         return False
     if q.probe is None:
         return extract_option(reply, q.row["options"]) == q.answer
@@ -123,35 +125,39 @@ def line(q: Query, answer: Answer | None, protocol: str, error: str | None = Non
 
 
 # Rows
-_FIELDS = {"backward": ("id", "task", "video", "realtime", "question", "options", "gt"),
-           "realtime": ("id", "task", "video", "realtime", "question", "options", "gt"),
-           "forward": ("id", "task", "video", "test_info")}
-_PROBE_FIELDS = {"REC": ("realtime", "count"), "SSR": ("realtime", "step", "type"), "CRR": ("realtime", "type")}
+_TEXT = {"backward": ("question",), "realtime": ("question",), "forward": ()}
+_PROBE_FIELDS = {"REC": {"count": int}, "SSR": {"step": str, "type": int}, "CRR": {"type": int}}
 
 
 def _check(row, where: str) -> None:
+    """Every field a row's queries read, of its type; every time one a video can have."""
     if not isinstance(row, dict) or row.get("task") not in CATEGORY_OF:
         raise OVBenchError(f"{where}: not an OVO-Bench row (its task must be one of {', '.join(TASKS)})")
     task = row["task"]
-    missing = [k for k in _FIELDS[CATEGORY_OF[task]] + (("activity",) if task == "REC" else ())
-               + (("question",) if task == "CRR" else ()) if k not in row]
-    if missing:
-        raise OVBenchError(f"{where} ({task}): missing '{missing[0]}'")
-    if "test_info" in row:
-        if not isinstance(row["test_info"], list) or not row["test_info"]:
-            raise OVBenchError(f"{where} ({task}): 'test_info' must be a non-empty list of probes")
-        for i, info in enumerate(row["test_info"]):
-            if not isinstance(info, dict) or any(k not in info for k in _PROBE_FIELDS[task]):
-                raise OVBenchError(f"{where} ({task}): probe {i} needs {', '.join(_PROBE_FIELDS[task])}")
-            if not isinstance(info["realtime"], (int, float)) or info["realtime"] < 0:
-                raise OVBenchError(f"{where} ({task}): probe {i} has realtime {info['realtime']!r}")
-    else:
-        options = row["options"]
-        if not isinstance(options, list) or not 2 <= len(options) <= len(LETTERS) or \
-                not isinstance(row["gt"], int) or not 0 <= row["gt"] < len(options):
-            raise OVBenchError(f"{where} ({task}): needs 2 to {len(LETTERS)} options and gt an index into them")
-        if not isinstance(row["realtime"], (int, float)) or row["realtime"] < 0:
-            raise OVBenchError(f"{where} ({task}): realtime {row['realtime']!r} is not a time in seconds")
+    where = f"{where} ({task})"
+    field(row, "id", int, where)
+    field(row, "video", str, where)
+    for key in _TEXT[CATEGORY_OF[task]] + (("activity",) if task == "REC" else ()) + \
+            (("question",) if task == "CRR" else ()):
+        field(row, key, str, where)
+    if CATEGORY_OF[task] == "forward":
+        probes = field(row, "test_info", list, where)
+        if not probes:
+            raise OVBenchError(f"{where}: 'test_info' must be a non-empty list of probes")
+        for i, info in enumerate(probes):
+            if not isinstance(info, dict):
+                raise OVBenchError(f"{where}: probe {i} must be an object")
+            check_time(info.get("realtime"), f"{where}: probe {i}", "realtime")
+            for key, kind in _PROBE_FIELDS[task].items():
+                field(info, key, kind, f"{where}: probe {i}")
+            if "type" in info and info["type"] not in (0, 1):
+                raise OVBenchError(f"{where}: probe {i}: 'type' must be 0 or 1, got {info['type']!r}")
+        return
+    options, gt = field(row, "options", list, where), field(row, "gt", int, where)
+    if not 2 <= len(options) <= len(LETTERS) or not all(isinstance(o, str) for o in options) \
+            or not 0 <= gt < len(options):
+        raise OVBenchError(f"{where}: needs 2 to {len(LETTERS)} options, each a string, and gt an index into them")
+    check_time(row.get("realtime"), where, "realtime")
 
 
 def queries(row: dict) -> list[Query]:
@@ -167,13 +173,20 @@ def load(anno_dir: str | Path, root: str | Path | None, tasks: tuple[str, ...] =
     file = Path(anno_dir) / FILE
     rows = read_annotations(file)
     videos: dict[str, VideoTask] = {}
+    seen: dict[tuple[str, int], int] = {}
     base = Path(root) if root else Path(f"<{ROOT} root not set>")
     for i, row in enumerate(rows):
         _check(row, f"{file}: row {i}")
+        key = (row["task"], row["id"])
+        if key in seen:
+            raise OVBenchError(f"{file}: row {i} ({row['task']}): id {row['id']} is also row {seen[key]}'s")
+        seen[key] = i
         if row["task"] not in tasks:
             continue
-        task = videos.setdefault(row["video"], VideoTask(ROOT, row["video"], base / row["video"], None))
-        task.questions += queries(row)
+        if row["video"] not in videos:
+            path, refused = inside(base, row["video"])
+            videos[row["video"]] = VideoTask(ROOT, row["video"], path, None, error=refused)
+        videos[row["video"]].questions += queries(row)
     for task in videos.values():
         task.questions.sort(key=lambda q: (q.end, order(q.qid)))
     return list(videos.values())
@@ -191,6 +204,7 @@ def table(records: list[dict]) -> dict:
     three categories), under both rules, as the published table has them."""
     out: dict = {"tasks": {}, "categories": {}}
     for rule, key in (("published", "published_correct"), ("strict", "correct")):
+        means: dict[str, float] = {}
         for category, tasks in CATEGORIES.items():
             scores = []
             for task in tasks:
@@ -202,10 +216,26 @@ def table(records: list[dict]) -> dict:
                     out["tasks"][task][rule] = round(accuracy, 2)
                     scores.append(accuracy)
             if scores:
-                out["categories"].setdefault(category, {})[rule] = round(sum(scores) / len(scores), 2)
-        means = [c[rule] for c in out["categories"].values() if rule in c]
-        out.setdefault("overall", {})[rule] = round(sum(means) / len(means), 2) if means else 0.0
+                means[category] = sum(scores) / len(scores)
+                out["categories"].setdefault(category, {})[rule] = round(means[category], 2)
+        overall = [means[c] for c in CATEGORIES if c in means]  # unrounded, as the published scorer averages
+        out.setdefault("overall", {})[rule] = round(sum(overall) / len(overall), 2) if overall else 0.0
     return out
+
+
+CSV_COLUMNS = ["group", "name", "published", "strict", "total", "failed"]
+
+
+def rows(result: dict) -> list[dict]:
+    """results.csv: a row per task, per category and overall."""
+    out = [{"group": "overall", "name": "overall", **result["overall"]}]
+    out += [{"group": "category", "name": name, **cell} for name, cell in result["categories"].items()]
+    return out + [{"group": "task", "name": name, **cell} for name, cell in result["tasks"].items()]
+
+
+def charts(result: dict) -> dict[str, tuple[str, dict]]:
+    """charts/*.png: accuracy per task under the published rule."""
+    return {"tasks": ("OVO-Bench accuracy by task (published rule)", result["tasks"])}
 
 
 def markdown(result: dict, title: str = "OVO-Bench") -> str:

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
 from ..chat import ChatEngine
+from ..errors import InputError
 from ..data.video import Timeline, VideoSource, open_video, prefetch
 from ..streaming import StreamingSession, TimedQuestion, answer_along
 from .benchmarks import BENCHMARKS, Benchmark
@@ -103,6 +104,7 @@ class ProtocolRunner:
         self.engine, self.config, self.benchmark = engine, config, benchmark
         self.protocol = protocol_of(config)
         self.frames_encoded = 0
+        self.late_asks = 0  # asks after their video's end (scripted benchmarks), answered at its end
 
     def question_text(self, q: Question) -> str:
         return self.benchmark.question_text(q, self.protocol.preset, self.protocol.name)
@@ -119,6 +121,8 @@ class ProtocolRunner:
         """Prediction records for `questions` (a subset of the task's), in time order; InputError when the video
         cannot be read (records already yielded stand)."""
         c, p = self.config, self.protocol
+        if task.error:
+            raise InputError(task.error)
         source = open_video(task.path, folder_fps=task.folder_fps)
         if self.benchmark.scripted:
             yield from self._scripted(source, task, {q.qid for q in questions})
@@ -155,3 +159,4 @@ class ProtocolRunner:
                         if rec["id"] in todo)
         finally:
             self.frames_encoded += driver.frames_encoded
+            self.late_asks += driver.late_asks

@@ -109,14 +109,15 @@ def markdown(table: dict, title: str = "OVBench") -> str:
     return "\n".join(lines) + "\n"
 
 
-def _bar_chart(path: Path, title: str, cells: dict[str, dict]) -> None:
+def bar_chart(path: Path, title: str, cells: dict[str, dict], key: str = "accuracy") -> None:
+    """A bar per cell: its `key` (a percentage) and its `total`."""
     from matplotlib.figure import Figure  # no pyplot: no global backend state
 
     names = list(cells)
     fig = Figure(figsize=(max(4.0, 0.9 * len(names) + 1.5), 3.6), layout="constrained")
     ax = fig.subplots()
-    bars = ax.bar(range(len(names)), [cells[n]["accuracy"] for n in names], color="#4878a8")
-    ax.bar_label(bars, labels=[f"{cells[n]['accuracy']:.1f}\nn={cells[n]['total']}" for n in names], fontsize=7)
+    bars = ax.bar(range(len(names)), [cells[n][key] for n in names], color="#4878a8")
+    ax.bar_label(bars, labels=[f"{cells[n][key]:.1f}\nn={cells[n]['total']}" for n in names], fontsize=7)
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 110)
     ax.set_ylabel("accuracy (%)")
@@ -129,15 +130,47 @@ def write_results(out_dir: str | Path, records: list[dict], meta: dict | None = 
     out = Path(out_dir)
     table = accuracy_table(records)
     (out / "results.json").write_text(json.dumps({"meta": meta or {}, **table}, indent=2, ensure_ascii=False))
-    with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["group", "name", *COLUMNS])
-        writer.writeheader()
-        writer.writerows(table_rows(table))
-    (out / "results.md").write_text(markdown(table, title))
+    write_csv(out / "results.csv", table_rows(table), ["group", "name", *COLUMNS])
+    (out / "results.md").write_text(insert_run_line(markdown(table, title), meta))
     charts = out / "charts"
     charts.mkdir(exist_ok=True)
-    _bar_chart(charts / "answer_types.png", f"{title} accuracy by task type", table["answer_type"])
+    bar_chart(charts / "answer_types.png", f"{title} accuracy by task type", table["answer_type"])
     for answer_type in table["answer_type"]:
         subs = {k: v for k, v in table["sub_answer_type"].items() if k.startswith(answer_type + "-")}
-        _bar_chart(charts / f"{answer_type}.png", f"{answer_type}: accuracy by sub-type", subs)
+        bar_chart(charts / f"{answer_type}.png", f"{answer_type}: accuracy by sub-type", subs)
     return table
+
+
+def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def protocol_line(meta: dict | None) -> str:
+    """How the run saw the videos, in words: "stream at 1 fps, memory pyramid" / "window (60 s) at 2 fps"."""
+    p = (meta or {}).get("protocol")
+    if not p:
+        return ""
+    window = f" ({p['window_seconds']:g} s)" if p["name"] in ("window", "offline") and p.get("window_seconds") else ""
+    return f"{p['name']}{window} at {p['fps']:g} fps, preset {p['preset']}, memory {p['mode']}"
+
+
+def work_line(meta: dict | None) -> str:
+    """What this run computed: frames through the vision tower and seconds (a resumed run: its own share)."""
+    w = (meta or {}).get("work")
+    if not w:
+        return ""
+    late = f"; {w['late_asks']} asks after their video's end, answered at its end" if w.get("late_asks") else ""
+    return (f"this run: {w['frames_encoded']} frames encoded, {w['questions_answered']} predictions made in "
+            f"{w['seconds']:.1f} s over {w['processes']} processes{late}")
+
+
+def insert_run_line(text: str, meta: dict | None) -> str:
+    """A results page with the protocol and the run's work under its title line."""
+    lines = [line for line in (protocol_line(meta), work_line(meta)) if line]
+    if not lines:
+        return text
+    title, _, rest = text.partition("\n")
+    return "\n".join([title, "", *(f"{line[0].upper()}{line[1:]}." for line in lines)]) + "\n" + rest

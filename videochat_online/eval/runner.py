@@ -28,6 +28,7 @@ from .benchmarks import BENCHMARKS, Benchmark
 from .ovbench import VideoTask
 from .presets import ProtocolConfig
 from .protocols import Protocol, ProtocolRunner
+from .results import protocol_line
 
 log = logging.getLogger("videochat_online.eval")
 
@@ -61,10 +62,12 @@ def shard(tasks: list[VideoTask], world: int, protocol: Protocol) -> list[list[V
 
 # Predictions on disk
 RECORD_KEYS = ("id", "status", "correct")  # what a prediction line needs to be used
+RESUME_KEYS = ("video_stamp", "answered_at")  # what the process files add for resuming (not in predictions.jsonl)
 
 
 def read_predictions(out_dir: Path, report: bool = False, required: Iterable[str] = RECORD_KEYS) -> dict[str, dict]:
-    """Every prediction any process wrote, one per question (an `ok` record wins over a `failed` one); a line that
+    """Every prediction any process wrote, one per question (an `ok` record wins over a `failed` one, then the later
+    answer over the earlier: a video replaced in place is answered again); a line that
     cannot be used (torn by a kill, not a prediction, or without one of the `required` fields) is skipped, and with
     `report` counted in the log."""
     required = tuple(dict.fromkeys([*RECORD_KEYS, *required]))
@@ -79,7 +82,7 @@ def read_predictions(out_dir: Path, report: bool = False, required: Iterable[str
             if not isinstance(rec, dict) or any(k not in rec for k in required) or not isinstance(rec["id"], str):
                 skipped += bool(line.strip())
                 continue
-            if rec["id"] not in best or best[rec["id"]]["status"] == "failed":
+            if rec["id"] not in best or _rank(rec) >= _rank(best[rec["id"]]):
                 best[rec["id"]] = rec
     if report and skipped:
         log.warning("%s: skipped %d prediction lines that cannot be used; their questions are answered again",
@@ -87,7 +90,14 @@ def read_predictions(out_dir: Path, report: bool = False, required: Iterable[str
     return best
 
 
+def _rank(rec: dict) -> tuple:
+    """Which of two lines of one question stands: an `ok` one over a `failed` one, then the later answer."""
+    at = rec.get("answered_at")
+    return rec["status"] == "ok", at if isinstance(at, (int, float)) else 0.0
+
+
 SETTINGS_FILE = "run_settings.json"
+SHOWN_AS = {"name": "protocol"}  # a setting as the options call it
 
 
 def protocol_record(config: ProtocolConfig) -> dict:
@@ -119,8 +129,9 @@ def check_settings(out_dir: Path, settings: dict, write: bool = True) -> None:
         differ = [k for k in sorted(set(before) | set(settings)) if before.get(k) != settings.get(k)]
         if differ:
             k = differ[0]
-            raise InputError(f"{out_dir}: holds predictions made with {k}={before.get(k)!r}, this run has "
-                             f"{k}={settings.get(k)!r}; use another --output-dir"
+            shown = SHOWN_AS.get(k, k)
+            raise InputError(f"{out_dir}: holds predictions made with {shown}={before.get(k)!r}, this run has "
+                             f"{shown}={settings.get(k)!r}; use another --output-dir"
                              + (f" ({len(differ) - 1} more settings differ)" if len(differ) > 1 else ""))
     elif list(out_dir.glob("predictions.rank*.jsonl")):
         raise InputError(f"{out_dir}: holds predictions but no {SETTINGS_FILE} saying how they were made; "
@@ -130,10 +141,19 @@ def check_settings(out_dir: Path, settings: dict, write: bool = True) -> None:
         (out_dir / f".{SETTINGS_FILE}.tmp").replace(file)
 
 
+def total_work(out_dir: Path, world: int) -> dict:
+    """This run's work over its processes (each wrote `.work.rank{R}.json`): frames encoded, predictions made,
+    asks after a video's end, and the slowest process's seconds."""
+    parts = [json.loads((out_dir / f".work.rank{r}.json").read_text()) for r in range(world)]
+    total = {k: sum(p[k] for p in parts) for k in ("frames_encoded", "questions_answered", "late_asks")}
+    return {**total, "seconds": max(p["seconds"] for p in parts), "processes": world}
+
+
 class PredictionWriter:
     """Appends records to a JSONL file, each flushed to disk before the next question."""
 
     def __init__(self, path: Path):
+        self.count = 0  # records written by this writer
         if path.exists():  # drop a line torn by a kill, so that the next record starts on its own line
             data = path.read_bytes()
             if data and not data.endswith(b"\n"):
@@ -142,6 +162,7 @@ class PredictionWriter:
 
     def write(self, rec: dict) -> None:
         self.file.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        self.count += 1
         self.file.flush()
         os.fsync(self.file.fileno())
 
@@ -172,22 +193,41 @@ def merge(out_dir: Path, tasks: list[VideoTask], meta: dict, benchmark: Benchmar
     missing = [qid for qid in order if qid not in found]
     if missing:
         raise RuntimeError(f"{out_dir}: {len(missing)} questions have no prediction (e.g. {missing[:3]})")
-    records = [found[qid] for qid in order]
+    records = [{k: v for k, v in found[qid].items() if k not in RESUME_KEYS} for qid in order]
     with open(out_dir / "predictions.jsonl", "w") as f:
         f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     return benchmark.write_results(out_dir, records, meta)
 
 
 # The run
-def evaluate_tasks(runner: ProtocolRunner, tasks: list[VideoTask], done: set[str], writer: PredictionWriter,
-                   progress=None) -> None:
-    """Answer every question of `tasks` not in `done`; an unreadable video fails its remaining questions."""
+def video_stamp(path: Path) -> list | None:
+    """What changes when a video is replaced in place (cheap: no decoding): a file's size and modification time;
+    a frame folder's file count, total size and newest modification time. None: nothing there."""
+    try:
+        if path.is_dir():
+            stats = [e.stat() for e in os.scandir(path) if e.is_file()]
+            return [len(stats), sum(st.st_size for st in stats), max((st.st_mtime_ns for st in stats), default=0)]
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def evaluate_tasks(runner: ProtocolRunner, tasks: list[VideoTask], done: dict[str, list | None],
+                   writer: PredictionWriter, progress=None) -> None:
+    """Answer every question of `tasks` not in `done` (qid -> the `video_stamp` it was answered from), or answered
+    from a video that changed since; an unreadable video fails its remaining questions."""
     for task in tasks:
-        todo = [q for q in task.questions if q.qid not in done]
+        stamp = None if task.error else video_stamp(task.path)
+        todo = [q for q in task.questions if q.qid not in done or done[q.qid] != stamp]
+        changed = sum(q.qid in done for q in todo)
+        if changed:
+            log.warning("%s: the video changed since %d of its questions were answered; answering them again",
+                        task.key, changed)
         written: set[str] = set()
         try:
             for rec in runner.answer_video(task, todo):
-                writer.write(rec)
+                writer.write({**rec, "video_stamp": stamp, "answered_at": round(time.time(), 6)})
                 written.add(rec["id"])
         except (InputError, torch.cuda.OutOfMemoryError) as err:
             message = str(err).splitlines()[0]
@@ -241,7 +281,8 @@ def run(request: EvalRequest) -> dict | None:
         (out / "config.json").write_text(json.dumps({**asdict(r), "resolved": meta}, indent=2, default=str))
 
     required = record_keys(benchmark, tasks, config.name)
-    done = {qid for qid, rec in read_predictions(out, rank == 0, required).items() if rec["status"] == "ok"}
+    done = {qid: rec.get("video_stamp") for qid, rec in read_predictions(out, rank == 0, required).items()
+            if rec["status"] == "ok"}
     runner = ProtocolRunner(engine, config, benchmark)
     mine = shard(tasks, world, runner.protocol)[rank]
     n_questions = sum(len(t.questions) for t in tasks)
@@ -255,12 +296,18 @@ def run(request: EvalRequest) -> dict | None:
             evaluate_tasks(runner, mine, done, writer, progress)
     finally:
         writer.close()
-    log.info("rank %d: %d frames encoded in %.1f s", rank, runner.frames_encoded, time.perf_counter() - start)
+    work = {"frames_encoded": runner.frames_encoded, "questions_answered": writer.count,
+            "seconds": round(time.perf_counter() - start, 3), "late_asks": runner.late_asks}
+    log.info("rank %d: %d frames encoded in %.1f s", rank, work["frames_encoded"], work["seconds"])
+    if runner.late_asks:
+        log.warning("rank %d: %d asks came after their video's end; answered at its end", rank, runner.late_asks)
+    (out / f".work.rank{rank}.json").write_text(json.dumps(work))
     barrier(world)
     table = None
     if rank == 0:
+        meta["work"] = total_work(out, world)
         table = merge(out, tasks, meta, benchmark, required)
-        log.info("%s; results in %s", benchmark.summary(table), out)
+        log.info("%s, %s: %s; results in %s", benchmark.title, protocol_line(meta), benchmark.summary(table), out)
     barrier(world)
     if world > 1:
         torch.distributed.destroy_process_group()

@@ -13,8 +13,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .driver import Answer, Ask, prediction_line, read_annotations
-from .ovbench import OVBenchError, VideoTask
+from .annotations import OVBenchError, check_time, field, inside, read_annotations
+from .driver import Answer, Ask, prediction_line
+from .ovbench import VideoTask
 from .scoring import LETTERS, extract_option
 
 FILES = {"real": "questions_real.json", "sqa": "questions_sqa.json", "sqa_own": "questions_sqa.json",
@@ -95,7 +96,7 @@ def choice_line(q: Query, answer: Answer | None, protocol: str, error: str | Non
     choice = official_choice(reply)
     return prediction_line(q.qid, q.subset, q.video, q.asked, answer, protocol, error,
                            task_type=q.entry["task_type"], answer=q.entry["answer"],
-                           correct=reply is not None and extract_option(reply, options) == q.entry["answer"],
+                           correct=choice == q.entry["answer"] and extract_option(reply, options) == q.entry["answer"],
                            published_choice=choice, published_correct=choice == q.entry["answer"],
                            answered=choice is not None, **extra)
 
@@ -137,6 +138,8 @@ def proactive_script(q: Query, protocol: str):
         if "yes" in answer.reply.text.strip().lower():
             answer = output = yield Ask(t, PROACTIVE_PROMPT.format(e["question"]), since=q.asked)
             break
+        if answer.ended:  # the video is over: a later poll sees nothing new
+            break
         t += POLL_SECONDS
     last_time = answer.time if answer is not None else q.end
     on_time, said, strict = proactive_verdicts(q, last_time, None if answer is None else answer.reply.text)
@@ -144,20 +147,19 @@ def proactive_script(q: Query, protocol: str):
                           asked=q.asked,
                           answer=e["ground_truth_output"], truth_time=seconds(e["ground_truth_time_stamp"]),
                           answered_at=None if output is None else output.time, polls=polls,
-                          time_correct=on_time, published_correct=said, correct=strict)
+                          answered=answer is not None, time_correct=on_time, published_correct=said, correct=strict)
 
 
 def failed_line(q: Query, protocol: str, error: str) -> dict:
     if q.subset.startswith("proactive"):
         return prediction_line(q.qid, q.subset, q.video, q.asked, None, protocol, error,
                                task_type=q.entry["task_type"], answer=q.entry["ground_truth_output"],
-                               time_correct=False, published_correct=False, correct=False)
+                               answered=False, time_correct=False, published_correct=False, correct=False)
     return choice_line(q, None, protocol, error)
 
 
 # Questions
-_KEYS = {"real": ("task_type", "question", "time_stamp", "answer", "options"),
-         "sqa": ("task_type", "question", "time_stamp", "answer", "options"),
+_TEXT = {"real": ("task_type", "question", "time_stamp", "answer"), "sqa": ("task_type", "question", "time_stamp", "answer"),
          "proactive": ("task_type", "question", "time_stamp", "ground_truth_time_stamp", "ground_truth_output")}
 
 
@@ -168,22 +170,30 @@ def _records(data: list, subset: str) -> list[list[dict]]:
 
 
 def _check(e, where: str, subset: str) -> None:
-    keys = _KEYS[subset.split("_")[0]]
-    if not isinstance(e, dict) or any(k not in e for k in keys):
-        raise OVBenchError(f"{where}: a question needs {', '.join(keys)}")
-    for k in ("time_stamp", "ground_truth_time_stamp"):
-        if k in keys and not (isinstance(e[k], str) and re.fullmatch(r"\d+(:\d+)*", e[k])):
-            raise OVBenchError(f"{where}: {k} {e[k]!r} is not HH:MM:SS")
-    if "options" in keys and (not isinstance(e["options"], list) or len(e["options"]) != 4
-                              or e["answer"] not in LETTERS[:4]):
-        raise OVBenchError(f"{where}: needs 4 options and an answer letter A-D")
+    """Every field of a question of its type, its times ones a video can have ([H:]M:S, at most a day)."""
+    if not isinstance(e, dict):
+        raise OVBenchError(f"{where}: a question must be an object")
+    kind = subset.split("_")[0]
+    for key in _TEXT[kind]:
+        field(e, key, str, where)
+    for key in ("time_stamp", "ground_truth_time_stamp"):
+        if key in _TEXT[kind]:
+            if not re.fullmatch(r"\d+(:\d+){0,2}", e[key]):
+                raise OVBenchError(f"{where}: '{key}' {e[key]!r:.40} is not [HH:]MM:SS")
+            check_time(seconds(e[key]), where, key)
+    if kind != "proactive":
+        options = field(e, "options", list, where)
+        if len(options) != 4 or not all(isinstance(o, str) and o for o in options) or e["answer"] not in LETTERS[:4]:
+            raise OVBenchError(f"{where}: needs 4 options, each a string, and an answer letter A-D")
 
 
-def video_path(root: Path, path: str) -> Path:
+def video_path(root: Path, path: str) -> tuple[Path, str | None]:
     """Where a question's video is: `video_path` under the root (e.g. ./videos/sample_1_real.mp4), else its file
-    name directly in the root."""
-    direct = root / path
-    return direct if direct.exists() or not (root / Path(path).name).exists() else root / Path(path).name
+    name directly in the root; and why it is refused if it is not inside the root (`annotations.inside`)."""
+    direct, refused = inside(root, path)
+    if refused or direct.exists() or not (root / Path(path).name).exists():
+        return direct, refused
+    return root / Path(path).name, None
 
 
 def load(anno_dir: str | Path, root: str | Path | None, subsets: tuple[str, ...]) -> list[VideoTask]:
@@ -195,9 +205,10 @@ def load(anno_dir: str | Path, root: str | Path | None, subsets: tuple[str, ...]
         position = 0
         for g, group in enumerate(_records(read_annotations(file), subset)):
             for record in group:
-                if not isinstance(record, dict) or not isinstance(record.get("video_path"), str) \
-                        or not isinstance(record.get("questions"), list):
-                    raise OVBenchError(f"{file}: record {g} needs a video_path and a list of questions")
+                if not isinstance(record, dict):
+                    raise OVBenchError(f"{file}: record {g} must be an object with a video_path and questions")
+                field(record, "video_path", str, f"{file}: record {g}")
+                field(record, "questions", list, f"{file}: record {g}")
                 for e in record["questions"]:
                     _check(e, f"{file}: record {g}, question {position}", subset)
                     asked = seconds(e["time_stamp"])
@@ -205,7 +216,10 @@ def load(anno_dir: str | Path, root: str | Path | None, subsets: tuple[str, ...]
                         in e else asked
                     first = asked + POLL_SECONDS if "ground_truth_time_stamp" in e else asked
                     path = record["video_path"]
-                    task = videos.setdefault(path, VideoTask(ROOT, path, video_path(base, path), None))
+                    if path not in videos:
+                        where, refused = video_path(base, path)
+                        videos[path] = VideoTask(ROOT, path, where, None, error=refused)
+                    task = videos[path]
                     task.questions.append(Query(f"{subset}/{position}", subset, path, e, last, first))
                     position += 1
     return list(videos.values())
@@ -249,29 +263,48 @@ def table(records: list[dict]) -> dict:
 
 
 def _cell(rows: list[dict], proactive: bool) -> dict:
+    """A subset's or task type's scores. The published counting skips the questions without a reply (`published`,
+    `published_time`); `published_all` keeps them in, as wrong; `strict` is over every question."""
     pct = lambda n, d: round(100.0 * n / d, 2) if d else 0.0  # noqa: E731
-    cell = {"total": len(rows), "failed": sum(r["status"] == "failed" for r in rows),
+    answered = [r for r in rows if r.get("answered")]
+    cell = {"total": len(rows), "failed": sum(r["status"] == "failed" for r in rows), "answered": len(answered),
+            "published": pct(sum(bool(r["published_correct"]) for r in answered), len(answered)),
+            "published_all": pct(sum(bool(r["published_correct"]) for r in rows), len(rows)),
             "strict": pct(sum(bool(r["correct"]) for r in rows), len(rows))}
     if proactive:
-        cell["published_time"] = pct(sum(bool(r["time_correct"]) for r in rows), len(rows))
-        cell["published"] = pct(sum(bool(r["published_correct"]) for r in rows), len(rows))
-    else:
-        answered = [r for r in rows if r["answered"]]
-        cell["answered"] = len(answered)
-        cell["published"] = pct(sum(bool(r["published_correct"]) for r in answered), len(answered))
+        cell["published_time"] = pct(sum(bool(r["time_correct"]) for r in answered), len(answered))
     return cell
 
 
 def markdown(result: dict, title: str = "StreamingBench") -> str:
-    lines = [f"# {title}", ""]
+    lines = [f"# {title}", "", "`published`: as the published scorer counts, over the questions with a reply (the "
+             "published figure); `published (all)`: the same rule with unanswered questions wrong; `strict`: the "
+             "published rule and one unambiguous choice, over every question.", ""]
     for subset, groups in result["subsets"].items():
         proactive = subset.startswith("proactive")
-        head = ["task type", "questions", "published" + (" (answer)" if proactive else " (answered only)"),
-                "published (time)" if proactive else "answered", "strict (all)"]
+        head = ["task type", "questions", "answered", "published" + (" (answer)" if proactive else ""),
+                *(["published (time)"] if proactive else []), "published (all)", "strict (all)"]
         lines += [f"## {subset}", "", "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
         for name, c in sorted(groups.items(), key=lambda kv: kv[0] != "all"):
-            middle = c["published_time"] if proactive else c["answered"]
-            lines.append(f"| {'**all**' if name == 'all' else name} | {c['total']} | {c['published']:.2f} | "
-                         f"{middle if not proactive else format(middle, '.2f')} | {c['strict']:.2f} |")
+            cells = [c["total"], c["answered"], f"{c['published']:.2f}",
+                     *([f"{c['published_time']:.2f}"] if proactive else []), f"{c['published_all']:.2f}",
+                     f"{c['strict']:.2f}"]
+            lines.append(f"| {'**all**' if name == 'all' else name} | " + " | ".join(map(str, cells)) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+CSV_COLUMNS = ["group", "name", "published", "published_all", "published_time", "strict", "total", "answered",
+               "failed"]
+
+
+def rows(result: dict) -> list[dict]:
+    """results.csv: a row per subset and task type (`all`: the subset)."""
+    return [{"group": subset, "name": name, **cell} for subset, groups in result["subsets"].items()
+            for name, cell in groups.items()]
+
+
+def charts(result: dict) -> dict[str, tuple[str, dict]]:
+    """charts/*.png: accuracy per task type under the published rule, a chart per subset."""
+    return {subset: (f"StreamingBench {subset}: accuracy by task type (published rule)", groups)
+            for subset, groups in result["subsets"].items()}

@@ -80,12 +80,13 @@ def _check_grid(features: torch.Tensor, size: int) -> None:
 
 @register
 class PyramidMemoryBank(MemoryPolicy):
-    """the Pyramid Memory Bank: levels of coarser frames, a constant token budget (module docstring)."""
+    """the Pyramid Memory Bank: levels of coarser frames, a constant token budget (docs/design.md)"""
 
     name = "pyramid"
     options = (
         Option("capacities", DEFAULT_CAPACITIES, "pyramid: frames per level", kind="ints"),
-        Option("grid_sizes", None, "pyramid: grid side per level, never growing (default: the model's g, g/2, g/4)",
+        Option("grid_sizes", None, "pyramid: grid side per level, never growing (default: the model's, else its "
+               "feature grid g, g/2, g/4)",
                kind="ints"),
         Option("intervals", DEFAULT_INTERVALS, "pyramid: frame i enters the first level whose interval divides it; "
                "the last is 1", kind="ints"),

@@ -24,7 +24,7 @@ def uniform_positions(count: int, n: int) -> list[int]:
 
 @register
 class UniformMemory(MemoryPolicy):
-    """frames spread over everything seen (keeps every frame: the offline baseline, not constant memory)."""
+    """frames spread over everything seen (keeps every frame: the offline baseline, not constant memory)"""
 
     name = "uniform"
     options = (Option("uniform_frames", 16, "uniform: frames shown", minimum=1),)

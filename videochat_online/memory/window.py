@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 @register
 class SlidingWindowMemory(MemoryPolicy):
-    """the last frames at full resolution."""
+    """the last frames at full resolution"""
 
     name = "window"
     options = (Option("window", 32, "window: frames held", minimum=1),)

@@ -13,7 +13,8 @@ from PIL import Image
 from lmms_eval_ovbench import FAILED_REPLY_PREFIX
 from videochat_online.data.video import open_video
 from videochat_online.eval.benchmarks import BENCHMARKS
-from videochat_online.eval.ovbench import OVBenchError, Question, format_question, question_from_entry, video_path
+from videochat_online.eval.annotations import OVBenchError
+from videochat_online.eval.ovbench import Question, format_question, question_from_entry, video_path
 from videochat_online.eval.presets import uniform_times
 from videochat_online.eval.results import macro_average
 
@@ -57,7 +58,9 @@ def question_of(doc: dict) -> Question:
 
 def ovbench_doc_to_visual(doc: dict, lmms_eval_specific_kwargs: dict):
     q = question_of(doc)
-    path = video_path(root_of(q.subset), q)
+    path, refused = video_path(root_of(q.subset), q)
+    if refused:
+        raise OVBenchError(refused)
     if lmms_eval_specific_kwargs.get("visual") == "clip":
         subset, position = doc["qid"].split("/")
         return [{"video": str(path), "start": q.start, "end": q.end, "folder_fps": q.folder_fps, "question": doc,

@@ -16,7 +16,7 @@ from lmms_eval_ovbench import FAILED_REPLY_PREFIX
 from videochat_online.data.video import open_video
 from videochat_online.eval import ovo_bench, streamingbench
 from videochat_online.eval.driver import Answer
-from videochat_online.eval.ovbench import OVBenchError
+from videochat_online.eval.annotations import OVBenchError, confined
 from videochat_online.eval.presets import uniform_times
 
 MC_TASKS = ovo_bench.CATEGORIES["backward"] + ovo_bench.CATEGORIES["realtime"]
@@ -63,7 +63,7 @@ def ovo_process_docs(dataset):
 
 def ovo_doc_to_visual(doc: dict, lmms_eval_specific_kwargs: dict):
     q = ovo_query(doc)
-    path = root_of("OVO_BENCH_ROOT") / q.video
+    path = confined(root_of("OVO_BENCH_ROOT"), q.video)
     if lmms_eval_specific_kwargs.get("visual") == "clip":
         return [{"benchmark": "ovo-bench", "video": str(path), "row": q.row}]
     return frames(path, q.end, lmms_eval_specific_kwargs)
@@ -81,13 +81,11 @@ def ovo_process_results(doc: dict, results: list[str]) -> dict:
 
 def ovo_aggregate_published(records: list[dict]) -> float:
     """The mean of the backward and real-time categories, each the mean of its tasks (published rule)."""
-    categories = ovo_bench.table(records)["categories"]
-    return sum(c["published"] for c in categories.values()) / len(categories)
+    return ovo_bench.table(records)["overall"]["published"]
 
 
 def ovo_aggregate_strict(records: list[dict]) -> float:
-    categories = ovo_bench.table(records)["categories"]
-    return sum(c["strict"] for c in categories.values()) / len(categories)
+    return ovo_bench.table(records)["overall"]["strict"]
 
 
 # StreamingBench, real-time visual understanding
@@ -108,7 +106,9 @@ def sb_query(doc: dict) -> streamingbench.Query:
 
 def sb_doc_to_visual(doc: dict, lmms_eval_specific_kwargs: dict):
     q = sb_query(doc)
-    path = streamingbench.video_path(root_of("STREAMINGBENCH_ROOT"), q.video)
+    path, refused = streamingbench.video_path(root_of("STREAMINGBENCH_ROOT"), q.video)
+    if refused:
+        raise OVBenchError(refused)
     if lmms_eval_specific_kwargs.get("visual") == "clip":
         return [{"benchmark": "streamingbench", "video": str(path), "position": doc["position"],
                  "video_path": q.video, "entry": q.entry}]

@@ -1,0 +1,82 @@
+"""Reading benchmark annotation files safely: the JSON itself, each field's type, times a video can have, and
+video paths kept inside their root. Every problem is one `OVBenchError` line naming the file, the row and the
+field; a path outside its root is a message the run turns into failed questions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+from ..errors import InputError
+
+MOST_SECONDS = 86400.0  # a time in an annotation file: at most a day (no benchmark video is longer)
+
+
+class OVBenchError(InputError):
+    """A question file or entry that cannot be used."""
+
+
+def read_annotations(file: Path, fetch_hint: bool = True) -> list:
+    """A benchmark's annotation file: a JSON list, or one line naming the file and the problem."""
+    try:
+        data = json.loads(file.read_text())
+    except OSError as err:
+        hint = "; fetch it with `python -m videochat_online.tools.fetch_benchmarks`" if fetch_hint else ""
+        raise OVBenchError(f"{file}: cannot read it ({err.strerror}){hint}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise OVBenchError(f"{file}: not valid JSON ({err})") from None
+    if not isinstance(data, list):
+        raise OVBenchError(f"{file}: expected a JSON list")
+    return data
+
+
+_KINDS = {int: "an integer", float: "a number", str: "a string", list: "a list", dict: "an object"}
+
+
+def field(row: dict, key: str, kind: type, where: str):
+    """`row[key]`, which must be of `kind` (int: not a bool; float: any finite number but a bool; str: not empty)."""
+    if key not in row:
+        raise OVBenchError(f"{where}: missing '{key}'")
+    value = row[key]
+    ok = isinstance(value, (int, float) if kind is float else kind) and not isinstance(value, bool)
+    if ok and kind is float:
+        ok = math.isfinite(value)
+    if ok and kind is str:
+        ok = bool(value.strip())
+    if not ok:
+        raise OVBenchError(f"{where}: '{key}' must be {_KINDS[kind]}{' (finite)' if kind is float else ''}, "
+                           f"got {value!r:.60}")
+    return value
+
+
+def check_time(value, where: str, key: str) -> float:
+    """A time in seconds that a video can have: a finite number, >= 0, at most a day."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0 <= value <= MOST_SECONDS:
+        raise OVBenchError(f"{where}: '{key}' {value!r:.60} is not a time in seconds (0 to {MOST_SECONDS:g})")
+    return float(value)
+
+
+def inside(root: Path, relative: str) -> tuple[Path, str | None]:
+    """`relative` resolved under `root`, and None; or the unresolved path and why it is refused (absolute, or
+    leaving the root by `..` or a link): a row may name only videos under its benchmark's root."""
+    if os.path.isabs(relative) or Path(relative).drive:
+        return Path(relative), f"video path {relative!r} is absolute; it must be relative to its root"
+    path = root / relative
+    if str(root).startswith("<"):  # no root given: the path points nowhere and is read as missing
+        return path, None
+    real_root, real = os.path.realpath(root), os.path.realpath(path)
+    if os.path.commonpath([real_root, real]) != real_root:
+        return path, f"video path {relative!r} leaves its root {root}"
+    return path, None
+
+
+def confined(root: Path, relative: str) -> Path:
+    """`relative` under `root`, or an `OVBenchError` saying why it is refused (`inside`)."""
+    path, refused = inside(root, relative)
+    if refused:
+        raise OVBenchError(refused)
+    return path
