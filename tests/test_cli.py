@@ -195,3 +195,24 @@ def test_a_negative_list_is_a_value_and_offline_is_not_an_ovbench_protocol(capsy
     assert main(["eval", "--model", "x/y", "--anno-dir", ".", "--output-dir", "o", "--protocol", "offline"]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "error: --protocol offline: OVBench runs stream, window, uniform, recompute"]
+
+
+def test_every_tool_module_has_a_command_line(tmp_path, capsys):
+    """`python -m videochat_online.tools.X --help` prints a usage for each X; demo_media writes a video."""
+    import importlib
+    import pkgutil
+
+    import videochat_online.tools as tools
+    from videochat_online.data.video import open_video
+
+    for info in pkgutil.iter_modules(tools.__path__):
+        module = importlib.import_module(f"videochat_online.tools.{info.name}")
+        with pytest.raises(SystemExit) as exit_:
+            module.main(["--help"])
+        assert exit_.value.code == 0 and "usage:" in capsys.readouterr().out, info.name
+    from videochat_online.tools import demo_media
+
+    assert demo_media.main([str(tmp_path / "v.mp4"), "--seconds", "3", "--fps", "2"]) == 0
+    assert open_video(tmp_path / "v.mp4").num_frames == 6
+    assert demo_media.main([str(tmp_path / "no" / "v.mp4")]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"error: {tmp_path / 'no' / 'v.mp4'}: its folder does not exist"

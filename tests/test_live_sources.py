@@ -72,19 +72,35 @@ def http_stream():
 
 def test_an_http_stream_is_read_until_it_ends_and_questions_typed_meanwhile_are_answered(http_stream):
     run = subprocess.Popen([*CLI, "stream", http_stream, "--model", str(MODEL), "--json"], stdin=subprocess.PIPE,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     progress = []
     while not progress or ": ended" not in progress[-1]:  # the stream (5 s) plays to its end
-        progress.append(run.stderr.readline())
+        progress.append(run.stderr.readline().decode())
         assert progress[-1], "the stream command stopped early: " + "".join(progress)
-    out, err = run.communicate("What color is the ball?\n", timeout=120)
+    time.sleep(1.0)  # the stream ended a second before the questions are typed: their latency counts from typing
+    typed = b"What color is the ball?\n" + b"x" * 100_000 + b"\n" + b"Is it \xff\xfe red?\n"
+    out, err = run.communicate(typed, timeout=120)
     assert run.returncode == 0, err
-    err = "".join(progress) + err
-    answers = [json.loads(line) for line in out.splitlines()]
-    assert len(answers) == 1 and answers[0]["question"] == "What color is the ball?"
+    err = "".join(progress) + err.decode()
+    answers = [json.loads(line) for line in out.decode().splitlines()]
+    # the long line refused in one line, the invalid UTF-8 read as U+FFFD: the others answered
+    assert [a["question"] for a in answers] == ["What color is the ball?", "Is it \ufffd\ufffd red?"]
+    assert "error: typed question: 100,000 characters is over the limit of 2,000 (--max-question-chars); not " \
+           "asked" in err and "Traceback" not in err
     # asked once the stream had ended: answered at its last frame, from what was seen (1 fps: the model's)
     assert answers[0]["time"] == answers[0]["seen"] == 4.0
+    assert answers[0]["latency"] < 1.0  # from when it was typed, not from the last frame a second before
     assert "(4.0 s watched; 5 frames taken at 1 fps, 0 dropped because the model fell behind)" in err
+
+
+def test_the_end_summary_is_printed_when_the_last_question_comes_first():
+    feed = sender(6)
+    out = subprocess.run([*CLI, "stream", "-", "--model", str(MODEL), "--fps", "2", "--ask", "1:Is the ball here?"],
+                         stdin=feed.stdout, capture_output=True, text=True, timeout=180)
+    feed.stdout.close()
+    feed.wait(timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "frames taken at 2 fps" in out.stderr  # the summary, though the source was still playing
 
 
 def test_a_model_that_falls_behind_drops_the_oldest_waiting_frames_and_counts_them(monkeypatch):

@@ -267,3 +267,36 @@ def test_a_bad_annotation_field_is_one_line_naming_file_row_and_field(tmp_path, 
                   f"videos={tmp_path / 'videos'}", "--output-dir", str(tmp_path / "out"), *extra])
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert first_error(result) == f"error: {tmp_path / name}: {line}"
+
+
+def test_a_tiny_watch_period_polls_once_per_frame_at_most(world, run, tmp_path):
+    from videochat_online.tools.demo_media import write_video
+
+    video = write_video(tmp_path / "six.mp4", seconds=6, fps=2, width=64, height=48)
+    result = run(["stream", str(video), "--model", world["tiny"], "--fps", "2", "--watch", "Is the ball here?",
+                  "--watch-every", "1e-9", "--max-new-tokens", "2", "--json"])
+    assert result.returncode == 0, result.stderr
+    assert "note: --watch-every 1e-09 is shorter than the 0.5 s between two frames" in result.stderr
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert summary["summary"] and summary["polls"] <= 12  # 6 s at 2 frames a second
+
+
+def test_a_question_that_does_not_fit_the_context_is_refused_in_one_line(world, run):
+    """From the command line and the Python API alike; the limit on characters comes first on the command line."""
+    from videochat_online.chat import ChatEngine
+    from videochat_online.errors import InputError
+    from videochat_online.memory import MemorySettings
+    from videochat_online.streaming import StreamingSession
+
+    long = run(["stream", str(SAMPLE), "--model", world["tiny"], "--ask", "1:" + "why " * 1000])
+    assert long.returncode == 2 and first_error(long) == \
+        "error: --ask 1:...: 3,999 characters is over the limit of 2,000 (--max-question-chars)"
+    engine = ChatEngine.from_pretrained(world["tiny"], device="cpu")
+    session = StreamingSession(engine, MemorySettings().build(engine.config.grid_size))
+    with pytest.raises(InputError, match=r"^the question does not fit the model's context: its prompt is \d+ tokens "
+                                         r"and the reply may take 4, over the 8192 positions the model has"):
+        session.ask("why " * 9000, max_new_tokens=4)
+    too_long = run(["stream", str(SAMPLE), "--model", world["tiny"], "--max-question-chars", "100000",
+                    "--ask", "1:" + "why " * 9000, "--max-new-tokens", "4"])
+    assert too_long.returncode == 2 and "Traceback" not in too_long.stderr
+    assert first_error(too_long).startswith("error: the question does not fit the model's context")

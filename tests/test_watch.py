@@ -51,7 +51,11 @@ def test_the_bundled_model_watches_a_shape_leave(tmp_path, capsys):
         write_scene_video(scene, video, VIDEO_FPS)
         assert cli_main(["stream", str(video), "--model", str(BUNDLED), "--json",
                          "--watch", f"Is the {scene.shape} still in view?"]) == 0
-        found[k] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        # the settled answer once, the changes (alerts), and a summary at the end
+        assert sum(bool(e.get("settled")) for e in lines) == 1 and lines[0]["settled"], lines
+        assert lines[-1]["summary"] and lines[-1]["changes"] == len(lines) - 2, lines
+        found[k] = [e for e in lines if "confirmed_at" in e]
     on_time = sum(any(e["answer"] == "no" and abs(e["time"] - scene.leave) <= 2 for e in found[k])
                   for k, scene in leaving)
     quiet = sum(not found[k] for k, _ in staying)

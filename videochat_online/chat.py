@@ -20,6 +20,7 @@ from transformers import PreTrainedTokenizerBase
 
 from .conversation import build_prompt, get_template, images_message
 from .data.image import dynamic_tiles, frames_to_pixel_values, frames_to_pixel_values_on
+from .errors import InputError
 from .model import VideoChatOnlineModel, load_pretrained
 
 
@@ -111,10 +112,29 @@ class ChatEngine:
             tokens = self.model.encode_images(pixels.to(self.device))  # [sum(tiles) * g*g, C]
         return tokens, [len(t) * c.tokens_per_tile for t in tiles]
 
+    @property
+    def context_length(self) -> int | None:
+        """The most positions the LLM has (its `max_position_embeddings`)."""
+        return getattr(self.config.llm_config, "max_position_embeddings", None)
+
+    def check_fits(self, prompt_tokens: int, reply_tokens: int) -> None:
+        """An InputError in one line when a prompt and its longest reply would not fit the model's positions (past
+        them a model answers junk)."""
+        most = self.context_length
+        if most is not None and prompt_tokens + reply_tokens > most:
+            raise InputError(f"the question does not fit the model's context: its prompt is {prompt_tokens} tokens "
+                             f"and the reply may take {reply_tokens}, over the {most} positions the model has; ask a "
+                             "shorter question (or fewer --max-new-tokens)")
+
+    def tokenize(self, prompt: str) -> torch.Tensor:
+        """A prompt's input ids [1, T] on the model's device."""
+        return self.tokenizer(prompt, return_tensors="pt").input_ids.to(self.device)
+
     def generate(self, prompt: str, visual_tokens: torch.Tensor | None, max_new_tokens: int = 256,
                  **generate_kwargs) -> Reply:
         """The reply to a finished prompt; generation ends at the template's stop token."""
-        input_ids = self.tokenizer(prompt, return_tensors="pt").input_ids.to(self.device)
+        input_ids = self.tokenize(prompt)
+        self.check_fits(input_ids.shape[1], max_new_tokens)
         with torch.inference_mode():
             out = self.model.generate(input_ids, visual_tokens, stop_token_ids=self.stop_token_ids,
                                       max_new_tokens=max_new_tokens, **generate_kwargs)
@@ -128,9 +148,10 @@ class ChatEngine:
         generated one: a multiple-choice answer whose letter and text cannot disagree."""
         if not replies:
             raise ValueError("choose needs at least one reply")
-        input_ids = self.tokenizer(prompt, return_tensors="pt").input_ids.to(self.device)
+        input_ids = self.tokenize(prompt)
         stop = self.stop_token_ids[0]
         options = [self.tokenizer(r, add_special_tokens=False).input_ids for r in replies]
+        self.check_fits(input_ids.shape[1], max(len(ids) + 1 for ids in options))
         with torch.inference_mode():
             scores = self.model.score(input_ids, visual_tokens, [ids + [stop] for ids in options], prefix_cache)
         best = max(range(len(replies)), key=scores.__getitem__)

@@ -13,9 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
-from .options import DTYPES, ModelOptions, Parser, WatchOptions, add_memory_args, add_model_args, model_options, \
-    run_main, watch_options
-from .settings import MOST, check_positive
+from .options import (
+    DTYPES,
+    ModelOptions,
+    Parser,
+    WatchOptions,
+    add_memory_args,
+    add_model_args,
+    model_options,
+    run_main,
+    watch_options,
+)
+from .settings import MOST, QUESTION_CHARS, check_positive, check_question
 
 
 @dataclass
@@ -43,6 +52,7 @@ class StreamRequest:
     max_new_tokens: int
     show_memory: bool
     json: bool
+    max_question_chars: int
 
 
 def cmd_chat(request: ChatRequest) -> int:
@@ -73,8 +83,9 @@ def cmd_chat(request: ChatRequest) -> int:
         history.append((message, reply.text))
 
 
-def parse_question(text: str) -> tuple[float, str]:
-    """"12.5:What is the man holding?" -> (12.5, "What is the man holding?")."""
+def parse_question(text: str, most: int | None = None) -> tuple[float, str]:
+    """"12.5:What is the man holding?" -> (12.5, "What is the man holding?"); the question at most `most`
+    characters (`check_question`)."""
     time, sep, question = text.partition(":")
     try:
         seconds = float(time)
@@ -84,7 +95,7 @@ def parse_question(text: str) -> tuple[float, str]:
         raise InputError(f"--ask {text!r}: write it as SECONDS:QUESTION, e.g. \"12.5:What is the man holding?\"")
     if not math.isfinite(seconds) or seconds < 0 or seconds > MOST["--window-seconds"] * 365:
         raise InputError(f"--ask {text!r}: the question time must be a finite number of seconds >= 0 (a year at most)")
-    return seconds, question.strip()
+    return seconds, check_question(question, f"--ask {time}:...", most)
 
 
 def check_chat(args) -> ChatRequest:
@@ -96,7 +107,9 @@ def check_stream(args) -> StreamRequest:
     from .data.live import _address, is_live
     from .data.video import open_video
 
-    questions = [parse_question(q) for q in args.ask]
+    check_positive(args.max_question_chars, "--max-question-chars", integer=True)
+    questions = [parse_question(q, args.max_question_chars) for q in args.ask]
+    watches = [check_question(w, "--watch", args.max_question_chars) for w in args.watch]
     live = is_live(args.video) or args.realtime
     if not questions and not args.watch and (not live or args.video == "-"):
         raise InputError("stream: give at least one --ask SECONDS:QUESTION or --watch QUESTION" +
@@ -109,8 +122,6 @@ def check_stream(args) -> StreamRequest:
         if args.realtime and not Path(args.video).is_file():
             raise InputError(f"{args.video}: no such video file (--realtime plays a file at its own pace)")
         _address(args.video)  # a camera name's form, and the camera input in this build
-    if any(not w.strip() for w in args.watch):
-        raise InputError("--watch: the question is empty")
     check_positive(args.watch_every, "--watch-every")
     check_positive(args.watch_confirm, "--watch-confirm", integer=True)
     if args.folder_fps is not None:
@@ -120,9 +131,9 @@ def check_stream(args) -> StreamRequest:
     watch = watch_options(args)
     source = None if live else open_video(args.video, folder_fps=args.folder_fps)
     settings = dict(buffer=args.buffer, stall_seconds=args.stall_seconds, pace=args.realtime) if live else None
-    return StreamRequest(watch, args.video, source, settings, questions,
-                         [w.strip() for w in args.watch], args.watch_every, args.watch_confirm, args.batch_size, args.multi_turn, args.system, args.max_new_tokens, args.show_memory,
-                         args.json)
+    return StreamRequest(watch, args.video, source, settings, questions, watches, args.watch_every,
+                         args.watch_confirm, args.batch_size, args.multi_turn, args.system, args.max_new_tokens,
+                         args.show_memory, args.json, args.max_question_chars)
 
 
 def check_convert(args) -> argparse.Namespace:
@@ -134,14 +145,27 @@ def check_convert(args) -> argparse.Namespace:
     return args
 
 
-def read_lines(file) -> queue.Queue:
-    """The lines of `file` (questions typed while a stream plays) from a reader thread; None once it closes."""
+def read_lines(file, most: int) -> queue.Queue:
+    """The questions typed on `file` while a stream plays, from a reader thread: (text, when it was typed), then
+    None once the input closes. Bytes that are not UTF-8 are read as U+FFFD; a line over `most` characters is
+    refused in one line on stderr and the stream goes on."""
+    import time
+
     lines: queue.Queue = queue.Queue()
+    binary = getattr(file, "buffer", file)
 
     def read():
-        for line in file:
-            lines.put(line)
-        lines.put(None)
+        try:
+            for raw in binary:
+                text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+                if not text.strip():
+                    continue
+                try:
+                    lines.put((check_question(text, "typed question", most), time.monotonic()))
+                except InputError as err:
+                    print(f"error: {err}; not asked", file=sys.stderr, flush=True)
+        finally:
+            lines.put(None)
 
     threading.Thread(target=read, daemon=True, name="question-reader").start()
     return lines
@@ -155,7 +179,6 @@ def cmd_stream(request: StreamRequest) -> int:
 
     r = request
     questions = [TimedQuestion(t, text) for t, text in r.questions]
-    watches = [Watch(text, r.watch_every, r.watch_confirm) for text in r.watches]
     duration = None if r.source is None else r.source.duration
     for q in questions:
         if duration is not None and q.time > duration:
@@ -167,6 +190,10 @@ def cmd_stream(request: StreamRequest) -> int:
         print(f"note: --fps {fps:g} is above the {r.source.native_fps:g} fps of {r.video}: each of its frames is taken "
               "once", file=sys.stderr)
         fps = r.source.native_fps
+    if r.watches and r.watch_every < 1.0 / fps:
+        print(f"note: --watch-every {r.watch_every:g} is shorter than the {1 / fps:g} s between two frames: a watch "
+              "is polled once per new frame", file=sys.stderr)
+    watches = [Watch(text, max(r.watch_every, 1.0 / fps), r.watch_confirm) for text in r.watches]
     session = StreamingSession(engine, memory.build(engine.config.grid_size), system_message=r.system)
     run = dict(batch_size=r.batch_size, remember=r.multi_turn, max_new_tokens=r.max_new_tokens)
     with tqdm(unit="frame", desc="watching", file=sys.stderr, leave=False,
@@ -177,12 +204,15 @@ def cmd_stream(request: StreamRequest) -> int:
             source = open_live(r.video, fps, **r.live)
             print(f"watching {r.video} live at {fps:g} fps" + ("" if r.video == "-" else
                   "; type a question and Enter to ask it now"), file=sys.stderr)
-            typed = None if r.video == "-" else read_lines(sys.stdin)
+            typed = None if r.video == "-" else read_lines(sys.stdin, r.max_question_chars)
             answers = answer_live(session, source, questions, watches, typed, on_frame=lambda _: bar.update(),
-                                  on_end=lambda line: tqdm.write(line, file=sys.stderr), **run)
+                                  on_end=lambda line: tqdm.write(line, file=sys.stderr),
+                                  on_refused=lambda q, why: tqdm.write(f"error: {why}; not asked", file=sys.stderr),
+                                  **run)
         else:
             end = duration if duration is not None else max((q.time for q in questions), default=0.0)
-            questions += [TimedQuestion(t, w.question, key=w, remember=False) for w in watches for t in w.times(end)]
+            questions += [TimedQuestion(t, w.question, key=w, remember=False) for w in watches
+                          for t in w.times(end, fps)]
             last = max((q.time for q in questions), default=0.0)
             bar.total = None if duration is None else int(min(duration, last) * fps) + 1
             frames = prefetch(r.source.sample(fps, end=last))  # decoded by a reader thread, ahead of the tower
@@ -194,7 +224,27 @@ def cmd_stream(request: StreamRequest) -> int:
         finally:
             if r.live is not None:
                 source.close()
+    for line in watch_summary(watches, r.json):
+        print(line)
     return 0
+
+
+def watch_summary(watches, as_json: bool) -> list[str]:
+    """A line per watch at the end: its settled answer and its changes, or that it never settled."""
+    import json
+
+    lines = []
+    for w in watches:
+        now = None if w.answer is None else "yes" if w.answer else "no"
+        if as_json:
+            lines.append(json.dumps({"watch": w.question, "summary": True, "answer": now, "settled_at": w.settled_at,
+                                     "changes": len(w.events), "polls": w.polls}))
+        elif now is None:
+            lines.append(f"watch: {w.question}: never settled ({w.polls} polls; {w.confirm} in a row must agree)")
+        else:
+            lines.append(f"watch: {w.question}: {now} at the end; settled at {w.settled_at:g}s, {len(w.events)} "
+                         f"changes over {w.polls} polls")
+    return lines
 
 
 def report(done, r: StreamRequest) -> list[str]:
@@ -204,7 +254,14 @@ def report(done, r: StreamRequest) -> list[str]:
     from .streaming import Watch
 
     if isinstance(done.question.key, Watch):
-        event = done.question.key.observe(done.question.time, done.reply.text)
+        watch = done.question.key
+        settled = watch.answer is None
+        event = watch.observe(done.question.time, done.reply.text)
+        if settled and watch.answer is not None:  # the first settled answer: printed once
+            said = "yes" if watch.answer else "no"
+            return [json.dumps({"watch": done.question.text, "time": watch.settled_at, "answer": said,
+                                "settled": True}) if r.json else
+                    f"[{watch.settled_at:g}s] watch: {done.question.text} -> {said} (settled)"]
         if event is None:
             return []
         said = "yes" if event.answer else "no"
@@ -287,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--max-new-tokens", type=int, default=256, help="reply length at most (default: 256)")
     stream.add_argument("--show-memory", action="store_true", help="list the frames held at each question")
     stream.add_argument("--json", action="store_true", help="one JSON object per answer")
+    stream.add_argument("--max-question-chars", type=int, default=QUESTION_CHARS,
+                        help=f"longest question (--ask, --watch, typed; default: {QUESTION_CHARS})")
     stream.set_defaults(func=cmd_stream, check=check_stream)
 
     from .eval.options import add_eval_args, check_eval_args

@@ -47,6 +47,23 @@ MOST = {
 }
 
 
+QUESTION_CHARS = 2000  # a question's most characters (`--max-question-chars`): every command, the demo, watches
+
+
+def check_question(text: str, what: str = "the question", most: int | None = QUESTION_CHARS) -> str:
+    """A question as the model is given it, the same from every input: text that was not valid UTF-8 (bytes a
+    terminal or a command line could not decode, kept as surrogates) has U+FFFD in their place, ends stripped;
+    refused in one line when empty or over `most` characters (None: no limit)."""
+    if not isinstance(text, str):
+        raise InputError(f"{what}: must be text, got {type(text).__name__}")
+    text = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text).strip()
+    if not text:
+        raise InputError(f"{what}: the question is empty")
+    if most is not None and len(text) > most:
+        raise InputError(f"{what}: {len(text):,} characters is over the limit of {most:,} (--max-question-chars)")
+    return text
+
+
 def check_positive(value: float, option: str, integer: bool = False, flag: str | None = None) -> float:
     """A finite number > 0 (an integer >= 1 when `integer`), and at most the `MOST` of the option (or of the CLI
     `flag` it stands for: lmms-eval's `fps` is `--fps`)."""

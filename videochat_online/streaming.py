@@ -12,7 +12,6 @@ plays.
 
 from __future__ import annotations
 
-import itertools
 import math
 import queue
 import time
@@ -24,8 +23,10 @@ import torch
 from .chat import ChatEngine, Reply
 from .conversation import FrameSlot, build_prompt
 from .data.video import VideoFrame
+from .errors import InputError
 from .memory import MemoryFrame
 from .model.modeling import PrefixCache
+from .settings import check_question
 
 
 class StreamingSession:
@@ -92,7 +93,9 @@ class StreamingSession:
     def ask(self, question: str, remember: bool = False, choices: Sequence[str] | None = None,
             **generate_kwargs) -> Reply:
         """Answer from what memory holds now; `remember` keeps the exchange as history for later turns. With
-        `choices`, the reply is the most likely of them (`ChatEngine.choose`) rather than a generated one."""
+        `choices`, the reply is the most likely of them (`ChatEngine.choose`) rather than a generated one. A
+        question whose prompt would not fit the model's context is an InputError in one line."""
+        question = check_question(question, most=None)
         prompt, tokens = self.prompt_for(question)
         if choices is not None:
             reply = self.engine.choose(prompt, tokens, choices, prefix_cache=self.prefix_cache)
@@ -104,6 +107,7 @@ class StreamingSession:
 
     def ask_stream(self, question: str, remember: bool = False, **generate_kwargs) -> Iterator[str]:
         """`ask`, the reply yielded as it grows (the text so far after each token)."""
+        question = check_question(question, most=None)
         prompt, tokens = self.prompt_for(question)
         text = ""
         for text in self.engine.generate_stream(prompt, tokens, prefix_cache=self.prefix_cache, **generate_kwargs):
@@ -131,6 +135,7 @@ class TimedQuestion:
     key: object = None  # the caller's handle on the question, returned with its answer
     remember: bool = True  # with answer_along(remember=True): kept as history (a watch's polls are not)
     choices: Sequence[str] | None = None  # answered by the most likely of these replies (None: generated)
+    asked_at: float | None = None  # typed: when (time.monotonic()); its latency counts from then
 
 
 @dataclass
@@ -146,7 +151,8 @@ def _answer(session: StreamingSession, question: TimedQuestion, remember: bool, 
             **generate_kwargs) -> TimedAnswer:
     reply = session.ask(question.text, remember=remember and question.remember, choices=question.choices,
                         **generate_kwargs)
-    latency = None if newest is None or newest.arrived is None else time.monotonic() - newest.arrived
+    since = question.asked_at if question.asked_at is not None else None if newest is None else newest.arrived
+    latency = None if since is None else time.monotonic() - since
     return TimedAnswer(question, reply, session.held_frames(), None if newest is None else newest.timestamp, latency)
 
 
@@ -184,13 +190,17 @@ def answer_along(session: StreamingSession, frames: Iterable[VideoFrame], questi
 def answer_live(session: StreamingSession, source, questions: Sequence[TimedQuestion] = (),
                 watches: Sequence[Watch] = (), typed: queue.Queue | None = None, batch_size: int = 8,
                 remember: bool = False, on_frame: Callable[[VideoFrame], None] | None = None,
-                on_end: Callable[[str], None] | None = None, **generate_kwargs) -> Iterator[TimedAnswer]:
+                on_end: Callable[[str], None] | None = None,
+                on_refused: Callable[[TimedQuestion, str], None] | None = None,
+                **generate_kwargs) -> Iterator[TimedAnswer]:
     """Play a live source (`data.live.LiveSource`) through the session as its frames arrive, the waiting ones
     encoded together (up to `batch_size`). Timed questions are answered as in `answer_along`; each watch is polled
     at its times as a question keyed by the `Watch` (a poll the model fell behind is asked once, at the latest
-    time passed); lines from `typed` (None: the input closed) are asked at the newest frame. Ends when the source
-    ends (`on_end` gets its one-line summary; questions still pending and typed lines until the input closes are
-    answered from what was seen) or when nothing is left to answer: no pending question, no watch, no input."""
+    time passed); items from `typed`, (text, time.monotonic() when typed), are asked at the newest frame (None: the
+    input closed), and one the model refuses (an InputError: too long for its context) goes to `on_refused`
+    instead of ending the stream. Ends when the source ends (questions still pending and typed lines until the
+    input closes are answered from what was seen) or when nothing is left to answer: no pending question, no
+    watch, no input; either way `on_end` gets the source's one-line summary."""
     pending = sorted(questions, key=lambda q: q.time)
     next_poll = {id(w): w.every for w in watches}
     newest: VideoFrame | None = None
@@ -217,8 +227,16 @@ def answer_live(session: StreamingSession, source, questions: Sequence[TimedQues
                 return
             if line is None:
                 typing = False
-            elif line.strip():
-                yield TimedQuestion(0.0 if newest is None else newest.timestamp, line.strip())
+            elif line[0].strip():
+                yield TimedQuestion(0.0 if newest is None else newest.timestamp, line[0].strip(), asked_at=line[1])
+
+    def answer_typed(question: TimedQuestion) -> Iterator[TimedAnswer]:
+        try:
+            yield _answer(session, question, remember, newest, **generate_kwargs)
+        except InputError as err:
+            if on_refused is None:
+                raise
+            on_refused(question, str(err))
 
     while not source.ended:
         batch: list[VideoFrame] = []
@@ -233,13 +251,15 @@ def answer_live(session: StreamingSession, source, questions: Sequence[TimedQues
                 on_frame(frame)
         session.push(batch)
         for question in typed_now(block=False):
-            yield _answer(session, question, remember, newest, **generate_kwargs)
+            yield from answer_typed(question)
         if not pending and not watches and not typing:
-            return
+            break
     if on_end is not None:
         on_end(source.summary())
-    for question in itertools.chain(pending, typed_now(block=True)):
+    for question in pending:
         yield _answer(session, question, remember, newest, **generate_kwargs)
+    for question in typed_now(block=True):
+        yield from answer_typed(question)
 
 
 def yes_no(text: str) -> bool | None:
@@ -271,10 +291,14 @@ class Watch:
         self.polled: float | None = None  # the stream time of the last poll
         self.run: list[tuple[float, bool]] = []  # polls in a row that differ from it
         self.events: list[WatchEvent] = []
+        self.polls = 0  # replies observed
+        self.settled_at: float | None = None  # the poll that settled the first answer
 
-    def times(self, end: float) -> list[float]:
-        """The poll times up to `end`: every, 2 every, ..."""
-        return [k * self.every for k in range(1, int(end / self.every + 1e-9) + 1)]
+    def times(self, end: float, fps: float | None = None) -> list[float]:
+        """The poll times up to `end`: every, 2 every, ...; with a stream of `fps` frames a second, at most one
+        poll per new frame (a shorter period polls once per frame period)."""
+        every = max(self.every, 1.0 / fps) if fps else self.every
+        return [k * every for k in range(1, int(end / every + 1e-9) + 1)]
 
     def poll(self, time: float, **generate_kwargs) -> WatchEvent | None:
         """Ask the bound session now (stream time `time`) and observe its reply."""
@@ -283,6 +307,7 @@ class Watch:
         return self.observe(time, reply.text)
 
     def observe(self, time: float, reply: str) -> WatchEvent | None:
+        self.polls += 1
         said = yes_no(reply)
         if said is None:
             return None
@@ -297,6 +322,7 @@ class Watch:
         settled, self.answer, begun = self.answer is not None, said, self.run[0][0]
         self.run = []
         if not settled:  # the first settled answer is where the watch starts, not a change
+            self.settled_at = time
             return None
         self.events.append(WatchEvent(begun, time, said, reply))
         return self.events[-1]

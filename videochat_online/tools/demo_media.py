@@ -70,3 +70,37 @@ def synthetic_ovbench_media(tasks, out_root: str | Path, video_fps: float = 5.0,
         else:
             write_video(root / task.video, seconds, video_fps, width, height)
     return roots
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m videochat_online.tools.demo_media OUT.mp4`: a demo video to try the commands on."""
+    from ..errors import InputError
+    from ..options import Parser, run_main
+    from ..settings import check_positive
+
+    parser = Parser(prog="python -m videochat_online.tools.demo_media",
+                    description="Write a video of the demo scene (a red ball crossing a field), or a folder of its "
+                                "frames, to try the commands on.")
+    parser.add_argument("out", help="an .mp4 file to write, or a folder (with --frames)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="its length (default: 20)")
+    parser.add_argument("--fps", type=float, default=10.0, help="its frame rate (default: 10)")
+    parser.add_argument("--frames", action="store_true", help="a folder of numbered JPEG frames instead")
+    args = parser.parse_args(argv)
+
+    def write() -> int:
+        check_positive(args.seconds, "--seconds", flag="--max-seconds")
+        check_positive(args.fps, "--fps")
+        if not Path(args.out).resolve().parent.is_dir():
+            raise InputError(f"{args.out}: its folder does not exist")
+        if args.frames:
+            out = write_frame_folder(args.out, max(1, round(args.seconds * args.fps)))
+        else:
+            out = write_video(args.out, args.seconds, args.fps)
+        print(f"wrote {out}")
+        return 0
+
+    return run_main(write)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
