@@ -124,6 +124,10 @@ ROWS = [
     ("eval a missing local model", lambda w: [*synth_eval(w, w["root"] / "o4")[:1], "--model", "runs/stage2",
                                               *synth_eval(w, w["root"] / "o4")[3:]],
      2, "error: runs/stage2: no such checkpoint directory (runs/ is a local folder, so this is not read as a hub id)"),
+    ("convert into /dev/null/x", lambda w: ["convert", w["tiny"], "/dev/null/x"],
+     2, "error: /dev/null/x: cannot create it (/dev/null is not a directory)"),
+    ("convert under a file", lambda w: ["convert", w["tiny"], str(w["big"] / "sub")],
+     2, "big.png is not a directory)"),
     ("eval --answer-by likelihood on StreamingBench",
      lambda w: ["eval", "--model", w["tiny"], "--benchmark", "streamingbench", "--anno-dir", str(w["anno"]),
                 "--output-dir", str(w["root"] / "o5"), "--answer-by", "likelihood"],
@@ -300,3 +304,18 @@ def test_a_question_that_does_not_fit_the_context_is_refused_in_one_line(world, 
                     "--ask", "1:" + "why " * 9000, "--max-new-tokens", "4"])
     assert too_long.returncode == 2 and "Traceback" not in too_long.stderr
     assert first_error(too_long).startswith("error: the question does not fit the model's context")
+
+
+@pytest.mark.parametrize("kwargs, line", [
+    ({"device": "cuda"}, "--device cuda: CUDA is not available on this machine; use cpu"),
+    ({"device": "tpu"}, "--device tpu: not a device; use cpu, cuda or cuda:N"),
+    ({"dtype": "fp8"}, "--dtype fp8: use one of bf16, bfloat16, fp16, float16, fp32, float32 or auto"),
+    ({"attn_implementation": "fast"}, "--attn fast: use one of sdpa, flash_attention_2, eager"),
+])
+def test_the_python_api_raises_the_commands_one_line_errors(world, kwargs, line):
+    from videochat_online.chat import ChatEngine
+    from videochat_online.errors import InputError
+
+    with pytest.raises(InputError) as err:
+        ChatEngine.from_pretrained(world["tiny"], **kwargs)
+    assert str(err.value) == line

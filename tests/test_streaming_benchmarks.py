@@ -367,7 +367,7 @@ def test_paths_times_and_replaced_videos(tiny_dir, tmp_path, caplog):
     assert eval_main(args) == 0
     out = tmp_path / "out"
     lines = {r["id"]: r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines())}
-    assert lines["EPM/3"]["status"] == "failed" and "leaves its root" in lines["EPM/3"]["error"]
+    assert lines["EPM/3"]["status"] == "failed" and "'../outside/x.mp4' leaves its root" in lines["EPM/3"]["error"]
     assert lines["EPM/4"]["status"] == "failed" and "is absolute" in lines["EPM/4"]["error"]
     assert lines["EPM/2"]["status"] == "ok" and max(t for _, t, _ in lines["EPM/2"]["frames"]) == 5.0
     results = json.loads((out / "results.json").read_text())

@@ -175,6 +175,10 @@ def test_meta_files(demo, tmp_path):
     ({"x": {"annotation": "a.json", "repeat_time": "abc"}}, "dataset 'x': repeat_time is 'abc'; it must be a number > 0"),
     ({"x": {"annotation": "a.json", "repeat_time": 0}}, "dataset 'x': repeat_time is 0; it must be a number > 0"),
     ({"x": {"annotation": "a.json", "repeat_time": -1}}, "dataset 'x': repeat_time is -1; it must be a number > 0"),
+    ({"x": {"annotation": "a.json", "repeat_time": 1e9}}, "dataset 'x': repeat_time is 1e+09; it must be at most 1000"),
+    ({"x": {"annotation": "a.json", "repeat_time": 1e308}}, "dataset 'x': repeat_time is 1e+308; it must be at most 1000"),
+    ({"x": {"annotation": "a.json", "repeat_time": 1e6}}, "dataset 'x': repeat_time is 1e+06; it must be at most 1000"),
+    ({"x": {"annotation": "a.json", "repeat_time": 0.01}}, "dataset 'x': repeat_time 0.01 of its 1 samples keeps none"),
     ({"x": {"annotation": "a.json", "fps": 0}}, "dataset 'x': fps is 0; it must be a number > 0"),
     ({"x": {"annotation": "a.json", "fps": "fast"}}, "dataset 'x': fps is 'fast'; it must be a number > 0"),
     ({"x": {"annotation": "a.json", "num_frames": 2.5}}, "dataset 'x': num_frames is 2.5; it must be an integer >= 1"),
@@ -478,3 +482,24 @@ def test_zero2_on_two_processes_counts_failures_over_ranks(tiny_dir, demo, tmp_p
     # the broken samples (dataset items 13, 15, 17) fall to rank 1; rank 0 writes the report, gathered over ranks
     assert json.loads((out / "failed_samples.json").read_text())["total"] == 3
     load_pretrained(out)
+
+
+@pytest.mark.parametrize("sample", [
+    {"video": "../../../../etc/passwd", "conversations": [{"from": "human", "value": "<video>\nQ"},
+                                                          {"from": "gpt", "value": "A"}]},
+    {"image": "/etc/hostname", "conversations": [{"from": "human", "value": "<image>\nQ"}, {"from": "gpt", "value": "A"}]},
+    {"video": "v.mp4", "QA": [{"q": "Q", "a": "A"}], "image": "../x.png"},
+])
+def test_a_training_samples_media_stays_inside_its_root(tmp_path, sample):
+    from videochat_online.train.formats import AnnotationError, parse
+
+    with pytest.raises(AnnotationError, match=r"malformed sample \(path '.*' (leaves its root|is absolute)"):
+        parse(sample, tmp_path)
+
+
+def test_a_hand_edited_ledger_is_one_line_on_resume(tmp_path):
+    from videochat_online.train.failures import FailureLedger
+
+    (tmp_path / FailureLedger.LEDGER).write_text("[1, 2]")
+    with pytest.raises(InputError, match=r"failed_samples_ledger.json: not a JSON object of failed samples"):
+        FailureLedger(10).restore(tmp_path)

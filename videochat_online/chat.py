@@ -21,6 +21,7 @@ from transformers import PreTrainedTokenizerBase
 from .conversation import build_prompt, get_template, images_message
 from .data.image import dynamic_tiles, frames_to_pixel_values, frames_to_pixel_values_on
 from .errors import InputError
+from .settings import check_device
 from .model import VideoChatOnlineModel, load_pretrained
 
 
@@ -71,7 +72,7 @@ class ChatEngine:
                         **options) -> "ChatEngine":
         """Defaults: the first GPU when there is one, else the CPU; bf16 on a GPU, fp32 on the CPU.
         `options`: `preprocess`, `fixed_batch`, `compile_vision`, `kv_cache` (see __init__)."""
-        device = device or default_device()
+        device = check_device(device) or default_device()
         dtype = dtype or ("bf16" if torch.device(device).type == "cuda" else "fp32")
         model, tokenizer = load_pretrained(path_or_id, device=device, dtype=dtype,
                                            attn_implementation=attn_implementation)

@@ -138,6 +138,9 @@ def check_stream(args) -> StreamRequest:
 
 def check_convert(args) -> argparse.Namespace:
     out = Path(args.out)
+    above = next((p for p in out.absolute().parents if p.exists()), None)
+    if not out.exists() and above is not None and not above.is_dir():
+        raise InputError(f"{out}: cannot create it ({above} is not a directory)")
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a directory; convert writes a checkpoint directory")
     if out.is_dir() and any(out.iterdir()):

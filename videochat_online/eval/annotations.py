@@ -1,5 +1,5 @@
 """Reading benchmark annotation files safely: the JSON itself, each field's type, times a video can have, and
-video paths kept inside their root. Every problem is one `OVBenchError` line naming the file, the row and the
+video paths kept inside their root (`data.paths.inside`). Every problem is one `OVBenchError` line naming the file, the row and the
 field; a path outside its root is a message the run turns into failed questions.
 """
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
+from ..data.paths import inside
 from ..errors import InputError
 
 MOST_SECONDS = 86400.0  # a time in an annotation file: at most a day (no benchmark video is longer)
@@ -58,20 +58,6 @@ def check_time(value, where: str, key: str) -> float:
             or not 0 <= value <= MOST_SECONDS:
         raise OVBenchError(f"{where}: '{key}' {value!r:.60} is not a time in seconds (0 to {MOST_SECONDS:g})")
     return float(value)
-
-
-def inside(root: Path, relative: str) -> tuple[Path, str | None]:
-    """`relative` resolved under `root`, and None; or the unresolved path and why it is refused (absolute, or
-    leaving the root by `..` or a link): a row may name only videos under its benchmark's root."""
-    if os.path.isabs(relative) or Path(relative).drive:
-        return Path(relative), f"video path {relative!r} is absolute; it must be relative to its root"
-    path = root / relative
-    if str(root).startswith("<"):  # no root given: the path points nowhere and is read as missing
-        return path, None
-    real_root, real = os.path.realpath(root), os.path.realpath(path)
-    if os.path.commonpath([real_root, real]) != real_root:
-        return path, f"video path {relative!r} leaves its root {root}"
-    return path, None
 
 
 def confined(root: Path, relative: str) -> Path:

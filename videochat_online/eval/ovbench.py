@@ -8,7 +8,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .annotations import OVBenchError, check_time, inside
+from ..data.paths import inside
+from .annotations import OVBenchError, check_time
 from .scoring import LETTERS
 
 SUBSETS = ("ava", "coin", "hirest", "tao")  # OVBench's four, evaluated by default

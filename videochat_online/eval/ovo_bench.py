@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .annotations import OVBenchError, check_time, field, inside, read_annotations
+from ..data.paths import inside
+from .annotations import OVBenchError, check_time, field, read_annotations
 from .driver import Answer, Ask, prediction_line
 from .ovbench import VideoTask
 from .scoring import LETTERS, extract_option

@@ -9,8 +9,8 @@ from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
 from ..chat import ChatEngine
-from ..errors import InputError
 from ..data.video import Timeline, VideoSource, open_video, prefetch
+from ..errors import InputError
 from ..streaming import StreamingSession, TimedQuestion, answer_along
 from .benchmarks import BENCHMARKS, Benchmark
 from .driver import Driver

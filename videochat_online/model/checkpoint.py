@@ -21,6 +21,7 @@ from transformers.integrations import is_deepspeed_zero3_enabled
 
 from ..conversation import IMG_CONTEXT, get_template
 from ..errors import CheckpointError
+from ..settings import SettingsError, check_attention, check_device
 from . import original_layout
 from .configuration import VideoChatOnlineConfig
 from .modeling import VideoChatOnlineModel
@@ -186,7 +187,7 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> str | torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)} or auto")
+        raise SettingsError(f"--dtype {dtype}: use one of {', '.join(DTYPES)} or auto")
     return DTYPES[dtype]
 
 
@@ -212,7 +213,11 @@ def load_pretrained(path_or_id: str | Path, *, dtype: str | torch.dtype | None =
                     ) -> tuple[VideoChatOnlineModel, PreTrainedTokenizerBase]:
     """Model and tokenizer from a native or original-layout directory, or a hub id. `dtype`: bf16, fp16, fp32, a
     torch dtype, or None for the checkpoint's own; `attn_implementation`: sdpa, flash_attention_2 or eager (None:
-    flash-attention 2 on a GPU when installed, else sdpa)."""
+    flash-attention 2 on a GPU when installed, else sdpa). A device, dtype or attention this machine lacks is a
+    one-line SettingsError before anything is read."""
+    check_device(str(device))
+    check_attention(attn_implementation)
+    resolve_dtype(dtype)
     ckpt = read_checkpoint(path_or_id)
     check_tensors(ckpt)
     tokenizer = load_tokenizer(ckpt.root)

@@ -103,12 +103,28 @@ def load_meta(path: str | Path, data_dir: str | Path | None = None, read: bool =
                            float(entry.get("repeat_time", 1.0)), entry.get("data_augment", False), entry.get("fps"),
                            entry.get("num_frames"), entry.get("min_frames"), entry.get("max_frames"),
                            entry.get("folder_fps"), entry.get("sampling", "segments"))
+        if spec.repeat_time > MOST_REPEAT:
+            raise InputError(f"{path}: dataset {name!r}: repeat_time is {spec.repeat_time:g}; it must be at most "
+                             f"{MOST_REPEAT:g}")
         spec.entries = read_annotation(spec.annotation) if read else []
         if read and not spec.entries or not all(isinstance(e, dict) for e in spec.entries):
             raise InputError(f"{spec.annotation}: dataset {name!r} of {path}: " + (
                 "no samples" if not spec.entries else "each sample must be a JSON object"))
+        if read and repeated(spec.repeat_time, len(spec.entries)) == 0:
+            raise InputError(f"{path}: dataset {name!r}: repeat_time {spec.repeat_time:g} of its "
+                             f"{len(spec.entries)} samples keeps none")
         specs.append(spec)
     return specs
+
+
+MOST_REPEAT = 1000.0  # a dataset's repeat_time at most (past it a typo builds millions of items)
+
+
+def repeated(repeat_time: float, n: int) -> int:
+    """How many items a dataset of `n` samples gives: each sample int(repeat_time) times, and round(fraction x n)
+    of them once more."""
+    whole = int(repeat_time)
+    return whole * n + round((repeat_time - whole) * n)
 
 
 @dataclass

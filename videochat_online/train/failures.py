@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import VideoChatOnlineError
+from ..errors import InputError, VideoChatOnlineError
 
 
 class FailedSamplesError(VideoChatOnlineError):
@@ -57,8 +57,16 @@ class FailureLedger:
     def restore(self, checkpoint: str | Path) -> None:
         """The failed samples of the run up to `checkpoint` (none when it kept no ledger)."""
         file = Path(checkpoint) / self.LEDGER
-        if file.is_file():
-            self.failed.update(json.loads(file.read_text()))
+        if not file.is_file():
+            return
+        try:
+            ledger = json.loads(file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            ledger = None
+        if not isinstance(ledger, dict) or not all(isinstance(v, str) for v in ledger.values()):
+            raise InputError(f"{file}: not a JSON object of failed samples (sample -> reason); restore it or delete "
+                             "it (the resumed run then counts only its own failures)")
+        self.failed.update(ledger)
 
     def write(self, out_dir: str | Path, failed: dict[str, str]) -> Path:
         path = Path(out_dir) / "failed_samples.json"

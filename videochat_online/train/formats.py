@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.paths import inside
 from ..errors import InputError
 
 FORMATS = ("llava", "videochat2", "online", "tracking")
@@ -96,6 +97,16 @@ def parse(entry: dict, data_root: str | Path = "", fmt: str | None = None, rng: 
         raise AnnotationError(f"malformed sample ({what})") from None
 
 
+def _media(root: Path, relative) -> str:
+    """A media path of a sample, inside its dataset's root (`data.paths.inside`), else a ValueError saying why."""
+    if not isinstance(relative, str):
+        raise ValueError(f"a media path must be a string, got {type(relative).__name__}")
+    path, refused = inside(root, relative)
+    if refused:
+        raise ValueError(refused)
+    return str(path)
+
+
 def _folder_fps(entry: dict) -> float | None:
     return float(entry["fps"]) if entry.get("fps") else None
 
@@ -106,7 +117,7 @@ def _parse(entry: dict, root: Path, fmt: str, rng: random.Random, max_frames: in
         images = [images] if isinstance(images, str) else list(images)
         turns = [Turn(h["value"], g["value"]) for h, g in _pairs(entry["conversations"], "llava sample")]
         video = entry.get("video")
-        return Conversation(turns, [str(root / p) for p in images], str(root / video) if video else None,
+        return Conversation(turns, [_media(root, p) for p in images], _media(root, video) if video else None,
                             folder_fps=_folder_fps(entry))
     if fmt == "videochat2":
         media = "<video>\n" if "video" in entry else "<image>\n" if "image" in entry else ""
@@ -114,8 +125,8 @@ def _parse(entry: dict, root: Path, fmt: str, rng: random.Random, max_frames: in
         for k, qa in enumerate(entry["QA"]):
             question = "\n".join(x for x in (qa.get("i", ""), qa.get("q", "")) if x).strip()
             turns.append(Turn((media if k == 0 else "") + question, qa["a"]))
-        return Conversation(turns, [str(root / entry["image"])] if "image" in entry else [],
-                            str(root / entry["video"]) if "video" in entry else None, folder_fps=_folder_fps(entry))
+        return Conversation(turns, [_media(root, entry["image"])] if "image" in entry else [],
+                            _media(root, entry["video"]) if "video" in entry else None, folder_fps=_folder_fps(entry))
     if fmt == "online":
         turns = []
         for human, gpt in _pairs(entry["conversations"], "online sample"):
@@ -125,7 +136,7 @@ def _parse(entry: dict, root: Path, fmt: str, rng: random.Random, max_frames: in
             time = float(time[-1] if isinstance(time, list) else time)
             turns.append(Turn(human["value"].replace("<video>", "").strip(), gpt["value"], time))
         clip = tuple(float(x) for x in entry["clip"]) if entry.get("clip") else None
-        return Conversation(turns, video=str(root / entry["video"]), clip=clip, online=True,
+        return Conversation(turns, video=_media(root, entry["video"]), clip=clip, online=True,
                             folder_fps=_folder_fps(entry))
     if fmt == "tracking":
         files, boxes = list(entry["all_image_files"]), list(entry["image_bboxes"])
@@ -134,7 +145,7 @@ def _parse(entry: dict, root: Path, fmt: str, rng: random.Random, max_frames: in
         if max_frames and len(files) > max_frames:  # evenly spaced, as the published pipeline
             keep = np.linspace(0, len(files) - 1, max_frames, dtype=int)
             files, boxes = [files[i] for i in keep], [boxes[i] for i in keep]
-        folder = root / entry.get("video", "")  # image files are relative to the sample's own folder
+        folder = Path(_media(root, entry.get("video", "")))  # image files are relative to the sample's own folder
         times = [round(float(b["timestamp"]), 1) for b in boxes]
         line = lambda j: f"At {times[j]}s, {boxes[j]['bbox']}"  # noqa: E731  (the bbox as the file writes it)
         k = rng.randint(0, len(boxes) - 1)  # the box the question gives
@@ -143,5 +154,5 @@ def _parse(entry: dict, root: Path, fmt: str, rng: random.Random, max_frames: in
         query = query.replace("<bbox>", str(boxes[k]["bbox"])).replace("<video>", "").strip()
         turns = [Turn(query, "\n".join(line(j) for j in range(k + 1)), times[k])]
         turns += [Turn("", line(j), times[j]) for j in range(k + 1, len(boxes))]
-        return Conversation(turns, frame_files=[(str(folder / f), t) for f, t in zip(files, times)], online=True)
+        return Conversation(turns, frame_files=[(_media(folder, f), t) for f, t in zip(files, times)], online=True)
     raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
