@@ -42,6 +42,20 @@ fi
 grad_acc=$((GLOBAL_BATCH / (per_device * world)))
 echo "nodes=$NNODE gpus/node=$GPUS per-device batch=$per_device grad accumulation=$grad_acc global batch=$GLOBAL_BATCH"
 
+if [ "${DRY_RUN:-0}" != 1 ]; then  # a layout this machine cannot run: one line saying what runs instead
+  here=$("$py" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0)
+  if [ "$here" -lt "$GPUS" ]; then
+    if [ "$here" -eq 0 ]; then
+      echo "error: GPUS=$GPUS but this machine has no CUDA GPU; on the CPU train in one process:" \
+           "$py -m videochat_online.train.sft --config $RECIPE --model_name_or_path $MODEL --output_dir $OUTPUT_DIR" \
+           "--use_cpu True --bf16 False --deepspeed ''" >&2
+    else
+      echo "error: GPUS=$GPUS but this machine has $here CUDA GPUs; set GPUS=$here (and GLOBAL_BATCH to fit)" >&2
+    fi
+    exit 2
+  fi
+fi
+
 cd "$root"  # the recipe's paths are relative to the repository root
 run=()
 if [ "${DRY_RUN:-0}" = 1 ]; then run=(echo); else mkdir -p "$OUTPUT_DIR"; fi

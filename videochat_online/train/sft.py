@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import warnings
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -239,6 +240,9 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: T
     return out
 
 
+CPU_FLAGS = "--use_cpu True --bf16 False --deepspeed ''"  # a GPU recipe in one process on the CPU
+
+
 class RecipeParser(HfArgumentParser):
     """The three argument dataclasses, with `--config RECIPE.yaml` (`options.expand_config`)."""
 
@@ -248,7 +252,19 @@ class RecipeParser(HfArgumentParser):
 
     def parse(self, argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
         args = expand_config(self, sys.argv[1:] if argv is None else argv)
-        return self.parse_args_into_dataclasses(args=args)[:3]  # the fourth: --config itself
+        try:
+            with warnings.catch_warnings():  # transformers 5.2x renamed it; the recipes keep the name both know
+                warnings.filterwarnings("ignore", "`gradient_checkpointing` is deprecated", FutureWarning)
+                return self.parse_args_into_dataclasses(args=args)[:3]  # the fourth: --config itself
+        except ValueError as err:  # TrainingArguments' own checks: a setting this machine cannot run
+            message = str(err).strip().splitlines()[0]
+            if "bf16" in message or "fp16" in message or "gpu" in message.lower():
+                import torch
+
+                if not torch.cuda.is_available():
+                    raise InputError(f"training: this machine has no CUDA GPU for the recipe's bf16/fp16 and "
+                                     f"DeepSpeed settings; on the CPU add {CPU_FLAGS}") from None
+            raise InputError(f"training options: {message}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
