@@ -396,3 +396,27 @@ def test_model_args_are_checked_before_the_model_loads(tiny_dir, monkeypatch, ar
         VideoChatOnline(**{"pretrained": str(tiny_dir()), **args})
     assert message in str(err.value) and "\n" not in str(err.value)
     assert loads == [] or "pretrained" in args  # a bad value never waits for the model (a missing one is found there)
+
+
+BAD_MODEL_ARGS = ["capacites=2-2-12", "", "pretrained=/nonexistent/model", "pretrained={tiny},device=tpu",
+                  "pretrained={tiny},dtype=fp8", "pretrained={tiny},memory=lru", "pretrained={tiny},fps=0",
+                  "pretrained={tiny},frame_batch=0", "pretrained={tiny},preset=fast"]
+
+
+def test_lmms_eval_ends_a_run_with_bad_model_args_in_one_line(tiny_dir, media, capsys):
+    """lmms-eval swallows exceptions and exits 0; the plug-in's way in ends the run: one line, exit status 2."""
+    from lmms_eval_ovbench.model import VideoChatOnline
+
+    tiny = tiny_dir()
+    capsys.readouterr()
+    for arg_string in BAD_MODEL_ARGS:
+        with pytest.raises(SystemExit) as exit_:
+            VideoChatOnline.create_from_arg_string(arg_string.format(tiny=tiny), {"batch_size": 1})
+        err = capsys.readouterr().err.splitlines()
+        assert exit_.value.code == 2 and len(err) == 1 and err[0].startswith("error: videochat_online: "), err
+    # and through lmms-eval's own command line
+    _, _, _, env = media
+    result = lmms_eval(["--model", "videochat_online", "--model_args", f"pretrained={tiny},capacites=2-2-12",
+                        "--tasks", "ovbench_coin", "--include_path", str(TASKS_DIR), "--limit", "1"], env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "error: videochat_online: videochat_online: unknown model_args capacites" in result.stderr

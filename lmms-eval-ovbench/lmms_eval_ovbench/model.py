@@ -7,6 +7,7 @@ cannot be answered gets `FAILED_REPLY_PREFIX + reason` (scored wrong, counted) a
 from __future__ import annotations
 
 import logging
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from tqdm import tqdm
 
 from videochat_online.chat import default_device
 from videochat_online.data.video import open_video
-from videochat_online.errors import InputError
+from videochat_online.errors import InputError, VideoChatOnlineError
 from videochat_online.eval.ovbench import SYSTEM_MESSAGE as OVBENCH_SYSTEM_MESSAGE
 from videochat_online.eval import ovo_bench, streamingbench
 from videochat_online.eval.benchmarks import BENCHMARKS
@@ -61,11 +62,25 @@ def generation_options(gen_kwargs: dict, max_new_tokens: int) -> dict:
 
 
 class VideoChatOnline(lmms):
-    def __init__(self, pretrained: str, device: str | None = None, dtype: str | None = None,
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None):
+        """The model from lmms-eval's `--model_args`. lmms-eval reports any exception raised while it evaluates as
+        a traceback and still exits 0; an exit it lets through. So a bad value ends the run here: one line
+        `error: videochat_online: ...` and exit status 2, before anything is evaluated (the class itself raises
+        the project's one-line errors, for Python callers)."""
+        try:
+            return super().create_from_arg_string(arg_string, additional_config)
+        except VideoChatOnlineError as err:
+            print(f"error: videochat_online: {str(err).splitlines()[0]}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+
+    def __init__(self, pretrained: str | None = None, device: str | None = None, dtype: str | None = None,
                  attn_implementation: str | None = None, preset: str = "published", fps: float | None = None,
                  video_fps: float | None = None, frame_batch: int = 8, max_new_tokens: int | None = None,
                  system_message: str = "model", batch_size: int = 1, **memory):
         super().__init__()
+        if not pretrained:
+            raise SettingsError("model_args needs pretrained=PATH_OR_HUB_ID (the checkpoint to evaluate)")
         known = ("memory", *all_options())
         unknown = sorted(set(memory) - set(known))
         if unknown:
