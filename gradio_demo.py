@@ -67,7 +67,9 @@ def clock_text(live: LiveStream | None) -> str:
     if live is None or (live.latest is None and not live.playing):
         return "Stream time: -"
     state = "paused" if live.paused else "playing" if live.playing else "ended" if live.finished else "stopped"
-    return f"Stream time: {live.playhead:.1f} s ({state}, {live.frames_encoded} frames encoded)"
+    source = live.source  # a live source: what it took, and dropped while the model was behind
+    taken = "" if source is None else f", {source.taken} taken, {source.dropped} dropped while the model was behind"
+    return f"Stream time: {live.playhead:.1f} s ({state}, {live.frames_encoded} frames encoded{taken})"
 
 
 def alerts_text(live: LiveStream | None) -> str:

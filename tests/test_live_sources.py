@@ -167,3 +167,58 @@ def test_the_demo_stream_plays_a_live_source_as_its_frames_arrive(http_stream):
         live.tick()
         time.sleep(0.1)
     assert live.finished and 2.0 <= live.playhead < 3.0 and live.source is not None and live.source.end == "closed"
+
+
+@pytest.fixture
+def http_files(tmp_path):
+    """A plain HTTP file server on 127.0.0.1 over tmp_path (what a video file behind a URL is)."""
+    import functools
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield tmp_path, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_file_behind_a_url_is_played_at_its_own_pace(http_files):
+    """Not as fast as it downloads: frame k arrives k / fps after the first, so none is dropped."""
+    from videochat_online.tools.demo_media import write_video
+
+    folder, base = http_files
+    write_video(folder / "clip.mp4", seconds=4, fps=2, width=64, height=48, faststart=True)
+    source = LiveSource(f"{base}/clip.mp4", fps=2, buffer=2)
+    frames = []
+    while not source.ended:
+        frames += source.take(8)
+    assert source.pace and source.dropped == 0 and len(frames) == 8
+    assert frames[-1].arrived - frames[0].arrived >= 3.5 - 0.05  # 3.5 s of video took at least that long
+
+
+def test_a_codec_change_mid_stream_ends_in_words_and_keeps_what_was_seen(tmp_path):
+    import av
+    import numpy as np
+
+    def ts(codec: str, first: int) -> bytes:
+        path = tmp_path / f"{codec}.ts"
+        with av.open(str(path), "w", format="mpegts") as sink:
+            stream = sink.add_stream(codec, rate=2)
+            stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+            for i in range(6):
+                frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i % 255, np.uint8), format="rgb24")
+                frame.pts = first + i
+                for packet in stream.encode(frame):
+                    sink.mux(packet)
+            for packet in stream.encode():
+                sink.mux(packet)
+        return path.read_bytes()
+
+    stream = ts("mpeg2video", 0) + ts("libx264", 6)  # MPEG-2, then H.264, on one pipe
+    out = subprocess.run([*CLI, "stream", "-", "--model", str(MODEL), "--fps", "2", "--ask", "30:Is it dark?"],
+                         input=stream, capture_output=True, timeout=180)
+    err = out.stderr.decode()
+    assert out.returncode == 0 and "Traceback" not in err and "avcodec_send_packet" not in err, err
+    assert "ended: its data could not be decoded after" in err and "the codec or format changed mid-stream" in err
+    assert "A: " in out.stdout.decode()  # answered from what was seen before

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import math
+import re
 import sys
 import threading
 import time
@@ -134,6 +135,8 @@ class LiveSource:
             self._opened.set()
             return
         self._opened.set()
+        if not self.pace and "://" in self.address and container.duration:
+            self.pace = True  # a file behind a URL (it has a length): played at its own pace, not as it downloads
         end = "ended"
         try:
             with container:
@@ -154,11 +157,22 @@ class LiveSource:
                     image = frame.to_ndarray(format="rgb24", width=width, height=height)
                     self._hand_over(VideoFrame(slot, t, image, arrived=self.clock()))
         except (av.FFmpegError, OSError) as err:  # a network stream's closed connection ends this way too
-            end = f"ended: {str(err).split(': ' + repr(self.address))[0]}"
+            end = f"ended: {self._describe(err)}"
         finally:
             with self._changed:
                 self.end = self.end or end
                 self._changed.notify_all()
+
+    def _describe(self, err: Exception) -> str:
+        """What stopped the stream, in words (FFmpeg's message without its error number and function name)."""
+        import av
+
+        seen = "no frame" if self.newest is None else f"{self.newest:.1f} s"
+        if isinstance(err, av.InvalidDataError):
+            return (f"its data could not be decoded after {seen} (the codec or format changed mid-stream, or the "
+                    "data is corrupt)")
+        text = re.sub(r"^\[Errno -?\d+\] ", "", str(err).split(": " + repr(self.address))[0])
+        return re.sub(r": '\w+\(\)'$", "", text)
 
     def _hand_over(self, frame: VideoFrame) -> None:
         with self._changed:
