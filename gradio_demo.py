@@ -22,13 +22,15 @@ from pathlib import Path
 
 import gradio as gr
 
-from videochat_online.data.live import is_live, open_live
+from gradio.utils import get_upload_folder
+
+from videochat_online.data.live import check_public_url, open_live
 from videochat_online.data.video import open_video
 from videochat_online.errors import InputError
 from videochat_online.live import LiveStream, MemoryView
 from videochat_online.memory import POLICIES, MemorySettings
 from videochat_online.options import Parser, add_memory_args, add_model_args, run_main, watch_options
-from videochat_online.settings import check_positive
+from videochat_online.settings import check_positive, check_question
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODEL = HERE / "models" / "videochat-online-synthetic-tiny"
@@ -110,25 +112,73 @@ def release(live: LiveStream | None) -> None:
         live.reset()
 
 
+class Sessions:
+    """The streams of the browser sessions, by gradio's session hash. A closed tab's stream is released on gradio's
+    unload event (when its heartbeat stops, seconds later; gradio itself keeps a closed session's State for an
+    hour), an idle one when its State expires."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._streams: dict[str, LiveStream] = {}
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._streams)
+
+    def add(self, key: str, live: LiveStream) -> LiveStream:
+        with self._lock:
+            self._streams[key] = live
+        return live
+
+    def close(self, key: str) -> None:
+        with self._lock:
+            live = self._streams.pop(key, None)
+        release(live)
+
+    def expired(self, live: LiveStream | None) -> None:
+        """gradio's State expired (idle past the limit)."""
+        with self._lock:
+            for key in [k for k, v in self._streams.items() if v is live]:
+                del self._streams[key]
+        release(live)
+
+
+def inside(path: Path, folder: Path | None) -> bool:
+    return folder is not None and path.is_relative_to(folder.resolve())
+
+
+BUNDLED_NOTE = ("The model is the project's bundled tiny one, trained only on its synthetic world of coloured shapes "
+                "on a grey field (docs/synthetic.md): its answers mean something there and nowhere else; the "
+                "samples below are from that world.")
+
+
 def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_upload_mb: float = MAX_UPLOAD_MB,
               max_seconds: float = MAX_SECONDS, tick_seconds: float = 0.5, clock=time.monotonic,
-              max_question_chars: int = MAX_QUESTION_CHARS, idle_minutes: float = IDLE_MINUTES) -> gr.Blocks:
+              max_question_chars: int = MAX_QUESTION_CHARS, idle_minutes: float = IDLE_MINUTES,
+              about_model: str | None = None, allow_private_urls: bool = False,
+              sessions: Sessions | None = None) -> gr.Blocks:
     """`clock`: the streams' clock (seconds; a faster one plays faster). A session is released when its tab closes
-    or `idle_minutes` after it last started a stream; a question is at most `max_question_chars` long."""
+    or `idle_minutes` after it last started a stream (`sessions` holds them); a question or a watch is at most
+    `max_question_chars` long. `about_model`: a line on the page about the model. Only uploaded files and the
+    samples are opened; stream URLs of this machine or its network only with `allow_private_urls`."""
     lock = threading.Lock()  # one model for every browser session: one forward at a time
     sample_files = sorted(p.name for p in samples.glob("*.mp4")) if samples and samples.is_dir() else []
     grid = engine.config.grid_size
+    sessions = sessions if sessions is not None else Sessions()
+    uploads = Path(get_upload_folder())
 
-    def new_stream() -> LiveStream:
-        return LiveStream(engine, settings, fps=fps, lock=lock, clock=clock)
+    def new_stream(request: gr.Request) -> LiveStream:
+        return sessions.add(request.session_hash, LiveStream(engine, settings, fps=fps, lock=lock, clock=clock))
 
-    def start(path: str | None, live: LiveStream | None):
+    def start(path: str | None, live: LiveStream | None, request: gr.Request):
         """Open a video file as a new stream; a problem with it becomes one message in the page."""
-        live = live or new_stream()
+        live = live or new_stream(request)
         if not path:
-            return live, "", []
+            return live, "", [], ""
         try:
             file = Path(path)
+            if not (inside(file.resolve(), uploads) or inside(file.resolve(), samples)):
+                raise InputError(f"{file.name}: not a file uploaded here or a sample")
             size_mb = file.stat().st_size / 2 ** 20
             if size_mb > max_upload_mb:
                 raise InputError(f"{file.name}: {size_mb:.0f} MB is over the {max_upload_mb:.0f} MB limit")
@@ -141,34 +191,34 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
         except (InputError, OSError, ValueError) as err:
             log.warning("upload refused: %s", err)
             # name the file as the user knows it, not by gradio's temporary copy
-            return live, error_text(ValueError(str(err).replace(str(path), Path(path).name))), gr.skip()
+            return live, error_text(ValueError(str(err).replace(str(path), Path(path).name))), gr.skip(), gr.skip()
         live.open(source, duration=max_seconds)
-        return live, f"Playing **{html.escape(file.name)}** at {fps:g} frames a second.", []
+        return live, f"Playing **{html.escape(file.name)}** at {fps:g} frames a second.", [], ""
 
-    def play_sample(name, live):
-        return start(str(samples / name) if name else None, live)
+    def play_sample(name, live, request: gr.Request):
+        return start(str(samples / name) if name and samples else None, live, request)
 
-    def watch_url(url, live):
+    def watch_url(url, live, request: gr.Request):
         """Open a live stream by URL; one message in the page if it cannot be opened."""
-        live = live or new_stream()
+        live = live or new_stream(request)
         url = (url or "").strip()
-        if not is_live(url) or url == "-":
-            return live, error_text(ValueError(f"{url or 'the URL'}: give a stream URL such as rtsp://host/path or "
-                                               "http://host/live.ts")), gr.skip()
         try:
+            check_public_url(url, allow_private_urls)
             source = open_live(url, fps)
         except InputError as err:
             log.warning("stream refused: %s", err)
-            return live, error_text(err), gr.skip()
+            return live, error_text(err), gr.skip(), gr.skip()
         live.open_live(source, duration=max_seconds)
         return live, f"Watching **{html.escape(url)}** live at {fps:g} frames a second (for {max_seconds:g} s at " \
-                     "most).", []
+                     "most).", [], ""
 
     def tick(live):
         if live is None or not (live.playing or live.camera):
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         try:
-            live.tick(wait=False)  # an answer in progress is not waited for: its frames are encoded next tick
+            # never waits for the model (an answer in progress: its frames are encoded next tick) and never
+            # generates (watches are polled by their own timer): one session's work does not hold up another's
+            live.tick(wait=False, poll=False)
         except (InputError, OSError, ValueError) as err:  # a video that breaks part-way: say so, stop it
             log.warning("stream stopped: %s", err)
             live.reset()
@@ -180,10 +230,20 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
             return live.latest, clock_text(live), gr.skip(), error_text(err), alerts_text(live)
         return live.latest, clock_text(live), view, gr.skip(), alerts_text(live)
 
+    def poll_watch(live):
+        if live is None or live.watching is None:
+            return gr.skip()
+        live.poll(wait=False)  # a busy model: the next timer tick polls
+        return alerts_text(live)
+
     def watch(question, live):
         if live is None:
             return "**Error:** start a video or the webcam first"
-        live.watch(question)
+        try:
+            live.watch(check_question(question or "", "the watch", max_question_chars) if (question or "").strip()
+                       else None)
+        except InputError as err:
+            return error_text(err)
         return alerts_text(live)
 
     def ask(question, chat, live):
@@ -191,9 +251,10 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
         if live is None or live.latest is None:
             yield chat, "", "**Error:** start a video or the webcam first"
             return
-        if len(question) > max_question_chars:
-            yield chat, question, f"**Error:** the question is {len(question):,} characters; the limit is " \
-                                  f"{max_question_chars:,}"
+        try:
+            question = check_question(question or "", "the question", max_question_chars)
+        except InputError as err:
+            yield chat, question, error_text(err)
             return
         try:
             replies = live.ask(question)
@@ -221,7 +282,7 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
     def reset(live):
         if live:
             live.reset()
-        return live, None, clock_text(live), memory_html(None), [], "", ""
+        return live, None, clock_text(live), memory_html(None), [], "", "", "", None
 
     def switch(mode, live):
         if live is None:
@@ -229,10 +290,13 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
         live.mode = mode
         return memory_html(live.memory_view() if live.frames_encoded else None)
 
-    def camera_on(live):
-        live = live or new_stream()
+    def camera_on(live, request: gr.Request):
+        live = live or new_stream(request)
         live.open_camera()
         return live, "Webcam: frames are taken as they arrive."
+
+    def closed(request: gr.Request):
+        sessions.close(request.session_hash)
 
     def camera_frame(image, live):
         if live is None or image is None or not live.camera:
@@ -241,10 +305,10 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
         return clock_text(live), memory_html(live.memory_view())
 
     with gr.Blocks(title="VideoChat-Online") as app:
-        live = gr.State(None, time_to_live=idle_minutes * 60, delete_callback=release)  # per browser session
+        live = gr.State(None, time_to_live=idle_minutes * 60, delete_callback=sessions.expired)  # per session
         gr.Markdown("# VideoChat-Online\nA video plays as a live stream: each frame is encoded as the playhead "
                     "reaches it and enters the memory. Ask at any moment; the answer comes from what the memory "
-                    "holds then.")
+                    "holds then." + (f"\n\n*{about_model}*" if about_model else ""), elem_id="about")
         status = gr.Markdown("", elem_id="status")
         with gr.Row():
             with gr.Column(scale=3):
@@ -280,22 +344,29 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
         # reaches the page in the order they ran: a tick that drew the memory just before a reset cannot
         # land after the reset's empty view. Questions and webcam frames run beside them.
         stream = dict(concurrency_id="stream", concurrency_limit=1)
-        upload_box.upload(start, [upload_box, live], [live, status, chat], show_progress="hidden", **stream)
-        sample_button.click(play_sample, [sample, live], [live, status, chat], show_progress="hidden", **stream)
-        url_box.submit(watch_url, [url_box, live], [live, status, chat], **stream)
+        opened = [live, status, chat, watch_box]  # a new video: its conversation and watch start empty
+        upload_box.upload(start, [upload_box, live], opened, show_progress="hidden", **stream)
+        sample_button.click(play_sample, [sample, live], opened, show_progress="hidden", **stream)
+        # a URL can take seconds to answer (or never): it opens beside the stream queue, not in it
+        url_box.submit(watch_url, [url_box, live], opened, concurrency_id="open", concurrency_limit=None)
         # a tick every `tick_seconds`: no loading overlay on what it refreshes
         gr.Timer(tick_seconds).tick(tick, [live], [player, clock_box, memory, status, alerts], show_progress="hidden",
                                     **stream)
+        # a watch's polls generate: their own timer and queue, so that no tick waits on one
+        gr.Timer(tick_seconds).tick(poll_watch, [live], [alerts], show_progress="hidden", concurrency_id="watches",
+                                    concurrency_limit=1)
         watch_box.submit(watch, [watch_box, live], [alerts], **stream)
         # answers run one at a time, in the order asked (gradio's queue), each at most the stream's max_new_tokens
         question.submit(ask, [question, chat, live], [chat, question, status], concurrency_id="answers",
                         concurrency_limit=1)
         pause_button.click(pause, [live], [clock_box], **stream)
         resume_button.click(resume, [live], [clock_box], **stream)
-        reset_button.click(reset, [live], [live, player, clock_box, memory, chat, status, alerts], **stream)
+        reset_button.click(reset, [live], [live, player, clock_box, memory, chat, status, alerts, watch_box, upload_box],
+                           **stream)
         mode.change(switch, [mode, live], [memory], **stream)
         camera_button.click(camera_on, [live], [live, status], **stream)
         webcam.stream(camera_frame, [webcam, live], [clock_box, memory], stream_every=1.0 / fps)
+        app.unload(closed)  # a closed tab: its stream goes now
     return app
 
 
@@ -311,6 +382,9 @@ def build_parser() -> Parser:
     parser.add_argument("--idle-minutes", type=float, default=IDLE_MINUTES,
                         help="a browser session is released this long after its last stream started")
     parser.add_argument("--share", action="store_true", help="a public gradio link (off by default)")
+    parser.add_argument("--allow-private-urls", action="store_true",
+                        help="open stream URLs of this machine and its private network even when serving other "
+                             "hosts (default: only when --host is 127.0.0.1)")
     add_model_args(parser, default_model=str(DEFAULT_MODEL))
     add_memory_args(parser)
     return parser
@@ -337,8 +411,11 @@ def main(argv: list[str] | None = None) -> int:
         engine, fps, settings = load(args)
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own requests to itself
+        bundled = Path(args.model).resolve() == DEFAULT_MODEL.resolve()
         app = build_app(engine, settings, fps, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds,
-                        max_question_chars=args.max_question_chars, idle_minutes=args.idle_minutes)
+                        max_question_chars=args.max_question_chars, idle_minutes=args.idle_minutes,
+                        about_model=BUNDLED_NOTE if bundled else None,
+                        allow_private_urls=args.allow_private_urls or args.host in ("127.0.0.1", "localhost", "::1"))
         app.queue().launch(server_name=args.host, server_port=args.port, share=args.share,
                            max_file_size=f"{args.max_upload_mb:g}mb")
         return 0

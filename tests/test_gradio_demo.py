@@ -33,18 +33,49 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class Ticks:
+    """Counts the demo's finished timer ticks (every session's), so that a test waits for ticks, never for a time."""
+
+    def __init__(self, app):
+        import functools
+
+        fn = next(f for f in app.fns.values() if f.name == "tick")
+        self.count, inner = 0, fn.fn
+
+        @functools.wraps(inner)
+        def counted(*args):
+            try:
+                return inner(*args)
+            finally:
+                self.count += 1
+
+        fn.fn = counted
+
+    def wait(self, n: int, timeout: float = 60.0) -> None:
+        import time
+
+        goal, deadline = self.count + n, time.monotonic() + timeout
+        while self.count < goal:
+            assert time.monotonic() < deadline, f"{n} ticks did not come within {timeout} s"
+            time.sleep(0.02)
+
+
 @pytest.fixture(scope="module")
 def served(tiny_dir, tmp_path_factory):
-    """The demo on localhost with a tiny checkpoint, playing at 4 frames a second; yields its URL, media and app."""
+    """The demo on localhost with a tiny checkpoint, playing at 4 frames a second; yields its URL, media, app, its
+    tick counter and its sessions."""
     media = tmp_path_factory.mktemp("demo-media")
     video = write_video(media / "ball.mp4", seconds=12, fps=8)
     (media / "notes.txt").write_text("not a video\n")
     engine = ChatEngine.from_pretrained(str(tiny_dir()), device="cpu")
     settings = MemorySettings(capacities=(2, 2, 4))
-    app = gradio_demo.build_app(engine, settings, fps=4, samples=None, tick_seconds=0.25)
+    sessions = gradio_demo.Sessions()
+    app = gradio_demo.build_app(engine, settings, fps=4, samples=None, tick_seconds=0.25, sessions=sessions,
+                                about_model="A tiny test model.")
+    ticks = Ticks(app)
     port = free_port()
     app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}", video, media / "notes.txt", app
+    yield f"http://127.0.0.1:{port}", video, media / "notes.txt", app, ticks, sessions
     app.close()
 
 
@@ -89,12 +120,13 @@ def test_demo_streams_answers_mid_stream_and_shows_memory(served, browser):
     total = page.locator("#memory-total").inner_text()
     held, cap = map(int, re.search(r"(\d+) / (\d+) visual tokens", total).groups())
     assert 0 < held <= cap == 2 * 64 + 2 * 16 + 4 * 4
-    # pause holds the playhead; switching the memory changes the view, not the stream
+    # pause holds the playhead (the page says "paused"); switching the memory changes the view, not the stream
+    ticks = served[4]
     page.locator("#pause").click()
-    page.wait_for_timeout(600)
+    expect(page.locator("#clock")).to_contain_text("paused", timeout=10_000)
     paused_at = stream_seconds(page)
-    page.wait_for_timeout(1000)
-    assert stream_seconds(page) == paused_at
+    ticks.wait(4)
+    assert stream_seconds(page) == paused_at and "paused" in page.locator("#clock").inner_text()
     page.locator("#mode").get_by_label("window").check()
     expect(page.locator("#memory-total")).to_contain_text("window memory", timeout=10_000)
     page.locator("#resume").click()
@@ -103,11 +135,18 @@ def test_demo_streams_answers_mid_stream_and_shows_memory(served, browser):
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert SCREENSHOT.stat().st_size > 10_000
+    page.locator("#watch textarea").fill("Is the ball here?")
+    page.locator("#watch textarea").press("Enter")
+    expect(page.locator("#alerts")).to_contain_text("Watching for", timeout=10_000)
     page.locator("#reset").click()
     expect(page.locator("#memory-view")).to_contain_text("Nothing watched yet", timeout=10_000)
-    page.wait_for_timeout(1000)  # four timer ticks: nothing drawn before the reset comes back after it
+    ticks.wait(4)  # four timer ticks: nothing drawn before the reset comes back after it
     assert "Nothing watched yet" in page.locator("#memory-view").inner_text()
     assert stream_seconds(page) == -1.0
+    # the reset empties the watch box and the file box too
+    assert page.locator("#watch textarea").input_value() == ""
+    expect(page.locator("#upload")).not_to_contain_text("ball.mp4", timeout=10_000)
+    assert "A tiny test model." in page.locator("#about").inner_text()
     page.close()
 
 
@@ -118,6 +157,8 @@ def test_the_events_that_change_or_show_the_stream_share_one_queue(served):
     ordered = ["start", "play_sample", "tick", "pause", "resume", "reset", "switch", "camera_on"]
     assert {group[name] for name in ordered} == {("stream", 1)}
     assert group["ask"][0] != "stream"  # a question runs beside them: pause and reset do not wait on it
+    # nothing that can take long runs in that shared queue: URLs open beside it, watches poll in their own
+    assert group["watch_url"][0] == "open" and group["poll_watch"][0] == "watches"
 
 
 def test_two_sessions_do_not_share_memory_or_history(served, browser):
@@ -125,7 +166,8 @@ def test_two_sessions_do_not_share_memory_or_history(served, browser):
     first, second = browser.new_page(), browser.new_page()
     upload_and_ask(first, url, video, "What colour is the ball?")
     second.goto(url)
-    second.wait_for_timeout(1500)  # several timer ticks
+    expect(second.locator("#memory-view")).to_be_visible(timeout=30_000)
+    served[4].wait(8)  # several timer ticks of both pages
     assert "What colour is the ball?" not in second.locator("#chat").inner_text()
     assert second.locator("#memory-view figure.memory-frame").count() == 0
     assert "Nothing watched yet" in second.locator("#memory-view").inner_text()
@@ -134,7 +176,7 @@ def test_two_sessions_do_not_share_memory_or_history(served, browser):
 
 
 def test_a_file_that_is_not_a_video_is_one_message_and_the_next_upload_works(served, browser):
-    url, video, notes, _ = served
+    url, video, notes, *_ = served
     page = browser.new_page()
     page.goto(url)
     page.locator("#upload input[type=file]").set_input_files(str(notes))
@@ -245,7 +287,7 @@ def test_a_session_is_released_when_it_ends_and_questions_have_a_length_limit(ti
     engine = ChatEngine.from_pretrained(str(tiny_dir()), device="cpu")
     app = gradio_demo.build_app(engine, MemorySettings(), fps=2, samples=None, idle_minutes=5, max_question_chars=10)
     state = next(b for b in app.blocks.values() if isinstance(b, gr.State))
-    assert state.time_to_live == 300 and state.delete_callback is gradio_demo.release  # tab closed, or idle
+    assert state.time_to_live == 300 and state.delete_callback.__func__ is gradio_demo.Sessions.expired  # idle
     live = LiveStream(engine, MemorySettings(), fps=2)
     live.open(open_video(write_video(tmp_path / "clip.mp4", seconds=2, fps=4)), duration=2)
     live.clock = lambda: live._started_at + 5  # past the end
@@ -253,7 +295,107 @@ def test_a_session_is_released_when_it_ends_and_questions_have_a_length_limit(ti
     assert live.frames_encoded == 4 and live.sessions["pyramid"].held_frames()
     ask = next(f.fn for f in app.fns.values() if f.name == "ask")
     chat, kept, status = next(ask("x" * 11, [], live))
-    assert chat == [] and kept == "x" * 11 and status == "**Error:** the question is 11 characters; the limit is 10"
+    assert chat == [] and kept == "x" * 11 and status == \
+        "**Error:** the question: 11 characters is over the limit of 10 (--max-question-chars)"
     gradio_demo.release(live)
     assert not live.sessions["pyramid"].held_frames() and not live._thumbnails and live.latest is None
     assert not live.answers and not live.sessions["window"].history
+
+
+def handler(app, name):
+    return next(f.fn for f in app.fns.values() if f.name == name)
+
+
+class Request:  # what gradio hands a handler about its browser session
+    def __init__(self, session_hash):
+        self.session_hash = session_hash
+
+
+@pytest.mark.parametrize("url, allowed, line", [
+    ("file:///etc/hostname", True, "file:///etc/hostname: give a stream URL"),
+    ("/etc/hostname", True, "/etc/hostname: give a stream URL"),
+    ("concat:a.mp4|b.mp4", True, "concat:a.mp4|b.mp4: give a stream URL"),
+    ("http://127.0.0.1:9/live.ts", False, "http://127.0.0.1:9/live.ts: 127.0.0.1 is this machine or its private "
+                                          "network (127.0.0.1)"),
+    ("rtsp://localhost:9/cam", False, "localhost is this machine or its private network"),
+    ("http://10.1.2.3/x.ts", False, "10.1.2.3 is this machine or its private network"),
+    ("http://[::1]:9/x.ts", False, "::1 is this machine or its private network"),
+])
+def test_the_url_tab_opens_no_files_and_no_private_hosts_unless_allowed(tiny_dir, url, allowed, line):
+    engine = ChatEngine.from_pretrained(str(tiny_dir()), device="cpu")
+    app = gradio_demo.build_app(engine, MemorySettings(), fps=2, samples=None, allow_private_urls=allowed)
+    live, status, *_ = handler(app, "watch_url")(url, None, Request("s"))
+    assert status.startswith("**Error:**") and line in status, status
+    assert live.source is None  # nothing was opened
+
+
+def test_the_start_handler_opens_only_uploads_and_samples(tiny_dir, tmp_path):
+    """gradio hands the handler a path: one not under gradio's upload folder (or the samples) is refused."""
+    from gradio.utils import get_upload_folder
+
+    engine = ChatEngine.from_pretrained(str(tiny_dir()), device="cpu")
+    samples = tmp_path / "samples"
+    write_video(samples / "s.mp4", seconds=2, fps=2)
+    outside = write_video(tmp_path / "elsewhere.mp4", seconds=2, fps=2)
+    app = gradio_demo.build_app(engine, MemorySettings(), fps=2, samples=samples)
+    start = handler(app, "start")
+    for path in ("/etc/hostname", str(outside), str(samples / ".." / "elsewhere.mp4")):
+        live, status, *_ = start(path, None, Request("s"))
+        assert "not a file uploaded here or a sample" in status and not live.playing, status
+    upload = Path(get_upload_folder()) / "test-upload" / "u.mp4"
+    write_video(upload, seconds=2, fps=2)
+    assert start(str(upload), None, Request("s"))[0].playing
+    assert handler(app, "play_sample")("s.mp4", None, Request("s"))[0].playing
+
+
+def test_no_sessions_work_holds_up_anothers_ticks(tiny_dir, tmp_path):
+    """While the shared model is busy for one session (a long answer or watch poll), another session's tick, reset
+    and watch return at once; a watch question over the limit is refused."""
+    import threading
+
+    from videochat_online.data.video import open_video
+    from videochat_online.live import LiveStream
+
+    engine = ChatEngine.from_pretrained(str(tiny_dir()), device="cpu")
+    app = gradio_demo.build_app(engine, MemorySettings(), fps=2, samples=None, max_question_chars=50)
+    assert handler(app, "watch")("why " * 100, LiveStream(engine, MemorySettings())).startswith(
+        "**Error:** the watch: 399 characters is over the limit of 50")
+    model = threading.Lock()
+    other = LiveStream(engine, MemorySettings(), fps=2, lock=model)
+    other.open(open_video(write_video(tmp_path / "v.mp4", seconds=4, fps=4)))
+    other.watch("Is the ball here?")
+    model.acquire()  # another session's long generation
+    try:
+        done = threading.Event()
+
+        def work():
+            handler(app, "tick")(other)
+            handler(app, "poll_watch")(other)
+            other.reset()
+            done.set()
+
+        threading.Thread(target=work, daemon=True).start()
+        assert done.wait(60), "a tick, a poll or a reset waited for another session's work"
+    finally:
+        model.release()
+
+
+def test_closed_tabs_release_their_streams(served, browser):
+    """Real clients: tabs that played a video close; gradio's unload releases their streams (memories, frames)."""
+    url, video, _, _, _, sessions = served
+    pages = [browser.new_page() for _ in range(2)]
+    streams_before = len(sessions)
+    for page in pages:
+        upload_and_ask(page, url, video, "Is the ball here?")
+    assert len(sessions) == streams_before + 2
+    held = [s for s in list(sessions._streams.values())[-2:]]
+    assert all(s.frames_encoded for s in held)
+    for page in pages:
+        page.close()
+    import time
+
+    deadline = time.monotonic() + 90  # gradio notices a closed tab when its heartbeat fails
+    while len(sessions) > streams_before:
+        assert time.monotonic() < deadline, f"{len(sessions)} streams still held after their tabs closed"
+        time.sleep(0.1)
+    assert all(s.latest is None and not s.sessions["pyramid"].held_frames() for s in held)

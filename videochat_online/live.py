@@ -28,6 +28,7 @@ from PIL import Image
 from .chat import ChatEngine
 from .data.video import VideoFrame, VideoSource
 from .memory import POLICIES, MemorySettings
+from .settings import check_question
 from .streaming import StreamingSession, Watch, WatchEvent
 
 THUMBNAIL = 96  # pixels, the longer side
@@ -68,6 +69,9 @@ class LiveStream:
         self.engine, self.fps, self.clock = engine, fps, clock
         self.lock = lock or threading.Lock()  # one model, possibly several streams: one forward at a time
         self._state = threading.RLock()  # this stream: one change at a time
+        # this stream's answer or poll in progress (a reset lets it finish first); taken before `_state`, never
+        # after, and a plain lock: an answer's generator may be resumed on another thread
+        self._answering = threading.Lock()
         self.max_new_tokens = max_new_tokens
         grid = engine.config.grid_size
         self.grid = grid
@@ -100,8 +104,9 @@ class LiveStream:
 
     def reset(self) -> None:
         """Stop the stream and forget it: memories, conversation and answers. An answer in progress is
-        let finish first, so that it does not join the conversation after it was forgotten."""
-        with self._state, self.lock:
+        let finish first, so that it does not join the conversation after it was forgotten (another stream's
+        work on the shared model is not waited for)."""
+        with self._answering, self._state:
             if self.source is not None:
                 self.source.close()
             for session in self.sessions.values():
@@ -113,8 +118,8 @@ class LiveStream:
 
     def open(self, source: VideoSource, duration: float | None = None) -> None:
         """Start playing a video from its beginning (what was watched before is forgotten)."""
+        self.reset()
         with self._state:
-            self.reset()
             self._frames = iter(source.sample(self.fps, end=duration))
             self._next = next(self._frames, None)
             self.playing, self._started_at = True, self.clock()
@@ -123,15 +128,15 @@ class LiveStream:
         """Play a live source (`data.live.LiveSource`, already reading): each tick takes the frames that arrived;
         while paused or busy they wait in the source, which drops the oldest beyond its buffer and counts them.
         `duration`: stream seconds after which it is closed (the uniform memory grows with the stream)."""
+        self.reset()
         with self._state:
-            self.reset()
             self.source, self._live_until = source, duration
             self.playing = True
 
     def open_camera(self) -> None:
         """Start a live camera stream: frames come from `push_camera`, stamped with the time since now."""
+        self.reset()
         with self._state:
-            self.reset()
             self.camera = self.playing = True
             self._started_at = self.clock()
 
@@ -140,7 +145,7 @@ class LiveStream:
         with self._state:
             if self.playing and self._paused_at is None:
                 self._paused_at = self.clock()
-                self.tick(wait=False)
+                self.tick(wait=False, poll=False)
 
     def resume(self) -> None:
         with self._state:
@@ -155,36 +160,42 @@ class LiveStream:
     def _now(self) -> float:
         return (self._paused_at if self._paused_at is not None else self.clock()) - self._started_at
 
-    def tick(self, wait: bool = True) -> float:
+    def tick(self, wait: bool = True, poll: bool = True) -> float:
         """Advance the playhead to now and encode, as one batch, every frame it has passed; returns it.
         With `wait=False` a busy model (an answer in progress) is not waited for: the passed frames stay
-        pending and the playhead still moves."""
+        pending and the playhead still moves. `poll`: a watch due is polled here too (off: by `poll`, so that a
+        tick never generates)."""
         with self._state:
-            if not self.playing or self.camera:
-                return self.playhead
-            if self.source is not None:
-                return self._tick_live(wait)
-            now = self._now()
-            while self._next is not None and self._next.timestamp <= now:
-                self._pending.append(self._next)
-                self._next = next(self._frames, None)
-            if self._pending and self._add(self._pending, wait):
-                self._pending = []
-            self._poll(wait)
-            if self._next is None and not self._pending:
-                self.finished, self.playing = True, False
-                last = self.sessions[self.mode].last_frame
-                self.playhead = last[1] if last is not None else self.playhead
-            else:
-                self.playhead = now
-            return self.playhead
+            playhead = self._advance(wait)
+        if poll:
+            self.poll(wait)
+        return playhead
 
-    def _tick_live(self, wait: bool) -> float:
+    def _advance(self, wait: bool) -> float:
+        if not self.playing or self.camera:
+            return self.playhead
+        if self.source is not None:
+            return self._advance_live(wait)
+        # the file's frames the playhead has passed
+        now = self._now()
+        while self._next is not None and self._next.timestamp <= now:
+            self._pending.append(self._next)
+            self._next = next(self._frames, None)
+        if self._pending and self._add(self._pending, wait):
+            self._pending = []
+        if self._next is None and not self._pending:
+            self.finished, self.playing = True, False
+            last = self.sessions[self.mode].last_frame
+            self.playhead = last[1] if last is not None else self.playhead
+        else:
+            self.playhead = now
+        return self.playhead
+
+    def _advance_live(self, wait: bool) -> float:
         if not self.paused and not self._pending:
             self._pending = self.source.take(self.source.buffer, timeout=0)
         if self._pending and self._add(self._pending, wait):
             self._pending = []
-        self._poll(wait)
         last = self.sessions[self.mode].last_frame
         self.playhead = last[1] if last is not None else 0.0
         if self._live_until is not None and self.playhead >= self._live_until:
@@ -205,45 +216,53 @@ class LiveStream:
                 return False
             self._add([VideoFrame(0 if last is None else last[0] + 1, now, image)])
             self.playhead = now
-            self._poll()
-            return True
+        self.poll()
+        return True
 
     def watch(self, question: str | None, every: float = 1.0, confirm: int = 3) -> None:
         """Start watching for a change in a standing yes/no question (None or empty: stop): it is asked every
         `every` seconds of stream time from the current memory, and each confirmed change joins `alerts`."""
         with self._state:
-            question = (question or "").strip()
+            question = check_question(question, "the watch", most=None) if (question or "").strip() else None
             self.watching = self.sessions[self.mode].watch(question, every, confirm) if question else None
             self.alerts = []
 
-    def _poll(self, wait: bool = True) -> None:
-        """A watch's poll, when a poll time has passed and every frame up to it is in memory (a busy model with
-        `wait` off: the next tick polls)."""
-        w = self.watching
-        last = self.sessions[self.mode].last_frame
-        if w is None or last is None or self._pending or last[1] < (w.polled + w.every if w.polled is not None
-                                                                  else w.every) - 1e-6:
-            return
-        if not self.lock.acquire(blocking=wait):
+    def poll(self, wait: bool = True) -> None:
+        """Poll the watch when a poll time has passed and every frame up to it is in memory (a busy model with
+        `wait` off: a later call polls). The stream's state is not held while the model answers, so its ticks go
+        on; a reset waits for the poll, as for an answer."""
+        with self._state:
+            w = self.watching
+            last = self.sessions[self.mode].last_frame
+            due = w.polled + w.every if w is not None and w.polled is not None else getattr(w, "every", 0.0)
+            if w is None or last is None or self._pending or last[1] < due - 1e-6:
+                return
+        if not self._answering.acquire(blocking=wait):
             return
         try:
-            event = w.poll(last[1], max_new_tokens=8)
+            if not self.lock.acquire(blocking=wait):
+                return
+            try:
+                event = w.poll(last[1], max_new_tokens=8)
+            finally:
+                self.lock.release()
         finally:
-            self.lock.release()
-        if event is not None:
-            self.alerts.append(event)
+            self._answering.release()
+        with self._state:
+            if event is not None and self.watching is w:
+                self.alerts.append(event)
 
     def _add(self, frames: list[VideoFrame], wait: bool = True) -> bool:
         """Encode frames and put them into every memory; False (nothing done) when the model is busy and
         `wait` is off."""
         if not self.lock.acquire(blocking=wait):
             return False
-        try:
+        try:  # the memories change only under the model's lock, so an answer or a poll never sees them change
             grids = self.engine.encode_frames([f.image for f in frames])  # [B, C, g, g], once for every memory
+            for session in self.sessions.values():
+                session.add_encoded(frames, grids)
         finally:
             self.lock.release()
-        for session in self.sessions.values():
-            session.add_encoded(frames, grids)
         self.frames_encoded += len(frames)
         for f in frames:
             thumbnail = Image.fromarray(f.image)
@@ -262,14 +281,15 @@ class LiveStream:
         question = question.strip()
         if not question:
             raise ValueError("the question is empty")
-        with self._state:
-            answer = Answer(self.tick(), question)
-            self.answers.append(answer)
-        with self.lock:
-            for text in self.sessions[self.mode].ask_stream(question, remember=True,
-                                                            max_new_tokens=self.max_new_tokens):
-                answer.text = text
-                yield text
+        with self._answering:
+            with self._state:
+                answer = Answer(self.tick(poll=False), question)
+                self.answers.append(answer)
+            with self.lock:
+                for text in self.sessions[self.mode].ask_stream(question, remember=True,
+                                                                max_new_tokens=self.max_new_tokens):
+                    answer.text = text
+                    yield text
 
     def memory_view(self, mode: str | None = None) -> MemoryView:
         """What a memory (the current one by default) holds now, grouped by level."""

@@ -56,6 +56,39 @@ def _address(name: str) -> tuple[str, str | None]:
     return name, None
 
 
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "rtp", "srt", "tcp")
+
+
+def check_public_url(url: str, allow_private: bool = False) -> str:
+    """A stream URL a server may open for whoever asks: a network scheme (never file:// or another local
+    protocol), and, unless `allow_private`, a host that is not this machine or its private network (loopback,
+    private, link-local and reserved addresses are refused, however the name resolves). One InputError line."""
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in STREAM_SCHEMES:
+        raise InputError(f"{url or 'the URL'}: give a stream URL ({', '.join(s + '://' for s in STREAM_SCHEMES[:6])} "
+                         "...); files and other local inputs are not opened here")
+    if allow_private:
+        return url
+    host = parts.hostname
+    if not host:
+        raise InputError(f"{url}: names no host (a stream this server would listen for is not opened here)")
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, parts.port or 0, proto=socket.IPPROTO_TCP)}
+    except (socket.gaierror, UnicodeError, ValueError):
+        raise InputError(f"{url}: the host {host} cannot be resolved") from None
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_reserved or ip.is_multicast \
+                or ip.is_unspecified:
+            raise InputError(f"{url}: {host} is this machine or its private network ({ip}); such streams are opened "
+                             "only when the demo serves 127.0.0.1 or runs with --allow-private-urls")
+    return url
+
+
 class LiveSource:
     """A live source and the reader thread that takes its frames (module docstring). `stall_seconds`: with no frame
     for this long (or none at all within it after opening) the source counts as stalled and ends."""
