@@ -24,8 +24,10 @@ def eval_request(config: Path):
 
     parser = Parser(prog="videochat-online eval")
     add_eval_args(parser)
-    return check_eval_args(parser.parse_args(["--config", str(config), "--model", "m", "--anno-dir", "a",
-                                              "--output-dir", "o"]))
+    anno = config.parents[2] / "lmms-eval-ovbench" / "tasks" / "ovbench" / "questions"  # the synthetic questions
+    return check_eval_args(parser.parse_args(["--config", str(config), "--model", "m", "--benchmark", "synth",
+                                              "--anno-dir", str(anno),
+                                              "--data-root", f"synth={anno}", "--output-dir", "o"]))
 
 
 @pytest.mark.parametrize("name", CONFIGS, ids=str)
@@ -89,3 +91,10 @@ def test_a_steps_progress_bar_is_shown_as_it_goes_and_its_output_kept(tmp_path, 
     assert log.startswith("loading\n") and "40/40" in log
     with pytest.raises(SystemExit, match="step failed \\(exit 3\\); see .*stage2.log"):
         run([sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "stage2.log", "stage2 training")
+
+
+def test_the_synthetic_recipe_reads_its_token_budgets_from_the_eval_recipe():
+    from videochat_online.synthetic.recipe import token_budgets
+
+    budgets = token_budgets(str(REPO / "shell/synthetic/eval.yaml"), REPO / "models/videochat-online-synthetic-tiny")
+    assert budgets == {"stream": 208, "window": 192, "uniform": 192}  # the pyramid, and 3 frames of 8x8

@@ -28,6 +28,8 @@ def test_a_change_counts_once_it_holds_for_confirm_polls():
     # began and confirmed at its third poll
     assert [(e.time, e.confirmed_at, e.answer) for e in events if e] == [(16.0, 18.0, False)]
     assert watch.times(3.5) == [1.0, 2.0, 3.0]
+    assert watch.settled_at == 4.0 and watch.polls == len(replies)
+    assert Watch("Is it there?", every=1e-9).times(2.0, fps=2) == [0.5, 1.0, 1.5, 2.0]  # once per frame at most
 
 
 def held_out_scenes(count: int = 40):

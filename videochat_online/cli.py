@@ -214,8 +214,7 @@ def cmd_stream(request: StreamRequest) -> int:
                                   **run)
         else:
             end = duration if duration is not None else max((q.time for q in questions), default=0.0)
-            questions += [TimedQuestion(t, w.question, key=w, remember=False) for w in watches
-                          for t in w.times(end, fps)]
+            questions += [TimedQuestion(t, w.question, key=w, remember=False) for w in watches for t in w.times(end)]
             last = max((q.time for q in questions), default=0.0)
             bar.total = None if duration is None else int(min(duration, last) * fps) + 1
             frames = prefetch(r.source.sample(fps, end=last))  # decoded by a reader thread, ahead of the tower

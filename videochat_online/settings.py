@@ -50,13 +50,18 @@ MOST = {
 QUESTION_CHARS = 2000  # a question's most characters (`--max-question-chars`): every command, the demo, watches
 
 
-def check_question(text: str, what: str = "the question", most: int | None = QUESTION_CHARS) -> str:
-    """A question as the model is given it, the same from every input: text that was not valid UTF-8 (bytes a
-    terminal or a command line could not decode, kept as surrogates) has U+FFFD in their place, ends stripped;
-    refused in one line when empty or over `most` characters (None: no limit)."""
+def readable(text: str, what: str = "the question") -> str:
+    """Text as the tokenizer can take it: what was not valid UTF-8 (bytes a terminal or a command line could not
+    decode, kept as surrogates) becomes U+FFFD; nothing else changes."""
     if not isinstance(text, str):
         raise InputError(f"{what}: must be text, got {type(text).__name__}")
-    text = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text).strip()
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+
+
+def check_question(text: str, what: str = "the question", most: int | None = QUESTION_CHARS) -> str:
+    """A question typed by a user, the same from every input: `readable`, ends stripped, and refused in one line
+    when empty or over `most` characters (None: no limit)."""
+    text = readable(text, what).strip()
     if not text:
         raise InputError(f"{what}: the question is empty")
     if most is not None and len(text) > most:

@@ -26,7 +26,7 @@ from .data.video import VideoFrame
 from .errors import InputError
 from .memory import MemoryFrame
 from .model.modeling import PrefixCache
-from .settings import check_question
+from .settings import readable
 
 
 class StreamingSession:
@@ -95,7 +95,7 @@ class StreamingSession:
         """Answer from what memory holds now; `remember` keeps the exchange as history for later turns. With
         `choices`, the reply is the most likely of them (`ChatEngine.choose`) rather than a generated one. A
         question whose prompt would not fit the model's context is an InputError in one line."""
-        question = check_question(question, most=None)
+        question = readable(question)
         prompt, tokens = self.prompt_for(question)
         if choices is not None:
             reply = self.engine.choose(prompt, tokens, choices, prefix_cache=self.prefix_cache)
@@ -107,7 +107,7 @@ class StreamingSession:
 
     def ask_stream(self, question: str, remember: bool = False, **generate_kwargs) -> Iterator[str]:
         """`ask`, the reply yielded as it grows (the text so far after each token)."""
-        question = check_question(question, most=None)
+        question = readable(question)
         prompt, tokens = self.prompt_for(question)
         text = ""
         for text in self.engine.generate_stream(prompt, tokens, prefix_cache=self.prefix_cache, **generate_kwargs):

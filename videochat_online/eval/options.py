@@ -89,8 +89,8 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
                         help="exit 0 even when some questions failed (they are scored wrong and listed)")
 
 
-def check_eval_args(args: argparse.Namespace) -> EvalRequest:
-    """Every option, before anything is loaded."""
+def check_eval_args(args: argparse.Namespace, files: bool = True) -> EvalRequest:
+    """Every option, before anything is loaded (`files`: the question files and video roots too, `check_data`)."""
     benchmark = BENCHMARKS[args.benchmark]
     known, names = benchmark.subsets, benchmark.roots or benchmark.subsets
     roots = {}
@@ -122,7 +122,8 @@ def check_eval_args(args: argparse.Namespace) -> EvalRequest:
     request = EvalRequest(model, args.benchmark, args.anno_dir, roots, subsets, out, protocol, args.max_videos,
                           args.allow_failures)
     request.protocol_config(model.local_config())  # every setting checked, against the model when it is local
-    check_data(benchmark, args.anno_dir, roots, subsets)
+    if files:
+        check_data(benchmark, args.anno_dir, roots, subsets)
     return request
 
 
@@ -139,7 +140,8 @@ def check_data(benchmark, anno_dir: str, roots: dict[str, str], subsets: tuple[s
         hint = f"; to evaluate the others, add --subsets {','.join(present)}" if present else ""
         raise InputError(f"--anno-dir {anno_dir}: has no {', '.join(files[s] for s in missing)} (subsets "
                          f"{', '.join(missing)}){hint}")
-    benchmark.load(anno_dir, roots, subsets)  # every question checked
+    if not benchmark.load(anno_dir, roots, subsets):  # every question checked
+        raise InputError(f"{anno_dir}: no questions to evaluate in subsets {', '.join(subsets)}")
     for name, root in roots.items():
         if not Path(root).is_dir():
             raise InputError(f"--data-root {name}={root}: no such directory")

@@ -113,7 +113,7 @@ def token_budgets(recipe: str, model: Path) -> dict[str, int]:
     add_eval_args(parser)
     config = read_config(model)[0]
     request = check_eval_args(parser.parse_args(["--config", recipe, "--model", str(model), "--anno-dir", "-",
-                                                 "--output-dir", str(model / "unused")]))
+                                                 "--output-dir", str(model / "unused")]), files=False)
     memory = request.protocol_config(config).memory
     return {p: memory.replace(mode=m).build(config.grid_size).max_tokens
             for p, m in (("stream", memory.mode), ("window", "window"), ("uniform", "uniform"))}
