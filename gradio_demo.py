@@ -143,6 +143,11 @@ class Sessions:
         release(live)
 
 
+def about_model(model: str) -> str | None:
+    """The page's line about the model: the bundled one knows only the synthetic world."""
+    return BUNDLED_NOTE if Path(model).resolve() == DEFAULT_MODEL.resolve() else None
+
+
 def inside(path: Path, folder: Path | None) -> bool:
     return folder is not None and path.is_relative_to(folder.resolve())
 
@@ -411,10 +416,9 @@ def main(argv: list[str] | None = None) -> int:
         engine, fps, settings = load(args)
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own requests to itself
-        bundled = Path(args.model).resolve() == DEFAULT_MODEL.resolve()
         app = build_app(engine, settings, fps, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds,
                         max_question_chars=args.max_question_chars, idle_minutes=args.idle_minutes,
-                        about_model=BUNDLED_NOTE if bundled else None,
+                        about_model=about_model(args.model),
                         allow_private_urls=args.allow_private_urls or args.host in ("127.0.0.1", "localhost", "::1"))
         app.queue().launch(server_name=args.host, server_port=args.port, share=args.share,
                            max_file_size=f"{args.max_upload_mb:g}mb")

@@ -1,7 +1,7 @@
 """OVO-Bench and StreamingBench: the vision work of watching each video once (`stream`, `window`) against the
 published way (`offline`: every query and probe answered alone from its own clip).
 
-    python benchmarks/stream_vs_offline.py --anno-dir ../shared/benchmarks [--model PATH] [--videos 4] [--fps 1]
+    python benchmarks/stream_vs_offline.py --anno-dir data/benchmarks [--model PATH] [--videos 4] [--fps 1]
 
 1. Planned, from the annotation files alone: video-seconds and frames (at --fps) each protocol decodes and
    encodes over the whole benchmark (proactive polls counted up to ground truth + 4 s, their upper bound).

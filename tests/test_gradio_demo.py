@@ -344,7 +344,8 @@ def test_the_start_handler_opens_only_uploads_and_samples(tiny_dir, tmp_path):
         assert "not a file uploaded here or a sample" in status and not live.playing, status
     upload = Path(get_upload_folder()) / "test-upload" / "u.mp4"
     write_video(upload, seconds=2, fps=2)
-    assert start(str(upload), None, Request("s"))[0].playing
+    live, _, chat, watch_box = start(str(upload), None, Request("s"))
+    assert live.playing and chat == [] and watch_box == ""  # a new video: its conversation and watch start empty
     assert handler(app, "play_sample")("s.mp4", None, Request("s"))[0].playing
 
 
@@ -399,3 +400,8 @@ def test_closed_tabs_release_their_streams(served, browser):
         assert time.monotonic() < deadline, f"{len(sessions)} streams still held after their tabs closed"
         time.sleep(0.1)
     assert all(s.latest is None and not s.sessions["pyramid"].held_frames() for s in held)
+
+
+def test_the_page_says_when_the_model_is_the_bundled_one():
+    assert "trained only on its synthetic world" in gradio_demo.about_model(str(gradio_demo.DEFAULT_MODEL))
+    assert gradio_demo.about_model("OpenGVLab/VideoChat-Online-4B") is None

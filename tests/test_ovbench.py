@@ -1,6 +1,6 @@
 """OVBench: the real question files, prompt and scoring, and end-to-end runs on synthetic media.
 
-The question files are the real ones in `../shared/ovbench` (beside the repository, as in CI;
+The question files are the real ones the lmms-eval tasks ship (`lmms-eval-ovbench/tasks/ovbench/questions`;
 OVBENCH_ANNO_DIR overrides). The end-to-end runs use a sample of real questions with small
 question times, and synthetic videos and frame folders exactly as long as those questions need.
 """
