@@ -1,6 +1,7 @@
 """Streaming vs per-question recomputation on OVBench: vision-tower frame encodes and wall time.
 
-    python benchmarks/stream_vs_recompute.py --anno-dir lmms-eval-ovbench/tasks/ovbench/questions [--model PATH] [--videos-per-subset 2]
+    python benchmarks/stream_vs_recompute.py --anno-dir lmms-eval-ovbench/tasks/ovbench/questions \
+        [--model PATH] [--videos-per-subset 2]
 
 Planned encodes over the whole question set from the question times alone, then a seeded sample of videos
 answered by both protocols on synthetic media as long as the questions need: frames encoded, wall time and

@@ -38,7 +38,8 @@ def demo_mp4(tmp_path_factory):
 
 _REPO = Path(__file__).resolve().parents[1]
 # The real OVBench question files (MIT): the copy the lmms-eval tasks ship, or OVBENCH_ANNO_DIR.
-OVBENCH_ANNO = Path(os.environ.get("OVBENCH_ANNO_DIR") or _REPO / "lmms-eval-ovbench" / "tasks" / "ovbench" / "questions")
+OVBENCH_ANNO = Path(os.environ.get("OVBENCH_ANNO_DIR")
+                    or _REPO / "lmms-eval-ovbench" / "tasks" / "ovbench" / "questions")
 OVBENCH_SUBSETS = ("ava", "coin", "hirest", "tao")
 
 

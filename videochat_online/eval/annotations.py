@@ -1,6 +1,6 @@
 """Reading benchmark annotation files safely: the JSON itself, each field's type, times a video can have, and
-video paths kept inside their root (`data.paths.inside`). Every problem is one `OVBenchError` line naming the file, the row and the
-field; a path outside its root is a message the run turns into failed questions.
+video paths kept inside their root (`data.paths.inside`). Every problem is one `OVBenchError` line naming the
+file, the row and the field; a path outside its root is a message the run turns into failed questions.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ class OVBenchError(InputError):
     """A question file or entry that cannot be used."""
 
 
-def read_annotations(file: Path, fetch_hint: bool = True) -> list:
+def read_annotations(file: Path) -> list:
     """A benchmark's annotation file: a JSON list, or one line naming the file and the problem."""
     try:
         data = json.loads(file.read_text())
     except OSError as err:
-        hint = "; fetch it with `python -m videochat_online.tools.fetch_benchmarks`" if fetch_hint else ""
-        raise OVBenchError(f"{file}: cannot read it ({err.strerror}){hint}") from None
+        raise OVBenchError(f"{file}: cannot read it ({err.strerror}); fetch it with "
+                           "`python -m videochat_online.tools.fetch_benchmarks`") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise OVBenchError(f"{file}: not valid JSON ({err})") from None
     if not isinstance(data, list):
