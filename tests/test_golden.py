@@ -3,17 +3,22 @@ fixtures with the bundled model, and their predictions, scores and vision work c
 tests/data/golden, byte for byte. Those files were written before the protocol engine was merged into one; a change
 that moves a frame, a prompt, a reply or an encode shows here. `GOLDEN_WRITE=1` rewrites them (only for a change
 meant to alter what is evaluated).
+
+The runs share one fresh process, always in the same order: the pyramid evicts the earlier frame of the most similar
+neighbouring pair, and a demo video moving at constant speed has pairs equally similar up to the last bit, which what
+a process ran before can tip.
 """
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from test_streaming_benchmarks import OVO_CRR, OVO_MC, OVO_REC, OVO_SSR, SB_PROACTIVE, SB_REAL, SB_SQA
 from videochat_online.eval import ovo_bench, streamingbench
-from videochat_online.eval.runner import main as eval_main
 from videochat_online.tools.demo_media import write_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,6 +66,38 @@ def scripted(tmp_path_factory):
     return {"ovo-bench": (ovo, []), "streamingbench": (sb, ["--subsets", "real,sqa,sqa_own,proactive_50"])}
 
 
+RUN_ALL = ("import json, sys, torch; torch.set_num_threads(2); from videochat_online.eval.runner import main; "
+           "sys.exit(max(main(args) for args in json.load(open(sys.argv[1]))))")
+
+
+@pytest.fixture(scope="module")
+def runs(ovbench, scripted, tmp_path_factory):
+    """Every case evaluated, in one process: case name -> its output folder."""
+    root = tmp_path_factory.mktemp("golden-runs")
+    anno, roots = ovbench
+    cases = {}
+    for protocol, preset in OVBENCH_CASES:
+        cases[f"ovbench-{protocol}-{preset}"] = [
+            "--model", str(MODEL), "--anno-dir", str(anno), "--protocol", protocol, "--preset", preset,
+            "--max-new-tokens", "6", "--device", "cpu",
+            *[f"--data-root={subset}={path}" for subset, path in roots.items()]]
+    cases["ovbench-stream-likelihood"] = [
+        "--model", str(MODEL), "--anno-dir", str(anno), "--preset", "project", "--answer-by", "likelihood",
+        "--device", "cpu", "--subsets", "coin,tao", *[f"--data-root={s}={roots[s]}" for s in ("coin", "tao")]]
+    for benchmark, protocol in SCRIPTED_CASES:
+        folder, extra = scripted[benchmark]
+        cases[f"{benchmark}-{protocol}"] = [
+            "--benchmark", benchmark, "--model", str(MODEL), "--anno-dir", str(folder), "--data-root",
+            f"videos={folder / 'videos'}", "--protocol", protocol, "--fps", "2", "--max-new-tokens", "6",
+            "--window-seconds", "5", "--device", "cpu", *extra]
+    arglists = [[*args, "--output-dir", str(root / name)] for name, args in cases.items()]
+    (root / "cases.json").write_text(json.dumps(arglists))
+    done = subprocess.run([sys.executable, "-c", RUN_ALL, str(root / "cases.json")], cwd=REPO, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {name: root / name for name in cases}
+
+
 def outputs(out: Path) -> dict:
     """What must not change: every prediction line, the scores, and the work (all but its seconds)."""
     table = json.loads((out / "results.json").read_text())
@@ -80,32 +117,7 @@ def check(name: str, out: Path) -> None:
         assert text == (folder / file).read_text(), f"{name}/{file} differs from the pinned output"
 
 
-@pytest.mark.parametrize("protocol, preset", OVBENCH_CASES)
-def test_ovbench_outputs_are_pinned(ovbench, tmp_path, protocol, preset):
-    anno, roots = ovbench
-    args = ["--model", str(MODEL), "--anno-dir", str(anno), "--protocol", protocol, "--preset", preset,
-            "--output-dir", str(tmp_path), "--max-new-tokens", "6", "--device", "cpu"]
-    for subset, path in roots.items():
-        args += ["--data-root", f"{subset}={path}"]
-    assert eval_main(args) == 0
-    check(f"ovbench-{protocol}-{preset}", tmp_path)
-
-
-def test_ovbench_likelihood_is_pinned(ovbench, tmp_path):
-    anno, roots = ovbench
-    args = ["--model", str(MODEL), "--anno-dir", str(anno), "--preset", "project", "--answer-by", "likelihood",
-            "--output-dir", str(tmp_path), "--device", "cpu", "--subsets", "coin,tao"]
-    for subset in ("coin", "tao"):
-        args += ["--data-root", f"{subset}={roots[subset]}"]
-    assert eval_main(args) == 0
-    check("ovbench-stream-likelihood", tmp_path)
-
-
-@pytest.mark.parametrize("benchmark, protocol", SCRIPTED_CASES)
-def test_scripted_outputs_are_pinned(scripted, tmp_path, benchmark, protocol):
-    anno, extra = scripted[benchmark]
-    args = ["--benchmark", benchmark, "--model", str(MODEL), "--anno-dir", str(anno), "--data-root",
-            f"videos={anno / 'videos'}", "--protocol", protocol, "--output-dir", str(tmp_path), "--fps", "2",
-            "--max-new-tokens", "6", "--window-seconds", "5", "--device", "cpu", *extra]
-    assert eval_main(args) == 0
-    check(f"{benchmark}-{protocol}", tmp_path)
+@pytest.mark.parametrize("name", [f"ovbench-{p}-{s}" for p, s in OVBENCH_CASES] + ["ovbench-stream-likelihood"]
+                         + [f"{b}-{p}" for b, p in SCRIPTED_CASES])
+def test_outputs_are_pinned(runs, name):
+    check(name, runs[name])
