@@ -4,9 +4,9 @@ tests/data/golden, byte for byte. Those files were written before the protocol e
 that moves a frame, a prompt, a reply or an encode shows here. `GOLDEN_WRITE=1` rewrites them (only for a change
 meant to alter what is evaluated).
 
-The runs share one fresh process, always in the same order: the pyramid evicts the earlier frame of the most similar
-neighbouring pair, and a demo video moving at constant speed has pairs equally similar up to the last bit, which what
-a process ran before can tip.
+The media are coarse random noise, and the runs share one fresh process in a fixed order: the pyramid evicts the
+earlier frame of the most similar neighbouring pair, and a video whose pairs are equally similar (a ball moving at
+constant speed) leaves that choice to the last bit of a float, which any change of the process's history can tip.
 """
 
 import json
@@ -15,11 +15,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
+from conftest import OVBENCH_ANNO, OVBENCH_SUBSETS
 from test_streaming_benchmarks import OVO_CRR, OVO_MC, OVO_REC, OVO_SSR, SB_PROACTIVE, SB_REAL, SB_SQA
 from videochat_online.eval import ovo_bench, streamingbench
-from videochat_online.tools.demo_media import write_video
+from videochat_online.eval.ovbench import load_ovbench
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "models" / "videochat-online-synthetic-tiny"
@@ -38,31 +41,71 @@ def _first_questions(entries):
     return [e for e in entries if e["video"] == first["video"] and e["end"] <= 24][:2]
 
 
-@pytest.fixture(scope="module")
-def ovbench(ovbench_sample):
-    return ovbench_sample("golden", _first_questions)
+def noise_video(path: Path, count: int, seed: int, fps: int, width: int = 64, height: int = 48) -> None:
+    """A lossless H.264 mp4 of random 8x8 blocks, written from YUV planes: every pair of neighbouring frames differs
+    by much more than rounding, and its frames decode to the same pixels on every run (a lossy encode, or RGB
+    frames through swscale, can differ from run to run)."""
+    import av
+
+    rng = np.random.default_rng(seed)
+    block = lambda side: np.kron(rng.integers(16, 236, (height // 8, width // 8)), np.ones((side, side)))  # noqa: E731
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.pix_fmt, stream.height, stream.width = "yuv420p", height, width
+        stream.options = {"qp": "0"}  # lossless: decoded, the frames are these planes exactly, on every run
+        for _ in range(count):
+            planes = [block(8), block(4).reshape(-1, width), block(4).reshape(-1, width)]  # Y, then U and V
+            frame = av.VideoFrame.from_ndarray(np.concatenate(planes).astype(np.uint8), format="yuv420p")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
 
 
-def _videos(tasks, root: Path) -> None:
-    for task in tasks:
-        path = root / Path(task.video).name
+def noise_frames(folder: Path, count: int, seed: int, width: int = 64, height: int = 48) -> None:
+    """A frame folder (frame0001.jpg, ...) of random 8x8 blocks."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        frame = np.kron(rng.integers(0, 256, (height // 8, width // 8, 3)), np.ones((8, 8, 1))).astype(np.uint8)
+        Image.fromarray(frame).save(folder / f"frame{i + 1:04d}.jpg", quality=95)
+
+
+def write_media(tasks, root: Path, video_fps: int = 4) -> dict[str, Path]:
+    """A noise video (or frame folder, at its own fps) per task, 2 s longer than its last question."""
+    roots = {}
+    for seed, task in enumerate(tasks):
+        folder = roots.setdefault(task.subset, root / task.subset)
+        seconds = max(q.end for q in task.questions) + 2
+        path = folder / task.video
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_video(path, seconds=max(q.end for q in task.questions) + 2, fps=4, width=64, height=48)
+        if task.folder_fps is None:
+            noise_video(path, int(seconds * video_fps), seed, video_fps)
+        else:
+            noise_frames(path, int(seconds * task.folder_fps), seed)
+    return roots
+
+
+@pytest.fixture(scope="module")
+def ovbench(tmp_path_factory):
+    """The first questions of the shipped question files, with noise media."""
+    root = tmp_path_factory.mktemp("golden-ovbench")
+    anno = root / "anno"
+    anno.mkdir()
+    for subset in OVBENCH_SUBSETS:
+        entries = json.loads((OVBENCH_ANNO / f"{subset}.json").read_text())
+        (anno / f"{subset}.json").write_text(json.dumps(_first_questions(entries)))
+    return anno, write_media(load_ovbench(anno), root / "media")
 
 
 @pytest.fixture(scope="module")
 def scripted(tmp_path_factory):
-    """OVO-Bench and StreamingBench excerpts written from the published schemas, with demo videos."""
+    """OVO-Bench and StreamingBench excerpts written from the published schemas, with noise videos."""
     ovo = tmp_path_factory.mktemp("ovo")
     (ovo / ovo_bench.FILE).write_text(json.dumps([OVO_MC, OVO_REC, OVO_SSR, OVO_CRR]))
     sb = tmp_path_factory.mktemp("sb")
     for subset, data in {"real": [SB_REAL], "sqa": [SB_SQA], "proactive_50": [SB_PROACTIVE]}.items():
         (sb / streamingbench.FILES[subset]).write_text(json.dumps(data))
-    for task in ovo_bench.load(ovo, None):
-        path = ovo / "videos" / task.video
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_video(path, seconds=max(q.end for q in task.questions) + 2, fps=4, width=64, height=48)
-    _videos(streamingbench.load(sb, None, ("real", "sqa", "proactive_50")), sb / "videos")
+    write_media(ovo_bench.load(ovo, None), ovo)
+    write_media(streamingbench.load(sb, None, ("real", "sqa", "proactive_50")), sb)
     return {"ovo-bench": (ovo, []), "streamingbench": (sb, ["--subsets", "real,sqa,sqa_own,proactive_50"])}
 
 
