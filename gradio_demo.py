@@ -29,15 +29,15 @@ from videochat_online.data.video import open_video
 from videochat_online.errors import InputError
 from videochat_online.live import LiveStream, MemoryView
 from videochat_online.memory import POLICIES, MemorySettings
+from videochat_online.memory.config import DEFAULT_MODE
 from videochat_online.options import Parser, add_memory_args, add_model_args, run_main, watch_options
-from videochat_online.settings import check_positive, check_question
+from videochat_online.settings import QUESTION_CHARS, check_positive, check_question
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODEL = HERE / "models" / "videochat-online-synthetic-tiny"
 SAMPLES = HERE / "assets" / "samples"
 MAX_UPLOAD_MB = 200
 MAX_SECONDS = 600.0
-MAX_QUESTION_CHARS = 2000
 IDLE_MINUTES = 60.0  # a session is released this long after its last stream started
 log = logging.getLogger("videochat_online.demo")
 
@@ -94,14 +94,16 @@ def error_text(err: Exception) -> str:
 def budget_matched(settings: MemorySettings, grid_size: int, given: dict) -> MemorySettings:
     """The window and uniform memories sized to the pyramid's token budget (whole frames, at least one), so that
     switching compares memories of one cost; a size given on the command line (`given`) stays."""
-    frames = max(1, settings.replace(mode="pyramid").build(grid_size).max_tokens // grid_size ** 2)
-    return settings.replace(**{name: frames for name in ("window", "uniform_frames") if name not in given})
+    frames = max(1, settings.replace(mode=DEFAULT_MODE).build(grid_size).max_tokens // grid_size ** 2)
+    sized = {p.frames_option for p in POLICIES.values() if p.frames_option}
+    return settings.replace(**{name: frames for name in sized if name not in given})
 
 
 def mode_label(mode: str, settings: MemorySettings, grid_size: int) -> str:
     """A memory mode with its budget: "window: 3 frames, 192 tokens"."""
     memory = settings.replace(mode=mode).build(grid_size)
-    frames = {"window": settings.window, "uniform": settings.uniform_frames}.get(mode)
+    option = POLICIES.get(mode).frames_option
+    frames = getattr(settings, option) if option else None
     return f"{mode}: " + (f"{frames} frames, " if frames else "") + f"{memory.max_tokens} tokens"
 
 
@@ -159,7 +161,7 @@ BUNDLED_NOTE = ("The model is the project's bundled tiny one, trained only on it
 
 def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_upload_mb: float = MAX_UPLOAD_MB,
               max_seconds: float = MAX_SECONDS, tick_seconds: float = 0.5, clock=time.monotonic,
-              max_question_chars: int = MAX_QUESTION_CHARS, idle_minutes: float = IDLE_MINUTES,
+              max_question_chars: int = QUESTION_CHARS, idle_minutes: float = IDLE_MINUTES,
               about_model: str | None = None, allow_private_urls: bool = False,
               sessions: Sessions | None = None) -> gr.Blocks:
     """`clock`: the streams' clock (seconds; a faster one plays faster). A session is released when its tab closes
@@ -383,7 +385,7 @@ def build_parser() -> Parser:
                                                                 "model's trained rate, else 2)")
     parser.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB)
     parser.add_argument("--max-seconds", type=float, default=MAX_SECONDS, help="longest video accepted")
-    parser.add_argument("--max-question-chars", type=int, default=MAX_QUESTION_CHARS, help="longest question")
+    parser.add_argument("--max-question-chars", type=int, default=QUESTION_CHARS, help="longest question")
     parser.add_argument("--idle-minutes", type=float, default=IDLE_MINUTES,
                         help="a browser session is released this long after its last stream started")
     parser.add_argument("--share", action="store_true", help="a public gradio link (off by default)")

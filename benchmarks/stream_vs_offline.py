@@ -23,9 +23,9 @@ import torch
 
 from videochat_online.chat import ChatEngine
 from videochat_online.eval.benchmarks import BENCHMARKS
-from videochat_online.data.video import open_video
 from videochat_online.eval.driver import Driver, union
-from videochat_online.memory import MemorySettings
+from videochat_online.eval.presets import ProtocolConfig
+from videochat_online.eval.protocols import protocol_of
 from videochat_online.tools.demo_media import write_video
 from videochat_online.tools.make_tiny import make_tiny
 
@@ -59,11 +59,11 @@ def plan(tasks, fps: float) -> dict[str, tuple[float, int]]:
 
 
 def measure(engine, benchmark, tasks, protocol: str, fps: float, window: float | None) -> tuple[int, float, int]:
-    driver = Driver(engine, protocol, fps, MemorySettings(), window, batch_size=8, max_new_tokens=4)
+    driver = Driver(engine, protocol_of(ProtocolConfig(protocol, "streaming", fps, window_seconds=window,
+                                                       max_new_tokens=4)))
     start, lines = time.perf_counter(), 0
     for task in tasks:
-        scripts = benchmark.scripts(task, {q.qid for q in task.questions}, protocol)
-        lines += sum(1 for _ in driver.run(open_video(task.path), [s for s, _ in scripts], [s for _, s in scripts]))
+        lines += sum(1 for _ in driver.answer_video(benchmark, task, task.questions))
     return driver.frames_encoded, time.perf_counter() - start, lines
 
 
@@ -81,7 +81,7 @@ def main() -> None:
         engine = ChatEngine.from_pretrained(args.model or str(make_tiny(Path(tmp) / "tiny")))
         for name, folder, subsets in (("ovo-bench", "ovo-bench", None), ("streamingbench", "streamingbench",
                                                                           ("real", "sqa", "proactive_50"))):
-            benchmark = BENCHMARKS[name]
+            benchmark = BENCHMARKS.get(name)()
             tasks = benchmark.load(Path(args.anno_dir) / folder, {}, subsets or benchmark.subsets)
             print(f"\n{benchmark.title}: {len(tasks)} videos, {sum(len(t.questions) for t in tasks)} queries; "
                   f"planned at {args.fps:g} fps")

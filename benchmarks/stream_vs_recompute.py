@@ -22,7 +22,9 @@ import torch
 from videochat_online.chat import ChatEngine
 from videochat_online.eval.ovbench import SUBSETS, load_ovbench
 from videochat_online.eval.presets import PRESETS, ProtocolConfig
-from videochat_online.eval.protocols import ProtocolRunner, protocol_of
+from videochat_online.eval.benchmarks import BENCHMARKS
+from videochat_online.eval.driver import Driver
+from videochat_online.eval.protocols import protocol_of
 from videochat_online.tools.demo_media import synthetic_ovbench_media
 from videochat_online.tools.make_tiny import make_tiny
 
@@ -45,14 +47,15 @@ def planned(tasks, preset: str, fps: float | None, video_fps: float) -> None:
 
 
 def measure(engine: ChatEngine, tasks, protocol: str, preset: str, fps: float | None) -> tuple[list[dict], int, float]:
-    runner = ProtocolRunner(engine, ProtocolConfig(name=protocol, preset=preset, fps=fps, max_new_tokens=8))
+    driver = Driver(engine, protocol_of(ProtocolConfig(name=protocol, preset=preset, fps=fps, max_new_tokens=8)))
+    benchmark = BENCHMARKS.get("ovbench")()
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     start = time.perf_counter()
-    records = [rec for task in tasks for rec in runner.answer_video(task, task.questions)]
+    records = [rec for task in tasks for rec in driver.answer_video(benchmark, task, task.questions)]
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-    return records, runner.frames_encoded, time.perf_counter() - start
+    return records, driver.frames_encoded, time.perf_counter() - start
 
 
 def main() -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from videochat_online.cli import main
-from videochat_online.memory import POLICIES, MemorySettings
+from videochat_online.memory import MemorySettings
+from videochat_online.stream_config import resolve_memory
 
 PACKAGE = Path(__file__).resolve().parents[1] / "videochat_online"
 
@@ -63,66 +64,6 @@ def test_no_import_cycle_in_the_package():
 
 
 # --------------------------------------------------------------------------------------------------
-# A memory policy in one file
-# --------------------------------------------------------------------------------------------------
-@pytest.fixture
-def toy_policy():
-    """tests/toy_memory.py registered (as its import does), and unregistered afterwards."""
-    import toy_memory
-
-    if "toy" not in POLICIES:
-        POLICIES["toy"] = toy_memory.StrideMemory
-    yield toy_memory
-    POLICIES.pop("toy")
-
-
-def test_a_new_policy_runs_through_stream_eval_lmms_and_live(toy_policy, tiny_dir, demo_mp4, ovbench_sample,
-                                                            tmp_path, capsys):
-    tiny = tiny_dir()
-    # videochat-online stream: --memory toy and its own option, found through the registry
-    assert main(["stream", str(demo_mp4), "--model", str(tiny), "--fps", "2", "--memory", "toy", "--toy-stride", "3",
-                 "--ask", "6:What is it?", "--json", "--show-memory", "--max-new-tokens", "2"]) == 0
-    (answer,) = answers(capsys)
-    assert [m["index"] for m in answer["memory"]] == [3, 6, 9, 12]  # 13 frames seen: every 3rd, the last four
-    assert main(["stream", str(demo_mp4), "--model", str(tiny), "--memory", "toy", "--toy-stride", "0",
-                 "--ask", "1:x"]) == 2
-    assert "--toy-stride 0: must be >= 1" in capsys.readouterr().err
-
-    # videochat-online eval: the stream protocol with the toy memory
-    anno, roots = ovbench_sample("toy", lambda entries: entries[:2])
-    out = tmp_path / "eval"
-    args = ["eval", "--model", str(tiny), "--anno-dir", str(anno), "--output-dir", str(out), "--subsets", "coin",
-            "--data-root", f"coin={roots['coin']}", "--preset", "project", "--fps", "1", "--memory", "toy",
-            "--toy-stride", "2", "--max-new-tokens", "2"]
-    assert main(args) == 0
-    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
-    assert records and all(f[0] % 2 == 0 for r in records for f in r["frames"])
-    assert all(len(r["frames"]) <= toy_policy.KEPT for r in records)
-    assert json.loads((out / "run_settings.json").read_text())["mode"] == "toy"
-
-    # the lmms-eval model: memory and the policy's option as model_args
-    from lmms_eval_ovbench.model import VideoChatOnline
-
-    lmms = VideoChatOnline(pretrained=str(tiny), memory="toy", toy_stride="3", video_fps=2, max_new_tokens=2)
-    session = lmms._session()
-    assert isinstance(session.memory, toy_policy.StrideMemory) and session.memory.stride == 3
-
-    # the live-stream backend: every registered policy is a mode, with its frames and token cap
-    from videochat_online.data.video import open_video
-    from videochat_online.live import LiveStream
-
-    now = [0.0]
-    live = LiveStream(lmms.engine, MemorySettings("toy", toy_stride=3), fps=2, clock=lambda: now[0])
-    live.open(open_video(demo_mp4))
-    now[0] = 6.0
-    live.tick()
-    view = live.memory_view()
-    assert view.mode == "toy" and [f.index for f in view.levels[0]] == [3, 6, 9, 12]
-    assert view.cap == toy_policy.KEPT * lmms.engine.config.grid_size ** 2
-    assert {"pyramid", "window", "uniform", "toy"} <= set(live.sessions)
-
-
-# --------------------------------------------------------------------------------------------------
 # The model's memory and frame rate are the defaults
 # --------------------------------------------------------------------------------------------------
 def test_a_checkpoints_memory_and_fps_are_the_stream_defaults(tiny_dir, demo_mp4, tmp_path, capsys):
@@ -164,33 +105,6 @@ def test_a_published_layout_checkpoint_gets_the_published_defaults(tiny_dir):
 
     config, layout = read_config(tiny_dir("original"))
     assert layout == "original" and config.fps == 1.0
-    assert MemorySettings.from_dict(config.memory) == MemorySettings()
+    assert config.memory is None and resolve_memory({}, config) == MemorySettings()  # the published pyramid
 
 
-# --------------------------------------------------------------------------------------------------
-# A benchmark as a plug-in
-# --------------------------------------------------------------------------------------------------
-def test_a_new_benchmark_is_one_registered_class(tiny_dir, ovbench_sample, tmp_path):
-    from videochat_online.eval.benchmarks import BENCHMARKS, Benchmark, register_benchmark
-
-    class Toy(Benchmark):
-        """a toy benchmark: OVBench's coin questions, its own prompt and title"""
-
-        name, title, subsets, default_subsets = "toy", "Toy bench", ("coin",), ("coin",)
-
-        def question_text(self, q, preset, protocol):
-            return f"Toy question at {q.end}s: {q.question}"
-
-    register_benchmark(Toy)
-    try:
-        anno, roots = ovbench_sample("toy-bench", lambda entries: entries[:2])
-        out = tmp_path / "toy"
-        assert main(["eval", "--benchmark", "toy", "--model", str(tiny_dir()), "--anno-dir", str(anno),
-                     "--data-root", f"coin={roots['coin']}", "--output-dir", str(out), "--preset", "project",
-                     "--fps", "1", "--max-new-tokens", "2"]) == 0
-        records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
-        assert len(records) == 2 and all("Toy question at" in r["prompt"] for r in records)
-        assert (out / "results.md").read_text().startswith("# Toy bench")
-        assert json.loads((out / "results.json").read_text())["meta"]["benchmark"] == "toy"
-    finally:
-        BENCHMARKS.pop("toy")

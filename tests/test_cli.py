@@ -182,7 +182,7 @@ def test_help_texts_state_defaults_once_and_read_as_sentences():
                           ("--stall-seconds", "10"), ("--max-new-tokens", "256")):
         assert re.search(rf"{flag} \S+ [^-]*default: {default}[;)]", stream), flag
     evaluate = " ".join(sub["eval"].format_help().split())
-    assert "default: stream; OVBench: stream, window, uniform, recompute;" in evaluate
+    assert "(default: stream). OVBench: stream, window, uniform, recompute;" in evaluate
     convert = " ".join(sub["convert"].format_help().split())
     assert "src the checkpoint to read" in convert and "out a new folder" in convert
 

@@ -194,7 +194,7 @@ def test_a_file_that_is_not_a_video_is_one_message_and_the_next_upload_works(ser
 def test_a_watch_raises_an_alert_in_the_page(tmp_path, browser):
     """The bundled model, a 20 s synthetic scene in which the square leaves at 16 s, "Watch for" typed as it plays:
     the page shows the alert, stamped with the stream time."""
-    from videochat_online.options import resolve_memory
+    from videochat_online.stream_config import resolve_memory
     from videochat_online.synthetic.world import CLOCKWISE, MOVE_SECONDS, Scene, write_scene_video
 
     scene = Scene("square", "red", "blue", "top left", CLOCKWISE["top left"], 0, 1, 3, 3 + MOVE_SECONDS,

@@ -165,7 +165,7 @@ def test_a_watch_alerts_when_the_shape_leaves(tmp_path):
     polled once a second of stream time, and its one alert is the shape leaving (within 2 s of the record)."""
     from pathlib import Path
 
-    from videochat_online.options import resolve_memory
+    from videochat_online.stream_config import resolve_memory
     from videochat_online.synthetic.build import scenes
     from videochat_online.synthetic.world import write_scene_video
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from videochat_online.memory import PyramidMemoryBank, SlidingWindowMemory, UniformMemory
+from videochat_online.memory import MemorySettings, PyramidMemoryBank, SlidingWindowMemory, UniformMemory
 from videochat_online.memory.pyramid import most_redundant
 from videochat_online.memory.uniform import uniform_positions
 
@@ -142,7 +142,7 @@ def test_capacity_zero_stores_nothing_and_capacity_one_keeps_the_newest():
 
 
 def test_published_defaults_hold_832_tokens():
-    bank = PyramidMemoryBank()
+    bank = MemorySettings().build(16)  # the published model's grid: levels 16, 8, 4
     assert bank.max_tokens == 2 * 256 + 2 * 64 + 12 * 16 == 832
     torch.manual_seed(0)
     for i in range(200):
@@ -158,14 +158,14 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="--grid-sizes 16: give one grid size per level"):
         PyramidMemoryBank(capacities=(2, 2), grid_sizes=(16,), sample_intervals=(8, 1))
     with pytest.raises(ValueError, match="--intervals 8,4,2: the last level's interval must be 1"):
-        PyramidMemoryBank(sample_intervals=(8, 4, 2))  # a frame no interval divides would have no level
+        PyramidMemoryBank((2, 2, 12), (16, 8, 4), sample_intervals=(8, 4, 2))  # a frame no interval divides would have no level
     with pytest.raises(ValueError, match=r"feature grid \[C, 16, 16\], got \[8, 8, 8\]"):
-        PyramidMemoryBank().add(torch.zeros(8, 8, 8), 0)
+        MemorySettings().build(16).add(torch.zeros(8, 8, 8), 0)
 
 
 def test_window_and_uniform_memories():
-    window = SlidingWindowMemory(3)
-    uniform = UniformMemory(4)
+    window = SlidingWindowMemory(3, grid_size=4)
+    uniform = UniformMemory(4, grid_size=4)
     for i in range(10):
         window.add(torch.full((2, 4, 4), float(i)), i, timestamp=i / 2)
         uniform.add(torch.full((2, 4, 4), float(i)), i, timestamp=i / 2)

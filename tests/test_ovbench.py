@@ -26,6 +26,7 @@ from videochat_online.eval.ovbench import (
     load_ovbench,
     load_questions,
 )
+from videochat_online.eval.driver import Answer
 from videochat_online.eval.presets import ProtocolConfig
 from videochat_online.eval.benchmarks import BENCHMARKS
 from videochat_online.eval.protocols import protocol_of
@@ -126,17 +127,19 @@ def test_accuracy_table_counts():
     q = question()
     cases = [("PastMemory-1", "(B)"), ("PastMemory-1", "(A)"), ("PastMemory-2", "pouring"),
              ("Hallucination-1", "B"), ("Hallucination-1", "a pouring motion")]
-    record = BENCHMARKS["ovbench"].record
+    def record(q, said, protocol, error=None):
+        return BENCHMARKS.get("ovbench")().record(q, None if said is None else Answer(said, [], q.end), protocol, error)
+
     records = [record(question(qid=f"coin/{i + 1}", answer_type=sub.split("-")[0], sub_answer_type=sub), reply(text),
-                      [], "stream") for i, (sub, text) in enumerate(cases)]
-    records.append(record(q, None, [], "stream", error="video missing"))  # a PastMemory-1 question
+                      "stream") for i, (sub, text) in enumerate(cases)]
+    records.append(record(q, None, "stream", error="video missing"))  # a PastMemory-1 question
     table = accuracy_table(records)
     # strict: B, A, B, B, B ("pouring" as whole words) -> 4 right; published rule: B, A, pouring, B, A -> 2 right
     assert table["overall"] == {"accuracy": 66.67, "accuracy_published_rule": 33.33, "correct": 4,
                                 "correct_published_rule": 2, "total": 6, "failed": 1, "self_contradicting": 0}
     assert table["answer_type"]["PastMemory"]["accuracy"] == 50.0  # 2 of 4
     # "(A) pouring": the letter says cutting, the text pouring (the answer); both rules follow the letter
-    torn = accuracy_table([record(q, reply("(A) pouring"), [], "stream"), record(q, reply("(B) pouring"), [], "stream")])
+    torn = accuracy_table([record(q, reply("(A) pouring"), "stream"), record(q, reply("(B) pouring"), "stream")])
     assert torn["overall"]["self_contradicting"] == 1 and torn["overall"]["correct"] == 1
     # macro: cells PastMemory-1 (1/3), PastMemory-2 (1/1), Hallucination-1 (2/2) -> (33.33 + 100 + 100) / 3
     assert table["headline"] == {"macro": 77.78, "macro_published_rule": round((100 / 3 + 0 + 50) / 3, 2), "cells": 3}

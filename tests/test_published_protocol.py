@@ -135,7 +135,7 @@ def test_window_frames_and_prompt(tiny_dir, media, tmp_path):
 @pytest.mark.parametrize("end, native, folder", [(100.0, 30.0, True), (100.0, 30.0, False), (47.0, 25.0, False),
                                                  (500.0, 1.0, True)])
 def test_long_windows_are_thinned_to_64(end, native, folder):
-    frames = published_window_frames(end, native, None, folder)
+    frames = published_window_frames(end, native, None, folder, fps=2.0, seconds=32.0, max_frames=64)
     step = max(1, int(round(native / 2)))
     end_frame = int(end * native)
     first = max(0, end_frame - int(32 * native)) if folder else math.ceil((end - 32) * native - 1)

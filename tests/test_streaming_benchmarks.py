@@ -11,16 +11,11 @@ import pytest
 
 from videochat_online.eval import ovo_bench, streamingbench
 from videochat_online.eval.driver import Ask, Driver
+from videochat_online.eval.presets import ProtocolConfig
+from videochat_online.eval.protocols import protocol_of
 from videochat_online.eval.runner import main as eval_main
-from videochat_online.memory import MemorySettings
 from videochat_online.tools import fetch_benchmarks
 from videochat_online.tools.demo_media import write_video
-
-# The published annotation files, where `python -m videochat_online.tools.fetch_benchmarks data/benchmarks` puts them
-# (BENCHMARK_ANNOTATIONS names another folder); their licences keep them out of the repository.
-SHARED = Path(os.environ.get("BENCHMARK_ANNOTATIONS") or Path(__file__).resolve().parents[1] / "data" / "benchmarks")
-real_files = pytest.mark.skipif(not (SHARED / "ovo-bench").is_dir(),
-                                reason="the published annotation files are not fetched (tools/fetch_benchmarks.py)")
 
 # Rows as the published schemas describe them (OVO-Bench `c34093f`, StreamingBench `8929923`: the fetched commits).
 OVO_MC = {"id": 3, "task": "EPM", "video": "Ego4D/clips/x.mp4", "realtime": 12.5, "question": "What did I hold?",
@@ -109,21 +104,6 @@ def test_official_prompts():
     assert streamingbench.lettered(["w.", "x.", "y.", "z."]) == ["A. w.", "B. x.", "C. y.", "D. z."]
 
 
-@real_files
-def test_every_real_row_loads():
-    tasks = ovo_bench.load(SHARED / "ovo-bench", None)
-    queries = [q for t in tasks for q in t.questions]
-    assert len(tasks) == 644 and len(queries) == 3035  # 1,468 questions and 1,567 probes
-    count = lambda task: sum(q.task == task for q in queries)  # noqa: E731
-    assert (count("EPM"), count("OJR"), count("REC"), count("SSR"), count("CRR")) == (297, 184, 698, 629, 240)
-    assert all(q.end == (q.row["test_info"][q.probe]["realtime"] if q.probe is not None else q.row["realtime"])
-               for q in queries)
-    tasks = streamingbench.load(SHARED / "streamingbench", None, streamingbench.SUBSETS)
-    by_subset = {s: sum(q.subset == s for t in tasks for q in t.questions) for s in streamingbench.SUBSETS}
-    assert by_subset == {"real": 2500, "sqa": 250, "sqa_own": 250, "proactive": 250, "proactive_50": 51}
-    assert len({t.video for t in tasks if t.questions[0].subset == "real"}) == 499
-
-
 def test_a_malformed_row_is_one_line(tmp_path, capsys):
     (tmp_path / ovo_bench.FILE).write_text(json.dumps([OVO_MC, {**OVO_REC, "test_info": [{"count": 2}]}]))
     code = eval_main(["--benchmark", "ovo-bench", "--model", "x/y", "--anno-dir", str(tmp_path), "--output-dir",
@@ -140,18 +120,11 @@ def write_videos(tasks, root: Path, fps: int = 2) -> None:
         write_video(path, seconds=max(q.end for q in task.questions) + 2, fps=fps, width=64, height=48)
 
 
-def rows(name):
-    return json.loads((SHARED / name).read_text()) if SHARED.is_dir() else None
-
-
 @pytest.fixture(scope="module")
 def ovo_sample(tmp_path_factory):
-    """Real rows when the files are at hand (an EPM pair on one video and a REC row), else the schema fixtures;
-    the CRR and SSR fixtures beside them; demo videos as long as their asks need."""
+    """A row of each kind, written from the published schema; demo videos as long as their asks need."""
     root = tmp_path_factory.mktemp("ovo")
-    real = rows("ovo-bench/ovo_bench_new.json")
-    picked = [r for r in real if r["id"] in (8, 9, 1559)] if real else [OVO_MC, OVO_REC]
-    (root / ovo_bench.FILE).write_text(json.dumps(picked + [OVO_SSR, OVO_CRR]))
+    (root / ovo_bench.FILE).write_text(json.dumps([OVO_MC, OVO_REC, OVO_SSR, OVO_CRR]))
     write_videos(ovo_bench.load(root, None), root / "videos")
     return root
 
@@ -159,10 +132,7 @@ def ovo_sample(tmp_path_factory):
 @pytest.fixture(scope="module")
 def sb_sample(tmp_path_factory):
     root = tmp_path_factory.mktemp("streamingbench")
-    real, sqa, proactive = (rows(f"streamingbench/{n}") for n in ("questions_real.json", "questions_sqa.json",
-                                                                  "questions_proactive_50.json"))
-    files = {"real": [real[38]] if real else [SB_REAL], "sqa": [SB_SQA, sqa[37]] if sqa else [SB_SQA],
-             "proactive_50": [proactive[1]] if proactive else [SB_PROACTIVE]}
+    files = {"real": [SB_REAL], "sqa": [SB_SQA], "proactive_50": [SB_PROACTIVE]}
     for subset, data in files.items():
         (root / streamingbench.FILES[subset]).write_text(json.dumps(data))
     tasks = streamingbench.load(root, None, ("real", "sqa", "proactive_50"))
@@ -235,7 +205,8 @@ def test_driver_never_shows_a_later_frame(tiny_dir, demo_mp4):
 
     for protocol, window in (("stream", None), ("window", 2.0), ("offline", None), ("offline", 3.0)):
         seen.clear()
-        driver = Driver(engine, protocol, 2.0, MemorySettings(), window, batch_size=3, max_new_tokens=2)
+        config = ProtocolConfig(protocol, "streaming", 2.0, window_seconds=window, batch_size=3, max_new_tokens=2)
+        driver = Driver(engine, protocol_of(config))
         lines = list(driver.run(open_video(demo_mp4), [script([0.4, 2.2, 5.0]), script([2.2, 3.7], chain=True)],
                                 [(0.4, 5.0), (2.2, 5.2)]))
         assert [line["id"] for line in lines] == ["[0.4, 2.2, 5.0]", "[2.2, 3.7]"] and len(seen) == 7
@@ -251,7 +222,7 @@ def test_driver_never_shows_a_later_frame(tiny_dir, demo_mp4):
 
 def test_fetch_checks_sha256(tmp_path, monkeypatch):
     served = tmp_path / "served"
-    good = b'[{"id": 0}]'
+    good = json.dumps([OVO_MC, OVO_REC]).encode()  # rows of the published schema
     repo, commit, folder, _ = fetch_benchmarks.SOURCES["ovo-bench"]
     (served / repo / commit / folder).mkdir(parents=True)
     (served / repo / commit / folder / "ovo_bench_new.json").write_bytes(good)
@@ -259,6 +230,8 @@ def test_fetch_checks_sha256(tmp_path, monkeypatch):
                         (repo, commit, folder, {"ovo_bench_new.json": fetch_benchmarks.sha256(good)}))
     paths = fetch_benchmarks.fetch(tmp_path / "out", ["ovo-bench"], base_url=served.as_uri())
     assert paths == [tmp_path / "out" / "ovo-bench" / "ovo_bench_new.json"] and paths[0].read_bytes() == good
+    line = fetch_benchmarks.counts("ovo-bench", tmp_path / "out" / "ovo-bench")  # every row read, as eval reads it
+    assert line.startswith("OVO-Bench: 2 videos, 3 queries (OCR 0,") and "EPM 1" in line and "REC 2" in line
     (served / repo / commit / folder / "ovo_bench_new.json").write_bytes(b"tampered")
     assert fetch_benchmarks.fetch(tmp_path / "out", ["ovo-bench"], base_url=served.as_uri()) == paths  # kept
     shutil.rmtree(tmp_path / "out")
@@ -306,7 +279,7 @@ def test_window_defaults_and_headline_name_the_window(tmp_path, capsys):
             (tmp_path / "questions_real.json").write_text(json.dumps([SB_REAL]))
         assert check_eval_args(args).protocol_config().window_seconds == 60.0
     help_text = " ".join(parser.format_help().split())
-    assert "(default: OVBench 32, Synthetic world 32, OVO-Bench 60, StreamingBench 60)" in help_text
+    assert "(default: the preset's: published 32, streaming 60)" in help_text
 
 
 def ovo_line(task, published, strict, failed=False):
@@ -377,7 +350,7 @@ def test_paths_times_and_replaced_videos(tiny_dir, tmp_path, caplog):
     results = json.loads((out / "results.json").read_text())
     assert results["meta"]["work"]["late_asks"] == 1 and results["meta"]["work"]["frames_encoded"] == 10
     assert "1 asks after their video's end, answered at its end" in (out / "results.md").read_text()
-    assert (out / "results.md").read_text().splitlines()[2] == "Stream at 1 fps, preset project, memory pyramid."
+    assert (out / "results.md").read_text().splitlines()[2] == "Stream at 1 fps, preset streaming, memory pyramid."
     assert (out / "results.csv").read_text().startswith("group,name,published,strict,total,failed\n")
     assert (out / "charts" / "tasks.png").stat().st_size > 0
     write_video(videos / "a.mp4", seconds=5, fps=2, width=64, height=48)  # replaced in place

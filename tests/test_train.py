@@ -19,7 +19,7 @@ from videochat_online.errors import InputError
 from videochat_online.train.dataset import DataConfig, SFTDataset, load_meta
 from videochat_online.train.failures import FailedSamplesError
 from videochat_online.train.formats import read_annotation
-from videochat_online.train.sampling import pyramid_grid_sizes, sample_times
+from videochat_online.train.sampling import sample_times
 from videochat_online.train.sft import main as sft_main
 
 
@@ -147,7 +147,8 @@ def test_sampling_and_pyramid_arrangement():
     assert sample_times(10, 12, num_frames=2) == pytest.approx([10.5, 11.5])
     random_times = sample_times(0, 4, fps=1, mode="random")
     assert all(0.8 * k <= t < 0.8 * (k + 1) for k, t in enumerate(random_times)) and random_times != sample_times(0, 4, fps=1)
-    assert pyramid_grid_sizes(10) == [16, 4, 4, 4, 8, 4, 4, 4, 16, 4]
+    pyramid = MemorySettings()  # the published model's grid 16: levels 16, 8, 4 at intervals 8, 4, 1
+    assert pyramid.policy.training_grids(pyramid, 16, 10) == [16, 4, 4, 4, 8, 4, 4, 4, 16, 4]
     # "stream": the frames a stream read at fps shows, every 1/fps from the start, the end included
     assert sample_times(0, 3.5, fps=1, mode="stream") == [0, 1, 2, 3]
     assert sample_times(2, 4, fps=2, mode="stream") == [2, 2.5, 3, 3.5, 4]

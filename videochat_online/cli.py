@@ -25,6 +25,7 @@ from .options import (
     watch_options,
 )
 from .settings import MOST, QUESTION_CHARS, check_positive, check_question
+from .stream_config import FRAME_BATCH
 
 
 @dataclass
@@ -340,7 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--stall-seconds", type=float, default=10.0,
                         help="live sources: with no frame for this long the source counts as ended (default: 10)")
     add_memory_args(stream)
-    stream.add_argument("--batch-size", type=int, default=8, help="frames per vision-tower batch (default: 8)")
+    stream.add_argument("--batch-size", type=int, default=FRAME_BATCH,
+                        help=f"frames per vision-tower batch (default: {FRAME_BATCH})")
     stream.add_argument("--multi-turn", action="store_true", help="later questions see earlier answers")
     stream.add_argument("--system", default=None, help="system message (default: the model's)")
     stream.add_argument("--max-new-tokens", type=int, default=256, help="reply length at most (default: 256)")

@@ -29,6 +29,7 @@ from .chat import ChatEngine
 from .data.video import VideoFrame, VideoSource
 from .memory import POLICIES, MemorySettings
 from .settings import check_question
+from .stream_config import DEFAULT_FPS
 from .streaming import StreamingSession, Watch, WatchEvent
 
 THUMBNAIL = 96  # pixels, the longer side
@@ -61,7 +62,7 @@ class Answer:
 
 
 class LiveStream:
-    def __init__(self, engine: ChatEngine, settings: MemorySettings, fps: float = 2.0,
+    def __init__(self, engine: ChatEngine, settings: MemorySettings, fps: float = DEFAULT_FPS,
                  clock: Callable[[], float] = time.monotonic, lock: threading.Lock | None = None,
                  max_new_tokens: int = 128):
         if not fps > 0:

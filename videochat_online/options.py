@@ -17,12 +17,12 @@ from typing import Any
 
 from .errors import InputError, VideoChatOnlineError
 from .memory import POLICIES, MemorySettings, all_options
+from .stream_config import resolve_fps, resolve_memory
 from .settings import ATTENTION, check_attention, check_device, check_positive
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 DTYPES = ("bf16", "fp16", "fp32")
 KV_CACHES = ("dynamic", "static")
-DEFAULT_FPS = 2.0  # a model that records no frame rate is watched at 2 fps
 
 
 class Parser(argparse.ArgumentParser):
@@ -35,11 +35,13 @@ class Parser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):
         args = sys.argv[1:] if args is None else list(args)
-        if getattr(self, "reads_config", False):
-            try:
+        try:
+            if getattr(self, "reads_config", False):
                 args = expand_config(self, args)
-            except VideoChatOnlineError as err:
-                self.error(str(err))
+            if getattr(self, "memory_flags", False):
+                _add_policy_flags(self, args)
+        except VideoChatOnlineError as err:
+            self.error(str(err))
         return super().parse_known_args(_negative_lists(args), namespace)
 
 
@@ -191,13 +193,33 @@ def add_memory_args(parser: argparse.ArgumentParser, mode: bool = True) -> None:
     """`--memory` and every registered policy's options; None everywhere: the model's recorded value, else
     the policy's default."""
     if mode:
-        parser.add_argument("--memory", default=None, choices=list(POLICIES),
+        parser.add_argument("--memory", default=None, metavar="NAME",
                             help="the memory policy (default: the model's, else pyramid): "
                                  + "; ".join(f"{name}: {(p.__doc__ or '').strip().splitlines()[0]}"
-                                             for name, p in POLICIES.items()))
+                                             for name, p in POLICIES.items()) + "; or package.module:Class")
+        parser.memory_flags = True
+    _add_option_flags(parser)
+
+
+def _add_option_flags(parser: argparse.ArgumentParser) -> None:
+    """A flag for each known policy's option the parser does not have yet."""
+    have = parser.__dict__.setdefault("memory_options", set())
     for name, (option, _) in all_options().items():
-        default = "" if "(default:" in option.help else f" (default: the model's, else {option.show(option.default)})"
-        parser.add_argument(option.flag, dest=name, default=None, help=option.help + default)
+        if name not in have:
+            have.add(name)
+            default = "" if "(default:" in option.help else \
+                f" (default: the model's, else {option.show(option.default)})"
+            parser.add_argument(option.flag, dest=name, default=None, help=option.help + default)
+
+
+def _add_policy_flags(parser: argparse.ArgumentParser, args: list[str]) -> None:
+    """`--memory package.module:Class`: that policy loaded before the options are read, so that its flags exist."""
+    for i, arg in enumerate(args):
+        value = args[i + 1] if arg == "--memory" and i + 1 < len(args) else arg.partition("=")[2] \
+            if arg.startswith("--memory=") else None
+        if value:
+            POLICIES.get(value)  # a SettingsError naming the known ones
+            _add_option_flags(parser)
 
 
 def memory_overrides(args: argparse.Namespace) -> dict:
@@ -207,22 +229,6 @@ def memory_overrides(args: argparse.Namespace) -> dict:
         given["mode"] = args.memory
     MemorySettings(**given)
     return given
-
-
-def resolve_memory(overrides: dict, config=None) -> MemorySettings:
-    """The model's recorded memory (`config.memory`; the defaults when it has none) with `overrides` on top,
-    checked against the model's feature grid."""
-    recorded = getattr(config, "memory", None)
-    base = MemorySettings.from_dict(recorded, "the model's config.json memory") if recorded else MemorySettings()
-    settings = base.replace(**overrides)
-    if config is not None:
-        settings.check(config.grid_size)
-    return settings
-
-
-def resolve_fps(fps: float | None, config=None) -> float:
-    """`fps` when given, else the rate the model was trained at, else DEFAULT_FPS."""
-    return fps or getattr(config, "fps", None) or DEFAULT_FPS
 
 
 @dataclass(frozen=True)

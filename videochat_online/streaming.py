@@ -27,6 +27,7 @@ from .errors import InputError
 from .memory import MemoryFrame
 from .model.modeling import PrefixCache
 from .settings import readable
+from .stream_config import FRAME_BATCH
 
 
 class StreamingSession:
@@ -52,7 +53,7 @@ class StreamingSession:
         self.frames_encoded += len(frames)
         self.add_encoded(frames, grids)
 
-    def push_all(self, frames: Iterable[VideoFrame], batch_size: int = 8) -> None:
+    def push_all(self, frames: Iterable[VideoFrame], batch_size: int = FRAME_BATCH) -> None:
         """Encode every frame of an iterator, in batches of `batch_size`."""
         batch: list[VideoFrame] = []
         for frame in frames:
@@ -157,7 +158,7 @@ def _answer(session: StreamingSession, question: TimedQuestion, remember: bool, 
 
 
 def answer_along(session: StreamingSession, frames: Iterable[VideoFrame], questions: Sequence[TimedQuestion],
-                 batch_size: int = 8, remember: bool = False, on_frame: Callable[[VideoFrame], None] | None = None,
+                 batch_size: int = FRAME_BATCH, remember: bool = False, on_frame: Callable[[VideoFrame], None] | None = None,
                  **generate_kwargs) -> Iterator[TimedAnswer]:
     """Play `frames` through the session and answer each question at its time, in time order: frames between two
     questions are encoded in batches of up to `batch_size`; decoding stops after the last question, and questions
@@ -188,7 +189,7 @@ def answer_along(session: StreamingSession, frames: Iterable[VideoFrame], questi
 
 
 def answer_live(session: StreamingSession, source, questions: Sequence[TimedQuestion] = (),
-                watches: Sequence[Watch] = (), typed: queue.Queue | None = None, batch_size: int = 8,
+                watches: Sequence[Watch] = (), typed: queue.Queue | None = None, batch_size: int = FRAME_BATCH,
                 remember: bool = False, on_frame: Callable[[VideoFrame], None] | None = None,
                 on_end: Callable[[str], None] | None = None,
                 on_refused: Callable[[TimedQuestion, str], None] | None = None,

@@ -1,7 +1,8 @@
 """VideoChat-Online as an lmms-eval model (the `lmms_eval.models` entry point; arguments and visual inputs in
-lmms-eval-ovbench/README.md). The OVBench clips of one video are watched once as a stream, each question put
-at its `end` with the preset's prompt, as `videochat-online eval --protocol stream` does. A document that
-cannot be answered gets `FAILED_REPLY_PREFIX + reason` (scored wrong, counted) and the run goes on.
+lmms-eval-ovbench/README.md). A task's clips of one video are watched once as a stream, each question asked at
+its time as its benchmark asks it (`Benchmark.query` turns a clip into the question), as `videochat-online eval
+--protocol stream` does. A document that cannot be answered gets `FAILED_REPLY_PREFIX + reason` (scored wrong,
+counted) and the run goes on.
 """
 
 from __future__ import annotations
@@ -21,14 +22,13 @@ from tqdm import tqdm
 from videochat_online.chat import default_device
 from videochat_online.data.video import open_video
 from videochat_online.errors import InputError, VideoChatOnlineError
-from videochat_online.eval.ovbench import SYSTEM_MESSAGE as OVBENCH_SYSTEM_MESSAGE
-from videochat_online.eval import ovo_bench, streamingbench
-from videochat_online.eval.benchmarks import BENCHMARKS
-from videochat_online.eval.ovbench import VideoTask, question_from_entry
+from videochat_online.eval.benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, VideoTask
+from videochat_online.eval.driver import Driver
 from videochat_online.eval.presets import PRESETS, ProtocolConfig, stream_frames
-from videochat_online.eval.protocols import ProtocolRunner
-from videochat_online.memory import MemorySettings, all_options
-from videochat_online.options import DTYPES, ModelOptions, resolve_fps, resolve_memory
+from videochat_online.eval.protocols import protocol_of
+from videochat_online.memory import POLICIES, MemorySettings, all_options
+from videochat_online.options import DTYPES, ModelOptions
+from videochat_online.stream_config import FRAME_BATCH, resolve_fps, resolve_memory
 from videochat_online.settings import SettingsError, parse_number
 from videochat_online.streaming import StreamingSession, TimedQuestion, answer_along
 
@@ -39,16 +39,6 @@ log = logging.getLogger("lmms_eval_ovbench")
 
 def manifest() -> ModelManifest:
     return ModelManifest(model_id="videochat_online", simple_class_path="lmms_eval_ovbench.model.VideoChatOnline")
-
-
-def query_of(benchmark: str, clip: dict):
-    """The question a clip of `benchmark` carries, as `videochat-online eval` reads it."""
-    if benchmark == "ovo-bench":
-        return ovo_bench.queries(clip["row"])[0]
-    if benchmark == "streamingbench":
-        asked = streamingbench.seconds(clip["entry"]["time_stamp"])
-        return streamingbench.Query(f"real/{clip['position']}", "real", clip["video_path"], clip["entry"], asked, asked)
-    return question_from_entry(clip["question"], clip["subset"], clip["position"])
 
 
 def generation_options(gen_kwargs: dict, max_new_tokens: int) -> dict:
@@ -75,12 +65,14 @@ class VideoChatOnline(lmms):
             raise SystemExit(2) from None
 
     def __init__(self, pretrained: str | None = None, device: str | None = None, dtype: str | None = None,
-                 attn_implementation: str | None = None, preset: str = "published", fps: float | None = None,
-                 video_fps: float | None = None, frame_batch: int = 8, max_new_tokens: int | None = None,
+                 attn_implementation: str | None = None, preset: str | None = None, fps: float | None = None,
+                 video_fps: float | None = None, frame_batch: int = FRAME_BATCH, max_new_tokens: int | None = None,
                  system_message: str = "model", batch_size: int = 1, **memory):
         super().__init__()
         if not pretrained:
             raise SettingsError("model_args needs pretrained=PATH_OR_HUB_ID (the checkpoint to evaluate)")
+        if memory.get("memory"):
+            POLICIES.get(memory["memory"])  # a policy named by path: known before its options are checked
         known = ("memory", *all_options())
         unknown = sorted(set(memory) - set(known))
         if unknown:
@@ -90,7 +82,7 @@ class VideoChatOnline(lmms):
         overrides = {("mode" if k == "memory" else k): v for k, v in memory.items()}
         # every value checked before the model loads, by the checks the CLI's options go through
         MemorySettings(**overrides)
-        if preset not in PRESETS:
+        if preset is not None and preset not in PRESETS:
             raise SettingsError(f"preset={preset}: use one of {', '.join(PRESETS)}")
         if dtype is not None and dtype not in DTYPES:
             raise SettingsError(f"dtype={dtype}: use one of {', '.join(DTYPES)}")
@@ -101,7 +93,7 @@ class VideoChatOnline(lmms):
             max_new_tokens = parse_number(max_new_tokens, "max_new_tokens", integer=True, flag="--max-new-tokens")
         state = PartialState()
         self._rank, self._world_size = state.process_index, state.num_processes
-        system = {"model": None, "ovbench": OVBENCH_SYSTEM_MESSAGE}.get(system_message)
+        system = {"model": None, "ovbench": BENCHMARKS.get(DEFAULT_BENCHMARK).system_message}.get(system_message)
         if system is None and system_message != "model":
             path = Path(system_message)
             if not path.is_file():
@@ -110,18 +102,15 @@ class VideoChatOnline(lmms):
         model = ModelOptions(pretrained, device or default_device(state.local_process_index), dtype,
                              attn_implementation)  # the device and attention checked here
         resolve_memory(overrides, model.local_config())  # against the model's grid too, when it is a local folder
-        if fps is not None:
-            ProtocolConfig(name="stream", preset=preset, fps=fps, memory=MemorySettings(**overrides))
+        if fps is not None:  # under the preset given, else under each benchmark's own
+            for name in {preset} if preset else {b.default_preset for b in BENCHMARKS.values()}:
+                ProtocolConfig(preset=name, fps=fps, memory=MemorySettings(**overrides))
         self.engine = model.load(system_message=system)
         self.memory = resolve_memory(overrides, self.engine.config)  # the checkpoint's, the options on top
-        # OVBench clips: the stream protocol under the preset, run as `videochat-online eval` runs it
-        rate = fps if fps is not None else PRESETS[preset].fps("stream", self.engine.config.fps)
-        self.runners = {}
-        self.runners["ovbench"] = ProtocolRunner(self.engine, ProtocolConfig(
-            name="stream", preset=preset, fps=rate, memory=self.memory, batch_size=frame_batch,
-            max_new_tokens=max_new_tokens, system_message=self.engine.system_message), BENCHMARKS["ovbench"])
+        self.preset, self.fps, self.max_new_tokens = preset, fps, max_new_tokens
         self.video_fps = resolve_fps(video_fps, self.engine.config)
-        self.frame_batch, self.max_new_tokens = frame_batch, max_new_tokens or 256
+        self.frame_batch = frame_batch
+        self.drivers: dict[str, Driver] = {}
         self.failures: list[str] = []  # "task/doc_id: reason", this process's
 
     @property
@@ -149,7 +138,7 @@ class VideoChatOnline(lmms):
             visuals = doc_to_visual(self.task_dict[task][split][doc_id]) or []
             if len(visuals) == 1 and isinstance(visuals[0], dict):
                 clip = visuals[0]
-                clips[(clip.get("benchmark", "ovbench"), clip["video"], clip.get("folder_fps"))].append((i, clip))
+                clips[(clip["benchmark"], clip["video"], clip.get("folder_fps"))].append((i, clip))
             else:
                 direct.append((i, visuals, context, gen_kwargs))
         progress = tqdm(total=len(requests), disable=self.rank != 0, desc="videochat_online")
@@ -159,7 +148,7 @@ class VideoChatOnline(lmms):
             progress.update(len(items))
         for i, visuals, context, gen_kwargs in direct:
             try:
-                answers[i] = self._answer(visuals, context, generation_options(gen_kwargs, self.max_new_tokens))
+                answers[i] = self._answer(visuals, context, generation_options(gen_kwargs, self.max_new_tokens or 256))
             except InputError as err:
                 answers[i] = self._fail(where[i], str(err))
             progress.update(1)
@@ -179,29 +168,32 @@ class VideoChatOnline(lmms):
             log.error("videochat_online: %d of %d documents failed; first: %s", len(failures), total,
                       "; ".join(failures[:3]))
 
-    def _runner(self, benchmark: str) -> ProtocolRunner:
-        """OVBench: the stream protocol under the preset; OVO-Bench, StreamingBench: their scripts along the stream
-        at `video_fps`, as `videochat-online eval --benchmark ... --protocol stream` runs them."""
-        if benchmark not in self.runners:
-            self.runners[benchmark] = ProtocolRunner(self.engine, ProtocolConfig(
-                name="stream", preset="project", fps=self.video_fps, memory=self.memory, batch_size=self.frame_batch,
-                system_message=self.engine.system_message), BENCHMARKS[benchmark])
-        return self.runners[benchmark]
+    def _driver(self, benchmark) -> Driver:
+        """The stream protocol under the benchmark's preset (or the `preset` given) at `fps` (else the preset's),
+        as `videochat-online eval --benchmark ... --protocol stream` runs it."""
+        if benchmark.name not in self.drivers:
+            preset = self.preset or benchmark.default_preset
+            self.drivers[benchmark.name] = Driver(self.engine, protocol_of(ProtocolConfig(
+                preset=preset, fps=self.fps or PRESETS[preset].fps(False, self.engine.config.fps), memory=self.memory,
+                batch_size=self.frame_batch, max_new_tokens=self.max_new_tokens,
+                system_message=self.engine.system_message)))
+        return self.drivers[benchmark.name]
 
-    def _watch_clip(self, benchmark: str, video: str, folder_fps: float | None, items):
-        """Watch one video once from its start, answering each question at its time (`ProtocolRunner`, as
+    def _watch_clip(self, name: str, video: str, folder_fps: float | None, items):
+        """Watch one video once from its start, answering each question at its time (`Driver`, as
         `videochat-online eval` does). Yields (request index, reply, None), or (request index, None, reason) for
         each question left unanswered when the video cannot be read (answers already given stand)."""
+        benchmark = BENCHMARKS.get(name)()
         where: dict[str, list[int]] = defaultdict(list)  # question id -> its requests
         questions = []
         for i, clip in items:
-            q = query_of(benchmark, clip)
+            q = benchmark.query(clip)
             questions += [] if q.qid in where else [q]
             where[q.qid].append(i)
         answered = set()
         try:
             task = VideoTask("videos", video, Path(video), folder_fps, questions)
-            for rec in self._runner(benchmark).answer_video(task, questions):
+            for rec in self._driver(benchmark).answer_video(benchmark, task, questions):
                 answered.add(rec["id"])
                 yield from ((i, rec["reply"], None) for i in where[rec["id"]])
         except InputError as err:

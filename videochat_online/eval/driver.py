@@ -1,43 +1,37 @@
-"""Benchmark scripts driven along a video (OVO-Bench, StreamingBench): every query, probe and poll of a video is
-answered at its time from what the protocol shows then, never from a later frame.
+"""The protocol engine: a benchmark's scripts played along a video under one protocol (docs/evaluation.md). Every
+query, probe and poll of a video is answered at its time from what the protocol shows then, never from a later frame.
 
-A script is a generator a benchmark writes for each of its queries (or for a whole video): it yields an `Ask`
-(a time and a prompt) and is sent the `Answer`; it yields each prediction line (a dict) when it has one. So a
-proactive question polls every second until the model says yes, and a sequential one carries the earlier
-turns, with no protocol knowing which. Protocols (docs/evaluation.md):
-
-- `stream`:  the video played once from 0; one memory (`--memory`) answers every ask at its time.
-- `window`:  only the frames of the last `window_seconds` before each ask, each frame decoded and encoded
-             once: the video is read over the union of the asks' windows, and each ask gets a fresh memory
-             filled with the encoded frames of its window.
-- `offline`: the published way: for each ask, a fresh memory over [0, t] (or [t - window_seconds, t] with
-             `window_seconds`, or from the ask's own `since`), decoded and encoded anew.
+A script is a generator a benchmark writes for each of its questions (or for a whole video): it yields an `Ask`
+(a time and a prompt) and is sent the `Answer`; it yields each prediction line (a dict) when it has one. So an
+OVBench question is a script of one ask, a proactive question polls every second until the model says yes, and a
+sequential one carries the earlier turns, with no protocol knowing which. The protocol (`protocols.py`) says which
+frames are encoded and which memory answers each ask: one memory along one pass over the video, or a fresh one per ask.
 """
 
 from __future__ import annotations
 
 import heapq
-import math
 from collections import deque
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..data.video import VideoFrame, VideoSource, prefetch
-from ..memory import MemoryFrame, MemorySettings
+from ..data.video import VideoFrame, VideoSource, open_video, prefetch
+from ..errors import InputError
+from ..memory import MemoryFrame
 
-if TYPE_CHECKING:  # the benchmark modules import this one: options stay light to import
+if TYPE_CHECKING:  # the benchmark modules import this one: it stays light to import
     from ..chat import ChatEngine, Reply
     from ..streaming import StreamingSession
-
-SCRIPTED_PROTOCOLS = ("stream", "window", "offline")
 
 
 @dataclass
 class Ask:
     time: float  # stream seconds: only frames up to here may be shown
     prompt: str
-    since: float | None = None  # offline: the clip starts here (the published proactive polls start at the question)
+    since: float | None = None  # where the question's own clip starts (OVBench: its `start`; a proactive poll: the
+    # question's time), for the protocols that show a clip per ask
+    choices: Sequence[str] | None = None  # answered by the most likely of these replies (None: generated)
 
 
 @dataclass
@@ -53,39 +47,37 @@ Script = Generator  # yields Ask or a prediction line (dict), is sent an Answer 
 
 @dataclass
 class Driver:
-    """Runs scripts over one video under a protocol; counts the frames it sends through the vision tower."""
+    """Runs a benchmark's scripts over a video under a protocol; counts the frames it sends through the vision tower."""
 
     engine: ChatEngine
-    protocol: str  # one of SCRIPTED_PROTOCOLS
-    fps: float
-    memory: MemorySettings
-    window_seconds: float | None = None  # window: required; offline: None means the clip starts at 0
-    batch_size: int = 8
-    max_new_tokens: int = 32
-    system_message: str | None = None
+    protocol: object  # a `protocols.Protocol`
     frames_encoded: int = 0
     late_asks: int = 0  # asks after the video's end, answered at its end
 
+    def answer_video(self, benchmark, task, questions: Sequence) -> Iterator[dict]:
+        """The prediction lines of `questions` (some of a `benchmarks.VideoTask`'s) by the benchmark's scripts;
+        InputError when the video cannot be read (lines already yielded stand)."""
+        if task.error:
+            raise InputError(task.error)
+        source = open_video(task.path, folder_fps=task.folder_fps)
+        todo = {q.qid for q in questions}
+        scripts = benchmark.scripts(task, todo, self.protocol)
+        lines = self.run(source, [script for script, _ in scripts], [span for _, span in scripts])
+        yield from (line for line in lines if line["id"] in todo)
+
     def run(self, source: VideoSource, scripts: Iterable[Script], spans: list[tuple[float, float]]) -> Iterator[dict]:
         """The prediction lines of `scripts`, in the order they are made. `spans` are the [first, last] ask times
-        the scripts may use (what the window protocol reads)."""
+        the scripts may use (what a pass over the video reads)."""
         queue = _Queue()
         for script in scripts:
             yield from queue.advance(script, None)
-        if self.protocol == "offline":
+        if not self.protocol.one_pass:
             while queue:
                 ask, script = queue.pop()
-                yield from queue.advance(script, self._late(source, ask, self._offline(source, ask)))
+                yield from queue.advance(script, self._late(source, ask, self._fresh(source, ask)))
             return
-        if self.protocol == "window":
-            if not self.window_seconds:
-                raise ValueError("the window protocol needs window_seconds")
-            view = _Window(self, self.window_seconds)
-            frames = self._frames(source, union([(a - self.window_seconds, b) for a, b in spans]))
-        else:
-            view = _Stream(self)
-            frames = self._frames(source, [(0.0, max((b for _, b in spans), default=0.0))])
-        for frame in prefetch(frames):
+        view = self.protocol.view(self)
+        for frame in prefetch(self.protocol.pass_frames(source, spans)):
             while queue and queue.next_time < frame.timestamp:
                 ask, script = queue.pop()
                 yield from queue.advance(script, view.answer(ask))
@@ -103,33 +95,25 @@ class Driver:
             answer.ended = True
         return answer
 
-    def _frames(self, source: VideoSource, segments: list[tuple[float, float]]) -> Iterator[VideoFrame]:
-        """The stream's frames (at `fps`, capped at the video's own rate: times k / rate) over `segments`,
-        each indexed by its place k in the whole stream."""
-        rate = min(self.fps, source.native_fps)
-        for start, end in segments:
-            first = math.ceil(max(0.0, start) * rate - 1e-6)
-            if first / rate > end + 1e-9:
-                continue  # no frame of the stream falls in this segment
-            for f in source.sample(rate, start=first / rate, end=end):
-                yield VideoFrame(first + f.index, f.timestamp, f.image)
-
-    def _session(self) -> StreamingSession:
+    def session(self) -> StreamingSession:
+        """A fresh session on the protocol's memory."""
         from ..streaming import StreamingSession
 
-        return StreamingSession(self.engine, self.memory.build(self.engine.config.grid_size),
-                                system_message=self.system_message)
+        return StreamingSession(self.engine, self.protocol.memory.build(self.engine.config.grid_size),
+                                system_message=self.protocol.config.system_message)
 
-    def _ask(self, session: StreamingSession, ask: Ask) -> Answer:
-        reply = session.ask(ask.prompt, max_new_tokens=self.max_new_tokens)
+    def ask(self, session: StreamingSession, ask: Ask) -> Answer:
+        reply = session.ask(ask.prompt, choices=ask.choices, max_new_tokens=self.protocol.config.max_new_tokens)
         return Answer(reply, session.held_frames(), ask.time)
 
-    def _offline(self, source: VideoSource, ask: Ask) -> Answer:
-        start = min(ask.time, max(ask.since or 0.0, ask.time - self.window_seconds if self.window_seconds else 0.0))
-        session = self._session()
-        session.push_all(prefetch(self._frames(source, [(start, ask.time)])), self.batch_size)
-        self.frames_encoded += session.frames_encoded
-        return self._ask(session, ask)
+    def _fresh(self, source: VideoSource, ask: Ask) -> Answer:
+        """An ask answered from a fresh memory of the frames the protocol shows it."""
+        session = self.session()
+        try:
+            session.push_all(prefetch(self.protocol.ask_frames(source, ask)), self.protocol.config.batch_size)
+        finally:
+            self.frames_encoded += session.frames_encoded
+        return self.ask(session, ask)
 
 
 class _Queue:
@@ -165,15 +149,15 @@ class _Queue:
         self.count += 1
 
 
-class _Stream:
-    """One memory for the whole stream."""
+class OneMemory:
+    """One memory for the whole pass: each ask answered from what it holds then."""
 
     def __init__(self, driver: Driver):
-        self.driver, self.session, self.batch = driver, driver._session(), []
+        self.driver, self.session, self.batch = driver, driver.session(), []
 
     def add(self, frame: VideoFrame) -> None:
         self.batch.append(frame)
-        if len(self.batch) >= self.driver.batch_size:
+        if len(self.batch) >= self.driver.protocol.config.batch_size:
             self._flush()
 
     def _flush(self) -> None:
@@ -183,10 +167,10 @@ class _Stream:
 
     def answer(self, ask: Ask) -> Answer:
         self._flush()
-        return self.driver._ask(self.session, ask)
+        return self.driver.ask(self.session, ask)
 
 
-class _Window:
+class HeldWindow:
     """Encoded frames of the last `seconds`; each ask gets a fresh memory filled with its window's frames."""
 
     def __init__(self, driver: Driver, seconds: float):
@@ -196,7 +180,7 @@ class _Window:
 
     def add(self, frame: VideoFrame) -> None:
         self.batch.append(frame)
-        if len(self.batch) >= self.driver.batch_size:
+        if len(self.batch) >= self.driver.protocol.config.batch_size:
             self._flush()
 
     def _flush(self) -> None:
@@ -210,24 +194,11 @@ class _Window:
         self._flush()
         while self.held and self.held[0][0].timestamp < ask.time - self.seconds - 1e-6:
             self.held.popleft()  # later asks are later: their windows start later too
-        session = self.driver._session()
+        session = self.driver.session()
         if self.held:
             frames, grids = zip(*self.held)
             session.add_encoded(list(frames), list(grids))
-        return self.driver._ask(session, ask)
-
-
-def prediction_line(qid: str, subset: str, video: str, time: float, said: Answer | None, protocol: str,
-                    error: str | None = None, **fields) -> dict:
-    """A scripted benchmark's prediction line: the query, what the model saw (frames held, exact prompt, written
-    compactly as in OVBench's lines), its reply, and the benchmark's own fields (answer, verdicts)."""
-    from ..conversation import compact_prompt
-
-    return {"id": qid, "subset": subset, "video": video, "time": time, **fields,
-            "reply": None if said is None else said.reply.text, "protocol": protocol,
-            "frames": [] if said is None else [[f.index, f.timestamp, f.num_tokens] for f in said.held],
-            "prompt": None if said is None else compact_prompt(said.reply.prompt),
-            "status": "failed" if error else "ok", "error": error}
+        return self.driver.ask(session, ask)
 
 
 def union(segments: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -239,4 +210,3 @@ def union(segments: list[tuple[float, float]]) -> list[tuple[float, float]]:
         else:
             merged.append([start, end])
     return [(a, b) for a, b in merged]
-

@@ -11,18 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..options import (
-    ModelOptions,
-    add_config_arg,
-    add_memory_args,
-    add_model_args,
-    memory_overrides,
-    model_options,
-    resolve_memory,
-)
-from ..settings import check_positive
-from .benchmarks import BENCHMARKS
-from .presets import ANSWER_BY, PRESETS, PROTOCOLS, ProtocolConfig
+from ..options import ModelOptions, add_config_arg, add_memory_args, add_model_args, memory_overrides, model_options
+from ..settings import SettingsError, check_positive
+from ..stream_config import DEFAULT_FPS, FRAME_BATCH, resolve_memory
+from .benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, Benchmark
+from .presets import ANSWER_BY, DEFAULT_PROTOCOL, PRESETS, PROTOCOLS, PUBLISHED_WINDOW_MAX_FRAMES, ProtocolConfig
 
 
 @dataclass
@@ -41,46 +34,56 @@ class EvalRequest:
     def protocol_config(self, model_config=None) -> ProtocolConfig:
         """The protocol's settings for a model (its config: the recorded memory and frame rate fill what the
         options and the preset leave open)."""
-        p, benchmark = self.protocol, BENCHMARKS[self.benchmark]
+        p, benchmark, protocol = self.protocol, self.bench(), PROTOCOLS.get(self.protocol["name"])
         preset = p["preset"] or benchmark.default_preset
-        fps = p["fps"] or PRESETS[preset].fps(p["name"], getattr(model_config, "fps", None))
-        window = p["window_seconds"]
-        if window is None and p["name"] != "offline":
-            window = benchmark.window_seconds
-        return ProtocolConfig(**{**p, "preset": preset, "fps": fps, "window_seconds": window,
+        if preset not in PRESETS:
+            raise SettingsError(f"--preset {preset}: use one of {', '.join(PRESETS)}")
+        fps = p["fps"] or PRESETS[preset].fps(protocol.sliding, getattr(model_config, "fps", None))
+        return ProtocolConfig(**{**p, "preset": preset, "fps": fps,
                                  "memory": resolve_memory(p["memory"], model_config),
                                  "system_message": benchmark.system_message})
+
+    def bench(self) -> Benchmark:
+        return BENCHMARKS.get(self.benchmark)()
 
 
 def add_eval_args(parser: argparse.ArgumentParser) -> None:
     add_config_arg(parser)
-    parser.add_argument("--benchmark", choices=list(BENCHMARKS), default="ovbench",
-                        help="; ".join(f"{name}: {type(b).__doc__.splitlines()[0]}" for name, b in BENCHMARKS.items()))
+    parser.add_argument("--benchmark", default=DEFAULT_BENCHMARK, metavar="NAME",
+                        help="; ".join(f"{name}: {b.__doc__.splitlines()[0].rstrip('.')}" for name, b in BENCHMARKS.items())
+                             + f"; or package.module:Class (default: {DEFAULT_BENCHMARK})")
     parser.add_argument("--anno-dir", required=True,
                         help="folder with the benchmark's question files (OVBench: ava.json, coin.json, hirest.json, tao.json)")
     parser.add_argument("--data-root", action="append", default=[], metavar="SUBSET=DIR",
                         help="where a subset's videos or frame folders are (repeat per subset)")
     parser.add_argument("--subsets", default=None, help="comma-separated (default: all of the benchmark's)")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="stream",
-                        help="default: stream; "
-                             + "; ".join(f"{b.title}: {', '.join(b.protocols)}" for b in BENCHMARKS.values()))
+    parser.add_argument("--protocol", default=DEFAULT_PROTOCOL, metavar="NAME",
+                        help="; ".join(f"{name}: {p.__doc__.strip().splitlines()[0]}" for name, p in PROTOCOLS.items())
+                             + f"; or package.module:Class (default: {DEFAULT_PROTOCOL}). "
+                             + "; ".join(f"{b.title}: {', '.join(b().protocols())}" for b in BENCHMARKS.values()))
     parser.add_argument("--preset", choices=list(PRESETS), default=None,
-                        help="published (OVBench's default): the published evaluation's frame selection, prompt and "
-                             "reply length (docs/evaluation.md); project (the others'): by time at the model's rate")
+                        help="published: the published OVBench evaluation's frame selection, prompt and reply length "
+                             "(docs/evaluation.md); project: by time at the model's rate, a window of frames; "
+                             "streaming: as project, a window of seconds (default: "
+                             + ", ".join(f"{b.title} {b.default_preset}" for b in BENCHMARKS.values()) + ")")
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--fps", type=float, default=None,
-                        help="sampling rate (default: published 8 for stream, 2 for window; project: the model's, "
-                             "else 2). The published preset turns it into a native frame step")
+                        help="sampling rate (default: the preset's: " + "; ".join(
+                            f"{p.name} " + (f"{p.stream_fps:g}" if p.stream_fps else "the model's")
+                            + (f", {p.window_fps:g} for window" if p.window_fps else "") for p in PRESETS.values())
+                        + f"; else {DEFAULT_FPS:g}). A preset with a frame step turns it into a native frame step")
     add_memory_args(parser)  # stream, recompute, published window: --memory; project window and uniform: their own
     parser.add_argument("--window-seconds", type=float, default=None,
-                        help="window: seconds before each question (default: "
-                             + ", ".join(f"{b.title} {b.window_seconds:g}" for b in BENCHMARKS.values())
+                        help="window: seconds before each question (default: the preset's: "
+                             + ", ".join(f"{p.name} {p.window_seconds:g}" for p in PRESETS.values() if p.window_seconds)
                              + "); offline: each clip's length (default: from 0)")
-    parser.add_argument("--window-max-frames", type=int, default=64,
-                        help="published window: thinned beyond this (default: 64)")
-    parser.add_argument("--batch-size", type=int, default=8, help="frames per vision-tower batch (default: 8)")
-    parser.add_argument("--max-new-tokens", type=int, default=None, help="default: published 128, project 32")
-    parser.add_argument("--answer-by", choices=ANSWER_BY, default="generate",
+    parser.add_argument("--window-max-frames", type=int, default=PUBLISHED_WINDOW_MAX_FRAMES,
+                        help=f"published window: thinned beyond this (default: {PUBLISHED_WINDOW_MAX_FRAMES})")
+    parser.add_argument("--batch-size", type=int, default=FRAME_BATCH,
+                        help=f"frames per vision-tower batch (default: {FRAME_BATCH})")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="default: the preset's: " + ", ".join(
+        f"{p.name} {p.max_new_tokens}" for p in PRESETS.values()))
+    parser.add_argument("--answer-by", choices=ANSWER_BY, default=ANSWER_BY[0],
                         help="generate (the published way): a free reply, read by the scoring rules; likelihood: the "
                              "most likely of the option replies \"(A) text\", ... (OVBench-style multiple choice)")
     parser.add_argument("--max-videos", type=int, default=None, help="evaluate only the first N videos (a smoke test)")
@@ -91,7 +94,7 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
 
 def check_eval_args(args: argparse.Namespace, files: bool = True) -> EvalRequest:
     """Every option, before anything is loaded (`files`: the question files and video roots too, `check_data`)."""
-    benchmark = BENCHMARKS[args.benchmark]
+    benchmark = BENCHMARKS.get(args.benchmark)()
     known, names = benchmark.subsets, benchmark.roots or benchmark.subsets
     roots = {}
     for item in args.data_root:
@@ -100,8 +103,9 @@ def check_eval_args(args: argparse.Namespace, files: bool = True) -> EvalRequest
             raise InputError(f"--data-root {item}: write it as NAME=DIR with NAME one of {', '.join(names)} "
                              f"(--benchmark {args.benchmark})")
         roots[name] = path
-    if args.protocol not in benchmark.protocols:
-        raise InputError(f"--protocol {args.protocol}: {benchmark.title} runs {', '.join(benchmark.protocols)}")
+    PROTOCOLS.get(args.protocol)  # a SettingsError naming the known ones
+    if args.protocol in benchmark.excluded_protocols:
+        raise InputError(f"--protocol {args.protocol}: {benchmark.title} runs {', '.join(benchmark.protocols())}")
     subsets = benchmark.default_subsets if args.subsets is None else \
         tuple(dict.fromkeys(s for s in args.subsets.split(",") if s))  # each once
     if not subsets or any(s not in known for s in subsets):
@@ -116,7 +120,7 @@ def check_eval_args(args: argparse.Namespace, files: bool = True) -> EvalRequest
     protocol = dict(name=args.protocol, preset=args.preset, fps=args.fps, memory=memory_overrides(args),
                     window_seconds=args.window_seconds, window_max_frames=args.window_max_frames,
                     batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, answer_by=args.answer_by)
-    if args.answer_by != "generate" and benchmark.scripted:
+    if args.answer_by != ANSWER_BY[0] and benchmark.generates_only:
         raise InputError(f"--answer-by {args.answer_by}: {benchmark.title}'s prompts are its own; it is answered by "
                          "generation only")
     request = EvalRequest(model, args.benchmark, args.anno_dir, roots, subsets, out, protocol, args.max_videos,

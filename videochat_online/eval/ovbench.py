@@ -1,16 +1,21 @@
-"""OVBench as data: question files (one JSON list per subset; AVA and TAO frame folders, COIN and HiREST video
-files), videos grouped with their questions, and the prompt. A question asked at `end` sees only frames up to it.
+"""OVBench as data and as a benchmark: question files (one JSON list per subset; AVA and TAO frame folders, COIN and
+HiREST video files), videos grouped with their questions, the prompt, and each question a script of one ask at its
+`end` (it sees only frames up to it). The synthetic world's test split is a second benchmark in this format.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.paths import inside
+from . import results
 from .annotations import OVBenchError, check_time
-from .scoring import LETTERS
+from .benchmarks import BENCHMARKS, Benchmark, VideoTask, prediction_line
+from .driver import Answer, Ask
+from .presets import DEFAULT_PRESET
+from .scoring import LETTERS, extract_option, published_choice, self_contradicting
 
 SUBSETS = ("ava", "coin", "hirest", "tao")  # OVBench's four, evaluated by default
 SYNTHETIC_SUBSET = "synth"  # the synthetic world's test split (videochat_online.synthetic), video files
@@ -47,27 +52,6 @@ class Question:
     @property
     def answer_letter(self) -> str:
         return LETTERS[self.candidates.index(self.answer)]
-
-
-@dataclass
-class VideoTask:
-    """One video and its questions, in time order."""
-
-    subset: str
-    video: str
-    path: Path
-    folder_fps: float | None
-    questions: list[Question] = field(default_factory=list)
-    error: str | None = None  # why its video is not read (a path outside its root): its questions fail
-
-    @property
-    def key(self) -> str:
-        return f"{self.subset}/{self.video}"
-
-    @property
-    def watch_seconds(self) -> float:
-        """How far the stream protocol watches: up to the last question."""
-        return max(q.end for q in self.questions)
 
 
 def _check_entry(entry, file: Path, i: int, subset: str) -> None:
@@ -178,3 +162,74 @@ def option_replies(candidates) -> list[str]:
 def format_options(candidates) -> str:
     """`Options:\n(A) ...\n(B) ...`, the options block of every multiple-choice prompt."""
     return "Options:\n" + "\n".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(candidates))
+
+
+# The benchmarks
+@BENCHMARKS.register
+class OVBench(Benchmark):
+    """OVBench: AVA and TAO frame folders, COIN and HiREST video files; macro-average headline."""
+
+    name, title, subsets, default_subsets = "ovbench", "OVBench", SUBSETS, SUBSETS
+    system_message = SYSTEM_MESSAGE
+    excluded_protocols = ("offline",)  # a question's own clip is [0, end]: offline would be recompute
+    default_preset = DEFAULT_PRESET
+    csv_columns, chart_key = ["group", "name", *results.COLUMNS], "accuracy"
+
+    def load(self, anno_dir, roots, subsets) -> list[VideoTask]:
+        return load_ovbench(anno_dir, roots, tuple(subsets))
+
+    def question_text(self, q: Question, protocol) -> str:
+        """The prompt of question `q` under a protocol and its preset."""
+        preset = protocol.preset
+        return format_question(q, time=q.end if preset.ask_at_end else None,
+                               suffix=WINDOW_SUFFIX if protocol.sliding and preset.window_prompt else ANSWER_SUFFIX)
+
+    def scripts(self, task: VideoTask, todo: set[str], protocol) -> list[tuple]:
+        return [(self._script(q, protocol), (q.end, q.end)) for q in task.questions if q.qid in todo]
+
+    def _script(self, q: Question, protocol):
+        choices = option_replies(q.candidates) if protocol.config.answer_by == "likelihood" else None
+        answer = yield Ask(q.end, self.question_text(q, protocol), since=q.start, choices=choices)
+        yield self.record(q, answer, protocol.name)
+
+    def query(self, clip: dict) -> Question:
+        return question_from_entry(clip["question"], clip["subset"], clip["position"])
+
+    def record(self, q: Question, answer: Answer | None, protocol: str, error: str | None = None) -> dict:
+        """The question, the choice its reply makes under both scoring rules, and what the model saw."""
+        text = None if answer is None else answer.reply.text
+        prediction = None if text is None else extract_option(text, q.candidates)
+        published = None if text is None else published_choice(text)
+        return prediction_line(q.qid, q.subset, q.video, q.end, answer, protocol, error, answer_type=q.answer_type,
+                               sub_answer_type=q.sub_answer_type, answer=q.answer_letter, prediction=prediction,
+                               correct=prediction == q.answer_letter, published_choice=published,
+                               published_correct=published == q.answer_letter,
+                               self_contradicting=text is not None and self_contradicting(text, q.candidates))
+
+    def table(self, records: list[dict]) -> dict:
+        return results.accuracy_table(records)
+
+    def markdown(self, table: dict) -> str:
+        return results.markdown(table, self.title)
+
+    def rows(self, table: dict) -> list[dict]:
+        return results.table_rows(table)
+
+    def charts(self, table: dict) -> dict[str, tuple[str, dict]]:
+        out = {"answer_types": (f"{self.title} accuracy by task type", table["answer_type"])}
+        for answer_type in table["answer_type"]:
+            out[answer_type] = (f"{answer_type}: accuracy by sub-type", {
+                k: v for k, v in table["sub_answer_type"].items() if k.startswith(answer_type + "-")})
+        return out
+
+    def summary(self, table: dict) -> str:
+        head, overall = table["headline"], table["overall"]
+        return (f"macro average {head['macro']:.2f} (published rule {head['macro_published_rule']:.2f}); accuracy "
+                f"{overall['accuracy']:.2f}% ({overall['correct']}/{overall['total']}, {overall['failed']} failed)")
+
+
+@BENCHMARKS.register
+class SyntheticWorld(OVBench):
+    """The synthetic world's test split (`videochat_online.synthetic`), in OVBench's format."""
+
+    name, title, subsets, default_subsets = "synth", "Synthetic world", (SYNTHETIC_SUBSET,), (SYNTHETIC_SUBSET,)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from ..data.paths import inside
 from .annotations import OVBenchError, check_time, field, read_annotations
-from .driver import Answer, Ask, prediction_line
-from .ovbench import VideoTask
+from .benchmarks import BENCHMARKS, Benchmark, VideoTask, failures_md, prediction_line
+from .driver import Answer, Ask
 from .scoring import LETTERS, extract_option
 
 FILE = "ovo_bench_new.json"
@@ -254,3 +254,49 @@ def markdown(result: dict, title: str = "OVO-Bench") -> str:
               + ", ".join(f"{name} {cell['total']}" for name, cell in columns if cell)]
     failed = sum(cell["failed"] for _, cell in columns if cell)
     return "\n".join(lines + (["", f"{failed} failed (scored wrong)."] if failed else [])) + "\n"
+
+
+@BENCHMARKS.register
+class OVOBench(Benchmark):
+    """OVO-Bench: 12 tasks, backward / real-time queries and forward probes along one stream per video."""
+
+    name, title, subsets, default_subsets = "ovo-bench", "OVO-Bench", TASKS, TASKS
+    roots, default_preset, generates_only = (ROOT,), "streaming", True
+    csv_columns, chart_key = CSV_COLUMNS, "published"
+
+    def load(self, anno_dir, roots, subsets) -> list[VideoTask]:
+        return load(anno_dir, roots.get(ROOT), tuple(subsets))
+
+    def question_file(self, subset: str) -> str:
+        return FILE
+
+    def scripts(self, task: VideoTask, todo: set[str], protocol) -> list[tuple]:
+        return [(script(q, protocol.name), (q.end, q.end)) for q in task.questions if q.qid in todo]
+
+    def query(self, clip: dict) -> Query:
+        return queries(clip["row"])[0]
+
+    def record(self, q: Query, answer, protocol: str, error: str | None = None) -> dict:
+        return line(q, answer, protocol, error)
+
+    def order(self, qid: str) -> tuple:
+        return order(qid)
+
+    def table(self, records: list[dict]) -> dict:
+        scores = table(records)
+        return {**scores, "overall": {**scores["overall"], "total": len(records)},
+                "failed": [{"id": r["id"], "video": r["video"], "error": r["error"]} for r in records
+                           if r["status"] == "failed"]}
+
+    def markdown(self, table: dict) -> str:
+        return markdown(table, self.title) + failures_md(table)
+
+    def rows(self, table: dict) -> list[dict]:
+        return rows(table)
+
+    def charts(self, table: dict) -> dict[str, tuple[str, dict]]:
+        return charts(table)
+
+    def summary(self, table: dict) -> str:
+        o = table["overall"]
+        return f"overall {o['published']:.2f} (published rule; strict {o['strict']:.2f})"

@@ -1,6 +1,7 @@
 """Presets as data (`PRESETS`: how a benchmark's questions are put to the model) and the frame-selection rules
 they use, pure functions of a video's frame rate and length and a question's time. `published` reproduces
-the published evaluation and `project` is this project's own; docs/evaluation.md tabulates both.
+the published OVBench evaluation, `project` is this project's own and `streaming` the scripted benchmarks' (OVO-Bench,
+StreamingBench); docs/evaluation.md tabulates them.
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.video import VideoSource, native_index
+from ..data.video import VideoFrame, VideoSource, native_index
 from ..memory import MemorySettings
+from ..registry import Registry
 from ..settings import SettingsError, check_positive
-from .ovbench import ANSWER_SUFFIX, SYSTEM_MESSAGE, WINDOW_SUFFIX, Question, format_question
+from ..stream_config import DEFAULT_FPS, FRAME_BATCH
+
+PROTOCOLS = Registry("protocol", "--protocol", "videochat_online.protocols", builtin=("videochat_online.eval.protocols",))
+DEFAULT_PROTOCOL = "stream"
 
 
 @dataclass(frozen=True)
@@ -22,37 +27,35 @@ class Preset:
     """One way of putting questions to the model: a row of `PRESETS`."""
 
     name: str
-    stream_fps: float | None  # stream, recompute, uniform: the rate (None: the model's trained rate, else 2)
-    window_fps: float | None  # window: the rate (None: as stream_fps)
+    stream_fps: float | None  # the rate (None: the model's trained rate, else the default)
+    window_fps: float | None  # a sliding window's rate (None: as stream_fps)
     frame_step: bool  # a native frame step for the rate (the published reader) or sampling by time
     max_new_tokens: int
-    ask_at_end: bool  # `Question at {end}s`, or at the file's `middle_frame_timestamp` (the published prompt)
-    window_suffix: str  # after the options under the window protocol (ANSWER_SUFFIX under the others)
-    window_by_seconds: bool  # window: the last `window_seconds` per question through a fresh pyramid (published),
-    # or the last `window` frames of one pass (project)
+    ask_at_end: bool  # OVBench: `Question at {end}s`, or at the file's `middle_frame_timestamp` (the published prompt)
+    window_prompt: bool  # OVBench: the published sliding-window suffix after the options, under a sliding window
+    window_by_seconds: bool  # window: the last `window_seconds` before each ask in a fresh memory, or the last
+    # `window` frames of one pass (project)
     uniform_include_end: bool  # uniform: end points included (the published reader) or segment middles
+    window_seconds: float | None  # a window of seconds: its length, unless --window-seconds says otherwise
 
-    def fps(self, protocol: str, model_fps: float | None = None) -> float:
-        rate = self.window_fps if protocol == "window" and self.window_fps else self.stream_fps
-        return rate or model_fps or 2.0
-
-    def question(self, q: Question, protocol: str) -> str:
-        """The prompt of question `q` under `protocol`."""
-        return format_question(q, time=q.end if self.ask_at_end else None,
-                               suffix=self.window_suffix if protocol == "window" else ANSWER_SUFFIX)
+    def fps(self, sliding: bool, model_fps: float | None = None) -> float:
+        """The rate of a protocol (`sliding`: one that shows a window before each ask) for a model's trained rate."""
+        return (self.window_fps if sliding and self.window_fps else self.stream_fps) or model_fps or DEFAULT_FPS
 
 
 PRESETS = {
     "published": Preset("published", stream_fps=8.0, window_fps=2.0, frame_step=True, max_new_tokens=128,
-                        ask_at_end=False, window_suffix=WINDOW_SUFFIX, window_by_seconds=True,
-                        uniform_include_end=True),
+                        ask_at_end=False, window_prompt=True, window_by_seconds=True, uniform_include_end=True,
+                        window_seconds=32.0),
     "project": Preset("project", stream_fps=None, window_fps=None, frame_step=False, max_new_tokens=32,
-                      ask_at_end=True, window_suffix=ANSWER_SUFFIX, window_by_seconds=False,
-                      uniform_include_end=False),
+                      ask_at_end=True, window_prompt=False, window_by_seconds=False, uniform_include_end=False,
+                      window_seconds=None),
+    "streaming": Preset("streaming", stream_fps=None, window_fps=None, frame_step=False, max_new_tokens=32,
+                        ask_at_end=True, window_prompt=False, window_by_seconds=True, uniform_include_end=False,
+                        window_seconds=60.0),  # StreamingBench's leaderboard setting: the last 60 s
 }
+DEFAULT_PRESET = "published"  # OVBench's: the published evaluation
 ANSWER_BY = ("generate", "likelihood")  # how a multiple-choice question is answered
-PROTOCOLS = ("stream", "window", "uniform", "recompute", "offline")  # offline: the scripted benchmarks'
-PUBLISHED_WINDOW_SECONDS = 32.0
 PUBLISHED_WINDOW_MAX_FRAMES = 64
 
 
@@ -60,33 +63,35 @@ PUBLISHED_WINDOW_MAX_FRAMES = 64
 class ProtocolConfig:
     """A protocol under a preset, with everything the preset leaves open."""
 
-    name: str = "stream"
-    preset: str = "published"
-    fps: float | None = None  # None: the preset's (project: 2; `EvalRequest` passes the model's trained rate)
+    name: str = DEFAULT_PROTOCOL
+    preset: str = DEFAULT_PRESET
+    fps: float | None = None  # None: the preset's (else the default; `EvalRequest` passes the model's trained rate)
     # the pyramid's levels, the project window's frames (`window`), the uniform protocol's frames; the
-    # protocol picks the mode (stream, recompute and the published window: pyramid)
+    # protocol picks the mode (stream, recompute and the published window: the one chosen)
     memory: MemorySettings = field(default_factory=MemorySettings)
-    window_seconds: float | None = PUBLISHED_WINDOW_SECONDS  # window: seconds before the question
+    window_seconds: float | None = None  # a window's seconds before the ask (None: the preset's, for the protocols
+    # that take a window; offline: its clips start at 0)
     window_max_frames: int = PUBLISHED_WINDOW_MAX_FRAMES  # published window: thinned beyond this
-    batch_size: int = 8
+    batch_size: int = FRAME_BATCH
     max_new_tokens: int | None = None  # default: the preset's (published 128, project 32)
-    answer_by: str = "generate"  # or "likelihood": the most likely option reply (`ChatEngine.choose`)
-    system_message: str = SYSTEM_MESSAGE
+    answer_by: str = ANSWER_BY[0]  # or "likelihood": the most likely option reply (`ChatEngine.choose`)
+    system_message: str | None = None  # None: the model's own
 
     def __post_init__(self):
-        if self.name not in PROTOCOLS:
-            raise SettingsError(f"--protocol {self.name}: use one of {', '.join(PROTOCOLS)}")
+        protocol = PROTOCOLS.get(self.name)  # a SettingsError naming the known ones
         if self.preset not in PRESETS:
             raise SettingsError(f"--preset {self.preset}: use one of {', '.join(PRESETS)}")
         if self.answer_by not in ANSWER_BY:
             raise SettingsError(f"--answer-by {self.answer_by}: use one of {', '.join(ANSWER_BY)}")
         if self.fps is None:
-            self.fps = self.settings.fps(self.name)
+            self.fps = self.settings.fps(protocol.sliding)
+        if self.window_seconds is None and protocol.takes_window:
+            self.window_seconds = self.settings.window_seconds
         if self.max_new_tokens is None:
             self.max_new_tokens = self.settings.max_new_tokens
         check_positive(self.fps, "--fps")
-        if self.preset == "published" and self.fps < 1:
-            raise SettingsError(f"--fps {self.fps:g}: the published preset steps through a frame folder by "
+        if self.settings.frame_step and self.fps < 1:
+            raise SettingsError(f"--fps {self.fps:g}: the {self.preset} preset steps through a frame folder by "
                                 "int(native fps) // int(fps) frames, which needs --fps >= 1; use --preset project")
         check_positive(self.max_new_tokens, "--max-new-tokens", integer=True)
         if self.window_seconds is not None:  # None: offline clips start at 0
@@ -100,7 +105,7 @@ class ProtocolConfig:
 
 
 # Frame selection (pure functions of the video's frame rate, length and the question's time)
-def published_stream_step(native_fps: float, is_folder: bool, fps: float = 8.0) -> int:
+def published_stream_step(native_fps: float, is_folder: bool, fps: float) -> int:
     """Native frames between two sampled ones: round(native/fps) for video files, int(native)//fps for folders."""
     if is_folder:
         return max(1, int(native_fps) // int(fps))
@@ -108,8 +113,7 @@ def published_stream_step(native_fps: float, is_folder: bool, fps: float = 8.0) 
 
 
 def published_window_frames(end: float, native_fps: float, num_frames: int | None, is_folder: bool,
-                            fps: float = 2.0, seconds: float = PUBLISHED_WINDOW_SECONDS,
-                            max_frames: int = PUBLISHED_WINDOW_MAX_FRAMES) -> list[int]:
+                            fps: float, seconds: float, max_frames: int) -> list[int]:
     """Native frame numbers of the published sliding window for a question asked at `end`: from the frame on screen
     at `end` back by `max(1, round(native_fps / fps))` to the window's first frame (folders: `seconds * native_fps`
     frames earlier; files: the first ending at or after `end - seconds`), in time order, thinned by linspace."""
@@ -137,9 +141,18 @@ def uniform_times(start: float, end: float, n: int, native_fps: float, include_e
 
 
 def stream_frames(source: VideoSource, preset: Preset, fps: float, start: float = 0.0,
-                  end: float | None = None) -> Iterator:
-    """The frames a stream (or a recomputation) watches over [start, end] (end None: to the video's end),
-    by the preset's rule: a native frame step (published) or a rate capped at the video's own (project)."""
+                  end: float | None = None) -> Iterator[VideoFrame]:
+    """The frames a stream watches over [start, end] (end None: to the video's end), by the preset's rule: a native
+    frame step (published), or a rate capped at the video's own, the frames at times k / rate and indexed by their
+    place k in the whole stream (so a clip from `start` holds the same frames as the stream there)."""
     if preset.frame_step:
         return source.sample_every(published_stream_step(source.native_fps, source.is_folder, fps), start, end)
-    return source.sample(min(fps, source.native_fps), start=start, end=end)
+    return _on_grid(source, min(fps, source.native_fps), start, end)
+
+
+def _on_grid(source: VideoSource, rate: float, start: float, end: float | None) -> Iterator[VideoFrame]:
+    first = math.ceil(max(0.0, start) * rate - 1e-6)
+    if end is not None and first / rate > end + 1e-9:
+        return  # no frame of the stream falls in [start, end]
+    for f in source.sample(rate, start=first / rate, end=end):
+        yield VideoFrame(first + f.index, f.timestamp, f.image)

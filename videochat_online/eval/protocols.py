@@ -1,162 +1,137 @@
-"""The protocols as classes (`Stream`, `Recompute`, `Window`, `Uniform`; docs/evaluation.md): how a model sees a
-video before each question, under a preset. Each owns its frame selection, its memory, the vision work it
-plans and its cost for balancing processes; `ProtocolRunner` answers a video's questions under one.
+"""The protocols (docs/evaluation.md, "Protocols"): how a model sees a video before each ask, under a preset. Each
+is a class registered by name (`@PROTOCOLS.register`) that says which frames are encoded and which memory answers an
+ask (`one_pass`: one memory along one pass over the video, `pass_frames` and `view`; else a fresh memory per ask
+filled with `ask_frames`); `driver.Driver` plays a benchmark's scripts under it. A protocol of one's own is one such
+class, in any module: `--protocol package.module:Class`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import ClassVar
 
-from ..chat import ChatEngine
-from ..data.video import Timeline, VideoSource, open_video, prefetch
-from ..errors import InputError
-from ..streaming import StreamingSession, TimedQuestion, answer_along
-from .benchmarks import BENCHMARKS, Benchmark
-from .driver import Driver
-from .ovbench import Question, VideoTask, option_replies
-from .presets import ProtocolConfig, published_window_frames, stream_frames, uniform_times
+from ..data.video import Timeline, VideoFrame, VideoSource
+from .driver import Ask, Driver, HeldWindow, OneMemory, union
+from .presets import PROTOCOLS, ProtocolConfig, published_window_frames, stream_frames, uniform_times
 
 
 class Protocol:
-    """A protocol under one preset. `one_pass`: the video is watched once for all its questions (else a fresh
-    memory per question, shown `question_frames`)."""
+    """A protocol under one preset (`config`)."""
 
     name: ClassVar[str]
-    one_pass: ClassVar[bool] = False
+    sliding: ClassVar[bool] = False  # shows a window before each ask: a preset's window rate and prompt apply
+    takes_window: ClassVar[bool] = True  # reads --window-seconds (default: the benchmark's); False: None unless given
+    one_pass: bool = False  # one memory along one pass (else a fresh memory per ask)
 
     def __init__(self, config: ProtocolConfig):
         self.config, self.preset = config, config.settings
-        self.memory_mode = config.memory.mode  # the chosen memory (--memory; the model's, else the pyramid)
+        self.memory = config.memory  # the chosen memory (--memory; the model's, else the pyramid)
 
-    def watched(self, source: VideoSource, end: float, start: float = 0.0) -> Iterator:
-        """The frames of a pass over [start, end] at the protocol's rate, by the preset's rule."""
+    def frames(self, source: VideoSource, start: float, end: float | None) -> Iterator[VideoFrame]:
+        """The stream's frames over [start, end] at the protocol's rate, by the preset's rule."""
         return stream_frames(source, self.preset, self.config.fps, start=start, end=end)
 
-    def question_frames(self, source: VideoSource, q: Question) -> Iterator:
-        return self.watched(source, q.end)
+    def pass_frames(self, source: VideoSource, spans: list[tuple[float, float]]) -> Iterator[VideoFrame]:
+        """One pass: the frames watched, from the start to the last ask."""
+        return self.frames(source, 0.0, max((b for _, b in spans), default=0.0))
 
-    def planned_encodes(self, task: VideoTask, native_fps: float | None = None, num_frames: int | None = None) -> int:
+    def view(self, driver: Driver):
+        """One pass: what answers an ask from the frames so far (`add(frame)`, `answer(ask)`)."""
+        return OneMemory(driver)
+
+    def ask_frames(self, source: VideoSource, ask: Ask) -> Iterator[VideoFrame]:
+        """A fresh memory per ask: the frames it is shown."""
+        raise NotImplementedError(f"the {self.name} protocol answers along one pass")
+
+    def planned_encodes(self, task, native_fps: float | None = None, num_frames: int | None = None) -> int:
         """Frames sent through the vision tower for a task, from its question times alone: the same selection
         run over a `Timeline` (a video of that rate and length that decodes nothing)."""
         timeline = Timeline(native_fps or self.config.fps, num_frames, is_folder=task.folder_fps is not None)
         if self.one_pass:
-            return sum(1 for _ in self.watched(timeline, task.watch_seconds))
-        return sum(1 for q in task.questions for _ in self.question_frames(timeline, q))
+            return sum(1 for _ in self.pass_frames(timeline, [(q.end, q.end) for q in task.questions]))
+        return sum(1 for q in task.questions for _ in self.ask_frames(timeline, Ask(q.end, "", since=q.start)))
 
-    def cost(self, task: VideoTask) -> float:
+    def cost(self, task) -> float:
         """Work of a video, for balancing processes: frames planned at the protocol's rate."""
         return float(self.planned_encodes(task))
 
 
+@PROTOCOLS.register
 class Stream(Protocol):
+    """the video played once; one memory answers every question at its time"""
+
     name, one_pass = "stream", True
 
 
-class Recompute(Protocol):
-    name = "recompute"
-
-
-class Offline(Recompute):  # the scripted benchmarks' published way (`driver.py`): a fresh memory per ask
-    name = "offline"
-
-
+@PROTOCOLS.register
 class Window(Protocol):
-    name = "window"
+    """only the last --window-seconds before each question (project preset: the last --window frames of one pass)"""
+
+    name, sliding = "window", True
 
     def __init__(self, config: ProtocolConfig):
         super().__init__(config)
         if not self.preset.window_by_seconds:  # the last `window` frames of one pass, at full resolution
-            self.one_pass, self.memory_mode = True, "window"
+            self.one_pass, self.memory = True, config.memory.replace(mode="window")
+        elif not self.preset.frame_step:  # the stream read over the asks' windows, each frame encoded once
+            self.one_pass = True
 
-    def question_frames(self, source: VideoSource, q: Question) -> Iterator:
-        c = self.config
-        return source.read_native(published_window_frames(q.end, source.native_fps, source.num_frames, source.is_folder,
-                                                          c.fps, c.window_seconds, c.window_max_frames))
+    def pass_frames(self, source: VideoSource, spans: list[tuple[float, float]]) -> Iterator[VideoFrame]:
+        if not self.preset.window_by_seconds:
+            return super().pass_frames(source, spans)
+        seconds = self.config.window_seconds
+        return (f for a, b in union([(a - seconds, b) for a, b in spans]) for f in self.frames(source, a, b))
+
+    def view(self, driver: Driver):
+        return HeldWindow(driver, self.config.window_seconds) if self.preset.window_by_seconds else OneMemory(driver)
+
+    def ask_frames(self, source: VideoSource, ask: Ask) -> Iterator[VideoFrame]:
+        c = self.config  # the published reader: native frames stepped back from the ask, thinned
+        return source.read_native(published_window_frames(ask.time, source.native_fps, source.num_frames,
+                                                          source.is_folder, c.fps, c.window_seconds,
+                                                          c.window_max_frames))
 
 
+@PROTOCOLS.register
 class Uniform(Protocol):
+    """a fresh memory per question: --uniform-frames frames spread over the question's clip"""
+
     name = "uniform"
 
     def __init__(self, config: ProtocolConfig):
         super().__init__(config)
-        self.memory_mode = "uniform"
+        self.memory = config.memory.replace(mode="uniform")
 
-    def question_frames(self, source: VideoSource, q: Question) -> Iterator:
-        return source.frames_at(uniform_times(q.start, q.end, self.config.memory.uniform_frames, source.native_fps,
-                                              include_end=self.preset.uniform_include_end))
+    def ask_frames(self, source: VideoSource, ask: Ask) -> Iterator[VideoFrame]:
+        return source.frames_at(uniform_times(ask.since or 0.0, ask.time, self.memory.uniform_frames,
+                                              source.native_fps, include_end=self.preset.uniform_include_end))
 
-    def cost(self, task: VideoTask) -> float:
+    def cost(self, task) -> float:
         return float(len(task.questions))
 
 
-PROTOCOL_CLASSES = {p.name: p for p in (Stream, Recompute, Window, Uniform, Offline)}
+@PROTOCOLS.register
+class Recompute(Protocol):
+    """a fresh memory per question over [0, its time], every frame encoded anew"""
+
+    name = "recompute"
+
+    def ask_frames(self, source: VideoSource, ask: Ask) -> Iterator[VideoFrame]:
+        return self.frames(source, 0.0, ask.time)
+
+
+@PROTOCOLS.register
+class Offline(Protocol):
+    """a fresh memory per ask over its own clip, from 0 (or --window-seconds before it, or a poll's question time)"""
+
+    name, takes_window = "offline", False
+
+    def ask_frames(self, source: VideoSource, ask: Ask) -> Iterator[VideoFrame]:
+        seconds = self.config.window_seconds
+        start = min(ask.time, max(ask.since or 0.0, ask.time - seconds if seconds else 0.0))
+        return self.frames(source, start, ask.time)
 
 
 def protocol_of(config: ProtocolConfig) -> Protocol:
-    return PROTOCOL_CLASSES[config.name](config)
-
-
-class ProtocolRunner:
-    """Answers a video's questions of a benchmark under one protocol; counts the vision work it does."""
-
-    def __init__(self, engine: ChatEngine, config: ProtocolConfig, benchmark: Benchmark = BENCHMARKS["ovbench"]):
-        self.engine, self.config, self.benchmark = engine, config, benchmark
-        self.protocol = protocol_of(config)
-        self.frames_encoded = 0
-        self.late_asks = 0  # asks after their video's end (scripted benchmarks), answered at its end
-
-    def question_text(self, q: Question) -> str:
-        return self.benchmark.question_text(q, self.protocol.preset, self.protocol.name)
-
-    def choices(self, q: Question) -> list[str] | None:
-        """With --answer-by likelihood, the replies a question is answered by: "(A) text", ... (else None)."""
-        return option_replies(q.candidates) if self.config.answer_by == "likelihood" else None
-
-    def _session(self) -> StreamingSession:
-        memory = self.config.memory.replace(mode=self.protocol.memory_mode).build(self.engine.config.grid_size)
-        return StreamingSession(self.engine, memory, system_message=self.config.system_message)
-
-    def answer_video(self, task: VideoTask, questions: Sequence[Question]) -> Iterator[dict]:
-        """Prediction records for `questions` (a subset of the task's), in time order; InputError when the video
-        cannot be read (records already yielded stand)."""
-        c, p = self.config, self.protocol
-        if task.error:
-            raise InputError(task.error)
-        source = open_video(task.path, folder_fps=task.folder_fps)
-        if self.benchmark.scripted:
-            yield from self._scripted(source, task, {q.qid for q in questions})
-            return
-        questions = sorted(questions, key=lambda q: (q.end, q.qid))
-        if p.one_pass:
-            session = self._session()
-            timed = [TimedQuestion(q.end, self.question_text(q), key=q, choices=self.choices(q)) for q in questions]
-            end = max(q.end for q in questions) if questions else 0.0
-            try:
-                for done in answer_along(session, prefetch(p.watched(source, end)), timed,
-                                         batch_size=c.batch_size, max_new_tokens=c.max_new_tokens):
-                    yield self.benchmark.record(done.question.key, done.reply, done.memory, c.name)
-            finally:
-                self.frames_encoded += session.frames_encoded
-            return
-        for q in questions:  # a fresh memory per question
-            session = self._session()
-            try:
-                session.push_all(prefetch(p.question_frames(source, q)), c.batch_size)
-                reply = session.ask(self.question_text(q), choices=self.choices(q), max_new_tokens=c.max_new_tokens)
-            finally:
-                self.frames_encoded += session.frames_encoded
-            yield self.benchmark.record(q, reply, session.held_frames(), c.name)
-
-    def _scripted(self, source: VideoSource, task: VideoTask, todo: set[str]) -> Iterator[dict]:
-        """A scripted benchmark's video: its scripts driven along the stream (`driver.py`)."""
-        c = self.config
-        driver = Driver(self.engine, c.name, c.fps, c.memory, c.window_seconds, c.batch_size, c.max_new_tokens,
-                        c.system_message)
-        scripts = self.benchmark.scripts(task, todo, c.name)
-        try:
-            yield from (rec for rec in driver.run(source, [s for s, _ in scripts], [span for _, span in scripts])
-                        if rec["id"] in todo)
-        finally:
-            self.frames_encoded += driver.frames_encoded
-            self.late_asks += driver.late_asks
+    """The protocol `config` names (a registered name or a `package.module:Class` path), under its settings."""
+    return PROTOCOLS.get(config.name)(config)

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -123,22 +122,6 @@ def bar_chart(path: Path, title: str, cells: dict[str, dict], key: str = "accura
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title)
     fig.savefig(path, dpi=100)
-
-
-def write_results(out_dir: str | Path, records: list[dict], meta: dict | None = None, title: str = "OVBench") -> dict:
-    """Write results.{json,csv,md} and charts/*.png for these prediction records; returns the table."""
-    out = Path(out_dir)
-    table = accuracy_table(records)
-    (out / "results.json").write_text(json.dumps({"meta": meta or {}, **table}, indent=2, ensure_ascii=False))
-    write_csv(out / "results.csv", table_rows(table), ["group", "name", *COLUMNS])
-    (out / "results.md").write_text(insert_run_line(markdown(table, title), meta))
-    charts = out / "charts"
-    charts.mkdir(exist_ok=True)
-    bar_chart(charts / "answer_types.png", f"{title} accuracy by task type", table["answer_type"])
-    for answer_type in table["answer_type"]:
-        subs = {k: v for k, v in table["sub_answer_type"].items() if k.startswith(answer_type + "-")}
-        bar_chart(charts / f"{answer_type}.png", f"{answer_type}: accuracy by sub-type", subs)
-    return table
 
 
 def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:

@@ -24,10 +24,9 @@ import torch
 from ..errors import InputError
 from ..options import Parser, run_main
 from .options import EvalRequest, add_eval_args, check_eval_args
-from .benchmarks import BENCHMARKS, Benchmark
-from .ovbench import VideoTask
-from .presets import ProtocolConfig
-from .protocols import Protocol, ProtocolRunner
+from .benchmarks import Benchmark, VideoTask
+from .driver import Driver
+from .protocols import Protocol, protocol_of
 from .results import protocol_line
 
 log = logging.getLogger("videochat_online.eval")
@@ -100,16 +99,18 @@ SETTINGS_FILE = "run_settings.json"
 SHOWN_AS = {"name": "protocol"}  # a setting as the options call it
 
 
-def protocol_record(config: ProtocolConfig) -> dict:
-    """The protocol's settings as JSON has them, memory flattened (`mode`: the memory `--memory` chose)."""
-    protocol = {f.name: getattr(config, f.name) for f in fields(config) if f.name != "memory"}
-    return json.loads(json.dumps({**protocol, **config.memory.to_dict()}))
+def protocol_record(protocol: Protocol) -> dict:
+    """The protocol's settings as JSON has them, memory flattened (`mode`: the memory it answers from, and that
+    policy's options)."""
+    config = protocol.config
+    settings = {f.name: getattr(config, f.name) for f in fields(config) if f.name != "memory"}
+    return json.loads(json.dumps({**settings, **protocol.memory.to_dict()}))
 
 
-def answer_settings(model: str, config: ProtocolConfig, dtype: str | None) -> dict:
+def answer_settings(model: str, protocol: Protocol, dtype: str | None) -> dict:
     """The settings that decide a prediction (flat, as JSON has them; batching decides none): two runs may share
     an output folder only if these agree."""
-    protocol = protocol_record(config)
+    protocol = protocol_record(protocol)
     protocol.pop("batch_size")
     return {"model": model, "dtype": dtype, **protocol}
 
@@ -174,7 +175,7 @@ def record_keys(benchmark: Benchmark, tasks: list[VideoTask], protocol: str) -> 
     """The fields every prediction line of these questions has (those that every question's failed line has)."""
     keys = None
     for q in (q for task in tasks for q in task.questions):
-        line = benchmark.record(q, None, [], protocol, error="-")
+        line = benchmark.record(q, None, protocol, error="-")
         keys = list(line) if keys is None else [k for k in keys if k in line]
     return keys or []
 
@@ -213,7 +214,7 @@ def video_stamp(path: Path) -> list | None:
     return [st.st_size, st.st_mtime_ns]
 
 
-def evaluate_tasks(runner: ProtocolRunner, tasks: list[VideoTask], done: dict[str, list | None],
+def evaluate_tasks(driver: Driver, benchmark: Benchmark, tasks: list[VideoTask], done: dict[str, list | None],
                    writer: PredictionWriter, progress=None) -> None:
     """Answer every question of `tasks` not in `done` (qid -> the `video_stamp` it was answered from), or answered
     from a video that changed since; an unreadable video fails its remaining questions."""
@@ -226,7 +227,7 @@ def evaluate_tasks(runner: ProtocolRunner, tasks: list[VideoTask], done: dict[st
                         task.key, changed)
         written: set[str] = set()
         try:
-            for rec in runner.answer_video(task, todo):
+            for rec in driver.answer_video(benchmark, task, todo):
                 writer.write({**rec, "video_stamp": stamp, "answered_at": round(time.time(), 6)})
                 written.add(rec["id"])
         except (InputError, torch.cuda.OutOfMemoryError) as err:
@@ -234,7 +235,7 @@ def evaluate_tasks(runner: ProtocolRunner, tasks: list[VideoTask], done: dict[st
             log.warning("%s: %d questions failed: %s", task.key, len(todo) - len(written), message)
             for q in todo:
                 if q.qid not in written:
-                    writer.write(runner.benchmark.record(q, None, [], runner.config.name, error=message))
+                    writer.write(benchmark.record(q, None, driver.protocol.name, error=message))
             if isinstance(err, torch.cuda.OutOfMemoryError):
                 torch.cuda.empty_cache()
         if progress is not None:
@@ -251,7 +252,7 @@ def run(request: EvalRequest) -> dict | None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise InputError(f"--output-dir {out}: cannot create it ({err.strerror})") from None
-    benchmark = BENCHMARKS[r.benchmark]
+    benchmark = r.bench()
     tasks = benchmark.load(r.anno_dir, r.roots, r.subsets)
     if not tasks:
         raise InputError(f"{r.anno_dir}: no questions to evaluate in subsets {', '.join(r.subsets)}")
@@ -268,9 +269,10 @@ def run(request: EvalRequest) -> dict | None:
     # batching) hold bit-identical memories in bf16; on the CPU the features are batch-independent already.
     engine = r.model.load(device=device, fixed_batch=r.protocol["batch_size"] if device.startswith("cuda") else None)
     config = r.protocol_config(engine.config)  # the model's memory and frame rate where the options leave them
+    protocol = protocol_of(config)
     meta = {"benchmark": benchmark.name, "model": r.model.model, "anno_dir": str(r.anno_dir), "roots": r.roots, "subsets": list(r.subsets),
-            "protocol": protocol_record(config), "world_size": world}
-    settings = {**answer_settings(r.model.model, config, r.model.dtype), "questions": questions,
+            "protocol": protocol_record(protocol), "world_size": world}
+    settings = {**answer_settings(r.model.model, protocol, r.model.dtype), "questions": questions,
                 "data_roots": {name: str(Path(root).resolve()) for name, root in sorted(r.roots.items())}}
     if rank == 0:  # rank 0 records them (or refuses), then the others check, before any prediction is written
         check_settings(out, settings)
@@ -280,11 +282,11 @@ def run(request: EvalRequest) -> dict | None:
     if rank == 0:
         (out / "config.json").write_text(json.dumps({**asdict(r), "resolved": meta}, indent=2, default=str))
 
-    required = record_keys(benchmark, tasks, config.name)
+    required = record_keys(benchmark, tasks, protocol.name)
     done = {qid: rec.get("video_stamp") for qid, rec in read_predictions(out, rank == 0, required).items()
             if rec["status"] == "ok"}
-    runner = ProtocolRunner(engine, config, benchmark)
-    mine = shard(tasks, world, runner.protocol)[rank]
+    driver = Driver(engine, protocol)
+    mine = shard(tasks, world, protocol)[rank]
     n_questions = sum(len(t.questions) for t in tasks)
     log.info("%s %s: %d videos, %d questions (%d done before), %d processes", benchmark.title, config.name, len(tasks),
              n_questions, len(done), world)
@@ -293,14 +295,14 @@ def run(request: EvalRequest) -> dict | None:
     start = time.perf_counter()
     try:
         with tqdm(total=len(mine), unit="video", disable=rank != 0, file=sys.stderr) as progress:
-            evaluate_tasks(runner, mine, done, writer, progress)
+            evaluate_tasks(driver, benchmark, mine, done, writer, progress)
     finally:
         writer.close()
-    work = {"frames_encoded": runner.frames_encoded, "questions_answered": writer.count,
-            "seconds": round(time.perf_counter() - start, 3), "late_asks": runner.late_asks}
+    work = {"frames_encoded": driver.frames_encoded, "questions_answered": writer.count,
+            "seconds": round(time.perf_counter() - start, 3), "late_asks": driver.late_asks}
     log.info("rank %d: %d frames encoded in %.1f s", rank, work["frames_encoded"], work["seconds"])
-    if runner.late_asks:
-        log.warning("rank %d: %d asks came after their video's end; answered at its end", rank, runner.late_asks)
+    if driver.late_asks:
+        log.warning("rank %d: %d asks came after their video's end; answered at its end", rank, driver.late_asks)
     (out / f".work.rank{rank}.json").write_text(json.dumps(work))
     barrier(world)
     table = None

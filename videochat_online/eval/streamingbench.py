@@ -15,8 +15,8 @@ from pathlib import Path
 
 from ..data.paths import inside
 from .annotations import OVBenchError, check_time, field, read_annotations
-from .driver import Answer, Ask, prediction_line
-from .ovbench import VideoTask
+from .benchmarks import BENCHMARKS, Benchmark, VideoTask, failures_md, prediction_line
+from .driver import Answer, Ask
 from .scoring import LETTERS, extract_option
 
 FILES = {"real": "questions_real.json", "sqa": "questions_sqa.json", "sqa_own": "questions_sqa.json",
@@ -309,3 +309,49 @@ def charts(result: dict) -> dict[str, tuple[str, dict]]:
     """charts/*.png: accuracy per task type under the published rule, a chart per subset."""
     return {subset: (f"StreamingBench {subset}: accuracy by task type (published rule)", groups)
             for subset, groups in result["subsets"].items()}
+
+
+@BENCHMARKS.register
+class StreamingBench(Benchmark):
+    """StreamingBench: real-time, sequential QA and proactive output along one stream per video (no audio)."""
+
+    name, title, subsets, default_subsets = "streamingbench", "StreamingBench", SUBSETS, ("real", "sqa", "proactive_50")
+    roots, default_preset, generates_only = (ROOT,), "streaming", True
+    csv_columns, chart_key = CSV_COLUMNS, "published"
+
+    def load(self, anno_dir, roots, subsets) -> list[VideoTask]:
+        return load(anno_dir, roots.get(ROOT), tuple(subsets))
+
+    def question_file(self, subset: str) -> str:
+        return FILES[subset]
+
+    def scripts(self, task: VideoTask, todo: set[str], protocol) -> list[tuple]:
+        return scripts(task, todo, protocol.name)
+
+    def query(self, clip: dict) -> Query:
+        asked = seconds(clip["entry"]["time_stamp"])
+        return Query(f"real/{clip['position']}", "real", clip["video_path"], clip["entry"], asked, asked)
+
+    def record(self, q: Query, answer, protocol: str, error: str | None = None) -> dict:
+        return failed_line(q, protocol, error)
+
+    def order(self, qid: str) -> tuple:
+        return order(qid)
+
+    def table(self, records: list[dict]) -> dict:
+        return {**table(records), "overall": {"total": len(records)},
+                "failed": [{"id": r["id"], "video": r["video"], "error": r["error"]} for r in records
+                           if r["status"] == "failed"]}
+
+    def markdown(self, table: dict) -> str:
+        return markdown(table, self.title) + failures_md(table)
+
+    def rows(self, table: dict) -> list[dict]:
+        return rows(table)
+
+    def charts(self, table: dict) -> dict[str, tuple[str, dict]]:
+        return charts(table)
+
+    def summary(self, table: dict) -> str:
+        return "; ".join(f"{name} {cells['all']['published']:.2f} (strict {cells['all']['strict']:.2f})"
+                         for name, cells in table["subsets"].items())

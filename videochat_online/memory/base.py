@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..registry import Registry
 from ..settings import SettingsError, parse_int_list, show_ints
 
 if TYPE_CHECKING:  # the memory modules import torch only where tensors are computed: options stay light to import
@@ -89,6 +90,7 @@ class MemoryPolicy(ABC):
 
     name: ClassVar[str]  # the --memory value
     options: ClassVar[tuple[Option, ...]] = ()
+    frames_option: ClassVar[str | None] = None  # the option that says how many full frames it shows, if one does
 
     @classmethod
     def check(cls, settings, grid_size: int | None = None) -> None:
@@ -97,6 +99,13 @@ class MemoryPolicy(ABC):
     @classmethod
     @abstractmethod
     def from_settings(cls, settings, grid_size: int) -> MemoryPolicy: ...
+
+    @classmethod
+    def training_grids(cls, settings, grid_size: int, num_frames: int) -> list[int]:
+        """The grid side of each of a training clip's `num_frames` frames, as this memory would show them (training
+        arranges a clip's tokens so); a policy that does not say cannot be trained with."""
+        raise SettingsError(f"--memory {cls.name}: this policy does not say how training arranges a clip's frames "
+                            "(a `training_grids` method); train with the pyramid, window or uniform")
 
     @abstractmethod
     def add(self, features: torch.Tensor, index: int, timestamp: float | None = None) -> None: ...
@@ -119,19 +128,18 @@ class MemoryPolicy(ABC):
         return self.frames()
 
 
-POLICIES: dict[str, type[MemoryPolicy]] = {}
+POLICIES = Registry("memory policy", "--memory", "videochat_online.memory")
 
 
 def register(policy: type[MemoryPolicy]) -> type[MemoryPolicy]:
     """Make a policy known by its name: `--memory NAME`, its options as flags, model_args and config fields."""
-    taken = {o.name: p.name for p in POLICIES.values() if p.name != policy.name for o in p.options}
+    taken = {o.name: p.name for p in POLICIES.entries.values() if p.name != policy.name for o in p.options}
     clash = [o.name for o in policy.options if o.name in taken]
     if clash:
         raise ValueError(f"memory policy {policy.name}: option {clash[0]} is already {taken[clash[0]]}'s")
-    POLICIES[policy.name] = policy
-    return policy
+    return POLICIES.register(policy)
 
 
 def all_options() -> dict[str, tuple[Option, str]]:
-    """Every registered policy's options: name -> (option, policy name)."""
+    """Every known policy's options: name -> (option, policy name)."""
     return {o.name: (o, p.name) for p in POLICIES.values() for o in p.options}

@@ -94,8 +94,8 @@ class PyramidMemoryBank(MemoryPolicy):
                "published)", kind=bool),
     )
 
-    def __init__(self, capacities: Sequence[int] = DEFAULT_CAPACITIES, grid_sizes: Sequence[int] = (16, 8, 4),
-                 sample_intervals: Sequence[int] = DEFAULT_INTERVALS, full_cascade: bool = False):
+    def __init__(self, capacities: Sequence[int], grid_sizes: Sequence[int], sample_intervals: Sequence[int],
+                 full_cascade: bool = False):
         check_pyramid(capacities, grid_sizes, sample_intervals)  # SettingsError (a ValueError) naming the problem
         self.capacities = tuple(int(c) for c in capacities)
         self.grid_sizes = tuple(int(g) for g in grid_sizes)
@@ -111,6 +111,12 @@ class PyramidMemoryBank(MemoryPolicy):
     def from_settings(cls, settings, grid_size: int) -> PyramidMemoryBank:
         return cls(settings.capacities, check_pyramid(settings.capacities, settings.grid_sizes, settings.intervals,
                                                       grid_size), settings.intervals, settings.full_cascade)
+
+    @classmethod
+    def training_grids(cls, settings, grid_size: int, num_frames: int) -> list[int]:
+        """Frame i of a clip gets the grid of the level it enters (`level_of`), as in the bank."""
+        sizes = check_pyramid(settings.capacities, settings.grid_sizes, settings.intervals, grid_size)
+        return [sizes[level_of(i, settings.intervals)] for i in range(num_frames)]
 
     @property
     def max_tokens(self) -> int:

@@ -28,8 +28,9 @@ class UniformMemory(MemoryPolicy):
 
     name = "uniform"
     options = (Option("uniform_frames", 16, "uniform: frames shown", minimum=1),)
+    frames_option = "uniform_frames"
 
-    def __init__(self, num_frames: int = 16, grid_size: int = 16, storage_device: str | torch.device = "cpu"):
+    def __init__(self, num_frames: int, grid_size: int, storage_device: str | torch.device = "cpu"):
         self.num_frames, self.grid_size = num_frames, grid_size
         self.storage_device = storage_device
         self._seen: list[MemoryFrame] = []
@@ -37,6 +38,10 @@ class UniformMemory(MemoryPolicy):
     @classmethod
     def from_settings(cls, settings, grid_size: int) -> UniformMemory:
         return cls(settings.uniform_frames, grid_size)
+
+    @classmethod
+    def training_grids(cls, settings, grid_size: int, num_frames: int) -> list[int]:
+        return [grid_size] * num_frames  # every frame it shows is at full resolution
 
     @property
     def max_tokens(self) -> int:

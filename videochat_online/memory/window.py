@@ -17,14 +17,19 @@ class SlidingWindowMemory(MemoryPolicy):
 
     name = "window"
     options = (Option("window", 32, "window: frames held", minimum=1),)
+    frames_option = "window"
 
-    def __init__(self, window: int = 32, grid_size: int = 16):
+    def __init__(self, window: int, grid_size: int):
         self.window, self.grid_size = window, grid_size
         self._frames: deque[MemoryFrame] = deque(maxlen=window)
 
     @classmethod
     def from_settings(cls, settings, grid_size: int) -> SlidingWindowMemory:
         return cls(settings.window, grid_size)
+
+    @classmethod
+    def training_grids(cls, settings, grid_size: int, num_frames: int) -> list[int]:
+        return [grid_size] * num_frames  # every frame it shows is at full resolution
 
     @property
     def max_tokens(self) -> int:

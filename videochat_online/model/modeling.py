@@ -180,6 +180,8 @@ class VideoChatOnlineModel(PreTrainedModel):
                 raise ValueError("give visual_tokens or pixel_values, not both")
             visual_tokens = self.tokens_from_pixels(pixel_values, grid_sizes)
         embeds = self.embed_prompt(input_ids, visual_tokens)
+        if labels is not None:  # a training step keeps no cache (the config's `use_cache` is for generation)
+            kwargs.setdefault("use_cache", False)
         return self.language_model(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **kwargs)
 
     @torch.no_grad()

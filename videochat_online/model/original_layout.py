@@ -16,11 +16,10 @@ from transformers import AutoConfig, InternVLVisionConfig, PreTrainedConfig
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 from ..errors import CheckpointError
-from ..memory import MemorySettings
+from ..stream_config import TRAINING_FPS
 from .configuration import VideoChatOnlineConfig
 
 ORIGINAL_MODEL_TYPE = "internvl_chat"
-PUBLISHED_TRAINING_FPS = 1.0  # the published recipe samples training videos at 1 fps
 
 # Embedding and per-layer renames, original -> native (prefix `vision_model.` on both sides).
 _EMBEDDING_RENAMES = {
@@ -118,9 +117,9 @@ def config_from_original(original: dict, source: str) -> VideoChatOnlineConfig:
         min_dynamic_patch=original.get("min_dynamic_patch", 1),
         use_thumbnail=original.get("use_thumbnail", True),
         vision_drop_path_rate=float(original["vision_config"].get("drop_path_rate") or 0.0),
-        # The original layout records no memory: the published recipe's (its pyramid, 1 fps of video).
-        memory=MemorySettings().to_dict(),
-        fps=PUBLISHED_TRAINING_FPS,
+        # The original layout records no memory (the defaults are the published pyramid) and no rate: the
+        # published recipe's 1 fps of video.
+        fps=TRAINING_FPS,
     )
 
 

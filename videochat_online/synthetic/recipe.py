@@ -10,6 +10,7 @@ recipe files; this file adds the paths and writes the resolved recipe and each c
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import re
 import shlex
 import subprocess
@@ -107,6 +108,7 @@ def eval_command(recipe: str, model: Path, data: Path, protocol: str, out: Path)
 def token_budgets(recipe: str, model: Path) -> dict[str, int]:
     """Visual tokens each protocol may show at most, from the evaluation's own options and the model's memory."""
     from ..eval.options import add_eval_args, check_eval_args
+    from ..eval.protocols import protocol_of
     from ..model.checkpoint import read_config
 
     parser = Parser(prog="videochat-online eval")
@@ -114,9 +116,9 @@ def token_budgets(recipe: str, model: Path) -> dict[str, int]:
     config = read_config(model)[0]
     request = check_eval_args(parser.parse_args(["--config", recipe, "--model", str(model), "--anno-dir", "-",
                                                  "--output-dir", str(model / "unused")]), files=False)
-    memory = request.protocol_config(config).memory
-    return {p: memory.replace(mode=m).build(config.grid_size).max_tokens
-            for p, m in (("stream", memory.mode), ("window", "window"), ("uniform", "uniform"))}
+    base = request.protocol_config(config)
+    return {name: protocol_of(replace(base, name=name)).memory.build(config.grid_size).max_tokens
+            for name in ("stream", "window", "uniform")}
 
 
 def results_table(out: Path, recipe: dict) -> dict:

@@ -5,7 +5,8 @@
 They are not part of this repository (their licences differ: OVO-Bench's annotations are CC BY-NC-SA 4.0);
 docs/evaluation.md says where each benchmark's videos come from and how to lay them out. OUT_DIR/ovo-bench and
 OUT_DIR/streamingbench are then the `--anno-dir` of `videochat-online eval --benchmark ...`. A file already
-there with the right sha256 is kept; a download that does not match is refused, naming the file.
+there with the right sha256 is kept; a download that does not match is refused, naming the file. Every question
+is then read as the evaluation reads it, and the counts printed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import InputError
+from ..eval.benchmarks import BENCHMARKS
 from ..options import run_main
 
 BASE_URL = "https://raw.githubusercontent.com"
@@ -61,6 +63,16 @@ def fetch(out_dir: str | Path, benchmarks: list[str], base_url: str = BASE_URL) 
     return written
 
 
+def counts(name: str, folder: Path) -> str:
+    """Every question of a benchmark's fetched files read as `videochat-online eval` reads them: one line of counts
+    (an error names the file and row that cannot be read)."""
+    benchmark = BENCHMARKS.get(name)()
+    tasks = benchmark.load(folder, {}, benchmark.subsets)
+    per = {s: sum(q.qid.split("/")[0] == s for t in tasks for q in t.questions) for s in benchmark.subsets}
+    return (f"{benchmark.title}: {len(tasks)} videos, {sum(per.values())} queries ("
+            + ", ".join(f"{s} {n}" for s, n in per.items()) + ")")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m videochat_online.tools.fetch_benchmarks",
                                      description=__doc__.split("\n")[0])
@@ -70,8 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def run() -> int:
-        for path in fetch(args.out_dir, list(SOURCES) if args.benchmark == "all" else [args.benchmark], args.base_url):
+        names = list(SOURCES) if args.benchmark == "all" else [args.benchmark]
+        for path in fetch(args.out_dir, names, args.base_url):
             print(f"ok {path}")
+        for name in names:
+            print(counts(name, Path(args.out_dir) / name))
         return 0
 
     return run_main(run)

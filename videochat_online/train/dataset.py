@@ -28,10 +28,10 @@ from ..data.video import open_video
 from ..errors import InputError
 from ..model.configuration import VideoChatOnlineConfig
 from ..memory import MemorySettings
-from ..memory.pyramid import check_pyramid
+from ..stream_config import TRAINING_FPS
 from .failures import FailedSamplesError
 from .formats import Conversation, parse, read_annotation
-from .sampling import pyramid_grid_sizes, sample_times
+from .sampling import MAX_FRAMES, sample_times
 from .tokenize import IGNORE, count_image_tokens, tokenize_conversation
 
 log = logging.getLogger("videochat_online.train")
@@ -132,10 +132,10 @@ class DataConfig:
     """How samples are built (the data arguments of the training entry point)."""
 
     max_seq_length: int = 32768
-    fps: float = 1.0  # video frames per second, unless a dataset sets num_frames
+    fps: float = TRAINING_FPS  # video frames per second, unless a dataset sets num_frames
     min_frames: int = 1
-    max_frames: int = 64
-    memory: MemorySettings = field(default_factory=MemorySettings)  # its pyramid arranges video frames' tokens
+    max_frames: int = MAX_FRAMES
+    memory: MemorySettings = field(default_factory=MemorySettings)  # its policy arranges video frames' tokens
     max_dynamic_patch: int | None = None  # default: the model config's
     system_message: str | None = None  # default: the model config's
     max_failed_samples: int = 100
@@ -148,10 +148,13 @@ class SampleBuilder:
     def __init__(self, tokenizer, config: VideoChatOnlineConfig, data: DataConfig):
         self.tokenizer, self.config, self.data = tokenizer, config, data
         self.template = get_template(config.template)
-        memory = data.memory
-        self.grid_sizes = check_pyramid(memory.capacities, memory.grid_sizes, memory.intervals, config.grid_size)
-        self.intervals = memory.intervals
+        self.memory = data.memory
+        self.grids(1)  # a policy training cannot arrange frames for is refused now, in one line
         self.system = config.system_message if data.system_message is None else data.system_message
+
+    def grids(self, num_frames: int) -> list[int]:
+        """The grid side of each of a clip's frames, as the memory shows them."""
+        return self.memory.policy.training_grids(self.memory, self.config.grid_size, num_frames)
 
     def _video_times(self, spec: DatasetSpec, start: float, end: float, rng) -> list[float]:
         count = dict(num_frames=spec.num_frames) if spec.num_frames else dict(fps=spec.fps or self.data.fps)
@@ -187,7 +190,7 @@ class SampleBuilder:
             visuals[0] = [(tile, g) for per_image in tiles for tile in per_image]
         elif conv.video or conv.frame_files:
             frames = self._frames(conv, spec, conv.turns[-1].time if conv.online else None, rng)
-            sizes = pyramid_grid_sizes(len(frames), self.grid_sizes, self.intervals)
+            sizes = self.grids(len(frames))
             # online frames carry their time; offline video is written `Frame{n}: <image>` (the published stage 1)
             slots = [FrameSlot(i, t if conv.online else None, s * s) for i, ((_, t), s) in enumerate(zip(frames, sizes))]
             if conv.online:  # each turn shows the frames since the previous turn
@@ -227,7 +230,7 @@ def estimate_length(entry: dict, builder: SampleBuilder) -> int:
         visual = config.tokens_per_tile * (config.max_dynamic_patch // 2 + 1)
     elif entry.get("video") or entry.get("all_image_files"):
         n = len(entry.get("all_image_files") or []) or data.max_frames
-        visual = sum(s * s for s in pyramid_grid_sizes(n, builder.grid_sizes, builder.intervals))
+        visual = sum(s * s for s in builder.grids(n))
     return min(data.max_seq_length, len(text) // 3 + visual)
 
 

@@ -1,19 +1,18 @@
 """Frame sampling for training videos (segment middles, the published rule, random points, or the times a
-stream shows; docs/training.md), and the pyramid token arrangement: frame `i` gets the grid of the first
-level whose interval divides `i`, as frames entering the memory bank do.
+stream shows; docs/training.md). How the sampled frames' tokens are arranged is the memory policy's
+(`MemoryPolicy.training_grids`).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-
 from ..data.video import sample_times as stream_times
-from ..memory.pyramid import DEFAULT_INTERVALS, level_of
+
+MAX_FRAMES = 64  # frames sampled from a training clip at most, unless a dataset says otherwise
 
 
 def sample_times(start: float, end: float, *, fps: float | None = None, num_frames: int | None = None,
-                 min_frames: int = 1, max_frames: int = 64, mode: str = "middle",
+                 min_frames: int = 1, max_frames: int = MAX_FRAMES, mode: str = "middle",
                  rng: random.Random | None = None) -> list[float]:
     """Timestamps of the frames to show from the clip [start, end]."""
     if (fps is None) == (num_frames is None):
@@ -34,9 +33,3 @@ def sample_times(start: float, end: float, *, fps: float | None = None, num_fram
     rng = rng or random.Random(0)
     offsets = [0.5] * n if mode == "middle" else [rng.random() for _ in range(n)]
     return [start + segment * (i + offsets[i]) for i in range(n)]
-
-
-def pyramid_grid_sizes(num_frames: int, grid_sizes: Sequence[int] = (16, 8, 4),
-                       sample_intervals: Sequence[int] = DEFAULT_INTERVALS) -> list[int]:
-    """Grid side of each of `num_frames` frames under the pyramid arrangement (the memory bank's level rule)."""
-    return [grid_sizes[level_of(i, sample_intervals)] for i in range(num_frames)]

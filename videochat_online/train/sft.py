@@ -13,7 +13,7 @@ import json
 import logging
 import sys
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, make_dataclass
 from functools import partial
 from pathlib import Path
 
@@ -26,8 +26,9 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from ..errors import InputError
 from ..model import load_pretrained
 from ..model.checkpoint import save_state_dict
-from ..memory import MemorySettings
-from ..options import add_config_arg, expand_config, resolve_memory, run_main
+from ..memory import MemorySettings, all_options
+from ..options import add_config_arg, expand_config, run_main
+from ..stream_config import TRAINING_FPS, StreamingConfig
 from .dataset import DataConfig, SFTDataset, collate, load_meta
 from .failures import FailureLedger
 
@@ -48,22 +49,30 @@ class ModelArguments:
 
 
 @dataclass
-class DataArguments:
+class _DataArguments:
     meta_path: list[str] = field(metadata={"help": "meta file(s) naming the training sets; several are mixed"})
     data_dir: str | None = field(default=None, metadata={"help": "base of relative paths (default: each meta file's folder)"})
     max_seq_length: int = 32768
-    fps: float = 1.0
-    min_num_frames: int = 1
-    max_num_frames: int = 64
-    capacities: str | None = field(default=None, metadata={"help": "pyramid: frames per level, recorded with the "
-                                                                   "model (default: the start checkpoint's, else 2,2,12)"})
-    intervals: str | None = field(default=None, metadata={"help": "pyramid: sample interval per level, which arranges "
-                                                                  "video frames' tokens (default: the start "
-                                                                  "checkpoint's, else 8,4,1)"})
-    grid_sizes: str | None = field(default=None, metadata={"help": "pyramid: grid side per level (default: the start "
-                                                                   "checkpoint's, else the model's g, g/2, g/4)"})
+    fps: float | None = field(default=None, metadata={"help": "video frames per second, recorded with the model "
+                                                              "(default: the start checkpoint's, else 1)"})
+    min_num_frames: int = DataConfig.min_frames
+    max_num_frames: int = DataConfig.max_frames
     max_dynamic_patch: int | None = None
     max_failed_samples: int = 100
+    memory: str | None = field(default=None, metadata={"help": "the memory policy recorded with the model, which "
+                                                               "arranges video frames' tokens (default: the start "
+                                                               "checkpoint's)"})
+
+
+def _memory_option(option) -> tuple:
+    shown = "" if "(default:" in option.help else f", else {option.show(option.default)}"
+    return option.name, str | None, field(default=None, metadata={
+        "help": f"{option.help} (default: the start checkpoint's{shown})"})
+
+
+# the data arguments, with a field for every memory policy's options
+DataArguments = make_dataclass("DataArguments", [_memory_option(o) for o, _ in all_options().values()],
+                               bases=(_DataArguments,))
 
 
 def lora_targets(module: nn.Module, skip: tuple[str, ...] = ("lm_head",)) -> list[str]:
@@ -156,18 +165,19 @@ class SFTTrainer(Trainer):
 
 def build(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments):
     specs = [spec for path in data_args.meta_path for spec in load_meta(path, data_args.data_dir)]  # fail early
-    overrides = {k: getattr(data_args, k) for k in ("capacities", "intervals", "grid_sizes")
-                 if getattr(data_args, k) is not None}
+    overrides = {k: getattr(data_args, k) for k in all_options() if getattr(data_args, k) is not None}
+    if data_args.memory is not None:
+        overrides["mode"] = data_args.memory
     MemorySettings(**overrides)  # a bad value is one line before the model loads
     dtype = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32"
     model, tokenizer = load_pretrained(model_args.model_name_or_path, dtype=dtype,
                                        attn_implementation=model_args.attn_implementation)
-    model.config.use_cache = False
-    model.language_model.config.use_cache = False
-    memory = resolve_memory(overrides, model.config)  # the start checkpoint's memory, the options on top
-    model.config.memory, model.config.fps = memory.to_dict(), data_args.fps  # recorded in the trained checkpoint
+    # the start checkpoint's rate and memory, the options on top, recorded in the trained checkpoint
+    stream = StreamingConfig.resolve(model.config, data_args.fps, overrides, default_fps=TRAINING_FPS)
+    model.config.memory, model.config.fps = stream.memory.to_dict(), stream.fps
+    memory = stream.memory
     model = prepare_model(model, model_args)
-    data = DataConfig(max_seq_length=data_args.max_seq_length, fps=data_args.fps, min_frames=data_args.min_num_frames,
+    data = DataConfig(max_seq_length=data_args.max_seq_length, fps=stream.fps, min_frames=data_args.min_num_frames,
                       max_frames=data_args.max_num_frames, memory=memory, max_dynamic_patch=data_args.max_dynamic_patch,
                       max_failed_samples=data_args.max_failed_samples, seed=training_args.seed)
     dataset = SFTDataset(specs, tokenizer, model.config, data)

@@ -4,18 +4,10 @@ Videos are found through OVBENCH_{AVA,COIN,HIREST,TAO}_ROOT; the visual inputs (
 described in lmms-eval-ovbench/README.md.
 """
 
-import os
-from pathlib import Path
-from types import SimpleNamespace
-
-from PIL import Image
-
-from lmms_eval_ovbench import FAILED_REPLY_PREFIX
-from videochat_online.data.video import open_video
-from videochat_online.eval.benchmarks import BENCHMARKS
+from lmms_eval_ovbench.documents import answered, frames, root_of
 from videochat_online.eval.annotations import OVBenchError
+from videochat_online.eval.benchmarks import BENCHMARKS
 from videochat_online.eval.ovbench import Question, format_question, question_from_entry, video_path
-from videochat_online.eval.presets import uniform_times
 from videochat_online.eval.results import macro_average
 
 ANSWER_TYPES = ("PastMemory", "SpatialPerception", "TemporalPerception", "SpatioTemporalPerception",
@@ -25,17 +17,6 @@ SUBSET_TYPES = {"ava": ANSWER_TYPES, "tao": ANSWER_TYPES,
                 "coin": ("PastMemory", "TemporalPerception", "FuturePrediction", "Hallucination"),
                 "hirest": ("PastMemory", "TemporalPerception", "FuturePrediction", "Hallucination"),
                 "synth": ("PastMemory", "SpatialPerception", "TemporalPerception", "FuturePrediction", "Hallucination")}
-
-
-def root_of(subset: str) -> Path:
-    """The folder holding a subset's videos, from its environment variable."""
-    variable = f"OVBENCH_{subset.upper()}_ROOT"
-    value = os.environ.get(variable)
-    if not value:
-        raise OVBenchError(f"{variable} is not set: point it at the folder holding OVBench's {subset} videos")
-    if not Path(value).is_dir():
-        raise OVBenchError(f"{variable}={value}: no such directory")
-    return Path(value)
 
 
 def _process(subset: str):
@@ -58,17 +39,14 @@ def question_of(doc: dict) -> Question:
 
 def ovbench_doc_to_visual(doc: dict, lmms_eval_specific_kwargs: dict):
     q = question_of(doc)
-    path, refused = video_path(root_of(q.subset), q)
+    path, refused = video_path(root_of(f"OVBENCH_{q.subset.upper()}_ROOT", f"OVBench's {q.subset} videos"), q)
     if refused:
         raise OVBenchError(refused)
     if lmms_eval_specific_kwargs.get("visual") == "clip":
         subset, position = doc["qid"].split("/")
-        return [{"video": str(path), "start": q.start, "end": q.end, "folder_fps": q.folder_fps, "question": doc,
-                 "subset": subset, "position": int(position)}]
-    source = open_video(path, folder_fps=q.folder_fps)
-    times = uniform_times(q.start, q.end, int(lmms_eval_specific_kwargs.get("num_frames", 16)), source.native_fps,
-                          include_end=True)  # as the published reader: the frame at the question's moment is shown
-    return [Image.fromarray(frame.image) for frame in source.frames_at(times)]
+        return [{"benchmark": "ovbench", "video": str(path), "start": q.start, "end": q.end,
+                 "folder_fps": q.folder_fps, "question": doc, "subset": subset, "position": int(position)}]
+    return frames(path, q.start, q.end, lmms_eval_specific_kwargs, q.folder_fps)
 
 
 def ovbench_doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str:
@@ -83,9 +61,8 @@ def ovbench_doc_to_target(doc: dict) -> str:
 def ovbench_process_results(doc: dict, results: list[str]) -> dict:
     """The same prediction line as `videochat-online eval` writes (scored by the benchmark's own rules)."""
     q = question_of(doc)
-    failed = results[0].startswith(FAILED_REPLY_PREFIX)  # the model could not answer: scored wrong, counted
-    reply = None if failed else SimpleNamespace(text=results[0], prompt="")
-    record = BENCHMARKS["ovbench"].record(q, reply, [], "lmms-eval", error=results[0] if failed else None)
+    said, failed = answered(results[0])  # the model could not answer: scored wrong, counted
+    record = BENCHMARKS.get("ovbench")().record(q, said, "lmms-eval", error=results[0] if failed else None)
     return {"ovbench_overall": record, **{f"ovbench_{t}": record for t in SUBSET_TYPES[q.subset]},
             "ovbench_macro": record, "ovbench_published_rule": record, "ovbench_failed": int(failed)}
 

@@ -5,34 +5,13 @@ agree question for question. The `videochat_online` model gets the question itse
 video once as a stream; every other model gets frames spread over [0, question time], nothing after it.
 """
 
-import os
-from pathlib import Path
-from types import SimpleNamespace
-
 import datasets
-from PIL import Image
 
-from lmms_eval_ovbench import FAILED_REPLY_PREFIX
-from videochat_online.data.video import open_video
+from lmms_eval_ovbench.documents import answered, frames, root_of
 from videochat_online.eval import ovo_bench, streamingbench
-from videochat_online.eval.driver import Answer
 from videochat_online.eval.annotations import OVBenchError, confined
-from videochat_online.eval.presets import uniform_times
 
 MC_TASKS = ovo_bench.CATEGORIES["backward"] + ovo_bench.CATEGORIES["realtime"]
-
-
-def root_of(variable: str) -> Path:
-    value = os.environ.get(variable)
-    if not value or not Path(value).is_dir():
-        raise OVBenchError(f"{variable}={value or ''}: point it at the folder holding the benchmark's videos")
-    return Path(value)
-
-
-def frames(path: Path, end: float, kwargs: dict) -> list:
-    source = open_video(path)
-    times = uniform_times(0.0, end, int(kwargs.get("num_frames", 16)), source.native_fps, include_end=True)
-    return [Image.fromarray(frame.image) for frame in source.frames_at(times)]
 
 
 def doc_to_target(doc: dict) -> str:
@@ -41,13 +20,6 @@ def doc_to_target(doc: dict) -> str:
 
 def aggregate_failed(flags: list[int]) -> int:
     return int(sum(flags))
-
-
-def answered(doc_reply: str) -> tuple:
-    """(the reply as the scorers take it, an Answer standing for it or None, failed?)."""
-    failed = doc_reply.startswith(FAILED_REPLY_PREFIX)
-    said = None if failed else Answer(SimpleNamespace(text=doc_reply, prompt=""), [], 0.0)
-    return said, failed
 
 
 # OVO-Bench
@@ -63,10 +35,10 @@ def ovo_process_docs(dataset):
 
 def ovo_doc_to_visual(doc: dict, lmms_eval_specific_kwargs: dict):
     q = ovo_query(doc)
-    path = confined(root_of("OVO_BENCH_ROOT"), q.video)
+    path = confined(root_of("OVO_BENCH_ROOT", "OVO-Bench's videos"), q.video)
     if lmms_eval_specific_kwargs.get("visual") == "clip":
         return [{"benchmark": "ovo-bench", "video": str(path), "row": q.row}]
-    return frames(path, q.end, lmms_eval_specific_kwargs)
+    return frames(path, 0.0, q.end, lmms_eval_specific_kwargs)
 
 
 def ovo_doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str:
@@ -99,20 +71,18 @@ def sb_process_docs(dataset):
 
 
 def sb_query(doc: dict) -> streamingbench.Query:
-    e = doc["entry"]
-    asked = streamingbench.seconds(e["time_stamp"])
-    return streamingbench.Query(f"real/{doc['position']}", "real", doc["video_path"], e, asked, asked)
+    return streamingbench.StreamingBench().query(doc)
 
 
 def sb_doc_to_visual(doc: dict, lmms_eval_specific_kwargs: dict):
     q = sb_query(doc)
-    path, refused = streamingbench.video_path(root_of("STREAMINGBENCH_ROOT"), q.video)
+    path, refused = streamingbench.video_path(root_of("STREAMINGBENCH_ROOT", "StreamingBench's videos"), q.video)
     if refused:
         raise OVBenchError(refused)
     if lmms_eval_specific_kwargs.get("visual") == "clip":
         return [{"benchmark": "streamingbench", "video": str(path), "position": doc["position"],
                  "video_path": q.video, "entry": q.entry}]
-    return frames(path, q.asked, lmms_eval_specific_kwargs)
+    return frames(path, 0.0, q.asked, lmms_eval_specific_kwargs)
 
 
 def sb_doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str:
