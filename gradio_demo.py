@@ -18,6 +18,7 @@ import logging
 import sys
 import threading
 import time
+from types import SimpleNamespace
 from pathlib import Path
 
 import gradio as gr
@@ -159,67 +160,65 @@ BUNDLED_NOTE = ("The model is the project's bundled tiny one, trained only on it
                 "samples below are from that world.")
 
 
-def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_upload_mb: float = MAX_UPLOAD_MB,
-              max_seconds: float = MAX_SECONDS, tick_seconds: float = 0.5, clock=time.monotonic,
-              max_question_chars: int = QUESTION_CHARS, idle_minutes: float = IDLE_MINUTES,
-              about_model: str | None = None, allow_private_urls: bool = False,
-              sessions: Sessions | None = None) -> gr.Blocks:
-    """`clock`: the streams' clock (seconds; a faster one plays faster). A session is released when its tab closes
-    or `idle_minutes` after it last started a stream (`sessions` holds them); a question or a watch is at most
-    `max_question_chars` long. `about_model`: a line on the page about the model. Only uploaded files and the
-    samples are opened; stream URLs of this machine or its network only with `allow_private_urls`."""
-    lock = threading.Lock()  # one model for every browser session: one forward at a time
-    sample_files = sorted(p.name for p in samples.glob("*.mp4")) if samples and samples.is_dir() else []
-    grid = engine.config.grid_size
-    sessions = sessions if sessions is not None else Sessions()
-    uploads = Path(get_upload_folder())
+class Handlers:
+    """What the page's events do, for one model shared by every browser session (one forward at a time)."""
 
-    def new_stream(request: gr.Request) -> LiveStream:
-        return sessions.add(request.session_hash, LiveStream(engine, settings, fps=fps, lock=lock, clock=clock))
+    def __init__(self, engine, settings, fps: float, samples: Path | None, max_upload_mb: float, max_seconds: float,
+                 clock, max_question_chars: int, allow_private_urls: bool, sessions: Sessions):
+        self.engine, self.settings, self.fps, self.samples, self.clock = engine, settings, fps, samples, clock
+        self.max_upload_mb, self.max_seconds, self.max_question_chars = max_upload_mb, max_seconds, max_question_chars
+        self.allow_private_urls, self.sessions = allow_private_urls, sessions
+        self.lock = threading.Lock()
+        self.uploads = Path(get_upload_folder())
 
-    def start(path: str | None, live: LiveStream | None, request: gr.Request):
+    def new_stream(self, request: gr.Request) -> LiveStream:
+        live = LiveStream(self.engine, self.settings, fps=self.fps, lock=self.lock, clock=self.clock)
+        return self.sessions.add(request.session_hash, live)
+
+    def start(self, path: str | None, live: LiveStream | None, request: gr.Request):
         """Open a video file as a new stream; a problem with it becomes one message in the page."""
-        live = live or new_stream(request)
+        live = live or self.new_stream(request)
         if not path:
             return live, "", [], ""
         try:
             file = Path(path)
-            if not (inside(file.resolve(), uploads) or inside(file.resolve(), samples)):
+            if not (inside(file.resolve(), self.uploads) or inside(file.resolve(), self.samples)):
                 raise InputError(f"{file.name}: not a file uploaded here or a sample")
             size_mb = file.stat().st_size / 2 ** 20
-            if size_mb > max_upload_mb:
-                raise InputError(f"{file.name}: {size_mb:.0f} MB is over the {max_upload_mb:.0f} MB limit")
+            if size_mb > self.max_upload_mb:
+                raise InputError(f"{file.name}: {size_mb:.0f} MB is over the {self.max_upload_mb:.0f} MB limit")
             source = open_video(file)
-            if source.duration is not None and source.duration > max_seconds:
-                raise InputError(f"{file.name}: {source.duration:.0f} s is longer than the {max_seconds:.0f} s limit")
-            first = next(iter(source.sample(fps, end=0.0)), None)  # a file that opens but gives no frame
+            if source.duration is not None and source.duration > self.max_seconds:
+                raise InputError(f"{file.name}: {source.duration:.0f} s is longer than the {self.max_seconds:.0f} s "
+                                 "limit")
+            first = next(iter(source.sample(self.fps, end=0.0)), None)  # a file that opens but gives no frame
             if first is None:
                 raise InputError(f"{file.name}: no frame could be read")
         except (InputError, OSError, ValueError) as err:
             log.warning("upload refused: %s", err)
             # name the file as the user knows it, not by gradio's temporary copy
             return live, error_text(ValueError(str(err).replace(str(path), Path(path).name))), gr.skip(), gr.skip()
-        live.open(source, duration=max_seconds)
-        return live, f"Playing **{html.escape(file.name)}** at {fps:g} frames a second.", [], ""
+        live.open(source, duration=self.max_seconds)
+        return live, f"Playing **{html.escape(file.name)}** at {self.fps:g} frames a second.", [], ""
 
-    def play_sample(name, live, request: gr.Request):
-        return start(str(samples / name) if name and samples else None, live, request)
+    def play_sample(self, name, live, request: gr.Request):
+        return self.start(str(self.samples / name) if name and self.samples else None, live, request)
 
-    def watch_url(url, live, request: gr.Request):
+    def watch_url(self, url, live, request: gr.Request):
         """Open a live stream by URL; one message in the page if it cannot be opened."""
-        live = live or new_stream(request)
+        live = live or self.new_stream(request)
         url = (url or "").strip()
         try:
-            check_public_url(url, allow_private_urls)
-            source = open_live(url, fps)
+            check_public_url(url, self.allow_private_urls)
+            source = open_live(url, self.fps)
         except InputError as err:
             log.warning("stream refused: %s", err)
             return live, error_text(err), gr.skip(), gr.skip()
-        live.open_live(source, duration=max_seconds)
-        return live, f"Watching **{html.escape(url)}** live at {fps:g} frames a second (for {max_seconds:g} s at " \
-                     "most).", [], ""
+        live.open_live(source, duration=self.max_seconds)
+        return live, (f"Watching **{html.escape(url)}** live at {self.fps:g} frames a second (for "
+                      f"{self.max_seconds:g} s at most)."), [], ""
 
-    def tick(live):
+    def tick(self, live):
         if live is None or not (live.playing or live.camera):
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         try:
@@ -237,29 +236,29 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
             return live.latest, clock_text(live), gr.skip(), error_text(err), alerts_text(live)
         return live.latest, clock_text(live), view, gr.skip(), alerts_text(live)
 
-    def poll_watch(live):
+    def poll_watch(self, live):
         if live is None or live.watching is None:
             return gr.skip()
         live.poll(wait=False)  # a busy model: the next timer tick polls
         return alerts_text(live)
 
-    def watch(question, live):
+    def watch(self, question, live):
         if live is None:
             return "**Error:** start a video or the webcam first"
         try:
-            live.watch(check_question(question or "", "the watch", max_question_chars) if (question or "").strip()
+            live.watch(check_question(question or "", "the watch", self.max_question_chars) if (question or "").strip()
                        else None)
         except InputError as err:
             return error_text(err)
         return alerts_text(live)
 
-    def ask(question, chat, live):
+    def ask(self, question, chat, live):
         chat = list(chat or [])
         if live is None or live.latest is None:
             yield chat, "", "**Error:** start a video or the webcam first"
             return
         try:
-            question = check_question(question or "", "the question", max_question_chars)
+            question = check_question(question or "", "the question", self.max_question_chars)
         except InputError as err:
             yield chat, question, error_text(err)
             return
@@ -276,105 +275,134 @@ def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_
             chat[-1] = {"role": "assistant", "content": text}
             yield chat, "", ""
 
-    def pause(live):
+    def pause(self, live):
         if live:
             live.pause()
         return clock_text(live)
 
-    def resume(live):
+    def resume(self, live):
         if live:
             live.resume()
         return clock_text(live)
 
-    def reset(live):
+    def reset(self, live):
         if live:
             live.reset()
         return live, None, clock_text(live), memory_html(None), [], "", "", "", None
 
-    def switch(mode, live):
+    def switch(self, mode, live):
         if live is None:
             return gr.skip()
         live.mode = mode
         return memory_html(live.memory_view() if live.frames_encoded else None)
 
-    def camera_on(live, request: gr.Request):
-        live = live or new_stream(request)
+    def camera_on(self, live, request: gr.Request):
+        live = live or self.new_stream(request)
         live.open_camera()
         return live, "Webcam: frames are taken as they arrive."
 
-    def closed(request: gr.Request):
-        sessions.close(request.session_hash)
+    def closed(self, request: gr.Request):
+        self.sessions.close(request.session_hash)
 
-    def camera_frame(image, live):
+    def camera_frame(self, image, live):
         if live is None or image is None or not live.camera:
             return gr.skip(), gr.skip()
         live.push_camera(image)
         return clock_text(live), memory_html(live.memory_view())
 
+
+def build_app(engine, settings, fps: float, samples: Path | None = SAMPLES, max_upload_mb: float = MAX_UPLOAD_MB,
+              max_seconds: float = MAX_SECONDS, tick_seconds: float = 0.5, clock=time.monotonic,
+              max_question_chars: int = QUESTION_CHARS, idle_minutes: float = IDLE_MINUTES,
+              about_model: str | None = None, allow_private_urls: bool = False,
+              sessions: Sessions | None = None) -> gr.Blocks:
+    """`clock`: the streams' clock (seconds; a faster one plays faster). A session is released when its tab closes
+    or `idle_minutes` after it last started a stream (`sessions` holds them); a question or a watch is at most
+    `max_question_chars` long. `about_model`: a line on the page about the model. Only uploaded files and the
+    samples are opened; stream URLs of this machine or its network only with `allow_private_urls`."""
+    sessions = sessions if sessions is not None else Sessions()
+    h = Handlers(engine, settings, fps, samples, max_upload_mb, max_seconds, clock, max_question_chars,
+                 allow_private_urls, sessions)
+    sample_files = sorted(p.name for p in samples.glob("*.mp4")) if samples and samples.is_dir() else []
     with gr.Blocks(title="VideoChat-Online") as app:
-        live = gr.State(None, time_to_live=idle_minutes * 60, delete_callback=sessions.expired)  # per session
-        gr.Markdown("# VideoChat-Online\nA video plays as a live stream: each frame is encoded as the playhead "
-                    "reaches it and enters the memory. Ask at any moment; the answer comes from what the memory "
-                    "holds then." + (f"\n\n*{about_model}*" if about_model else ""), elem_id="about")
-        status = gr.Markdown("", elem_id="status")
-        with gr.Row():
-            with gr.Column(scale=3):
-                with gr.Tab("Video"):
-                    upload_box = gr.File(label=f"Upload a video (up to {max_upload_mb:g} MB, {max_seconds:g} s)",
-                                         elem_id="upload")
-                    with gr.Row():
-                        sample = gr.Dropdown(sample_files, value=sample_files[0] if sample_files else None,
-                                             label="or a sample", elem_id="sample")
-                        sample_button = gr.Button("Play sample", elem_id="play-sample")
-                with gr.Tab("Stream URL"):
-                    url_box = gr.Textbox(label="A live stream (rtsp://, rtmp://, http(s)://, udp:// ...): frames are "
-                                               "taken as they arrive", elem_id="url", submit_btn="Watch")
-                with gr.Tab("Webcam"):
-                    webcam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam")
-                    camera_button = gr.Button("Watch the webcam")
-                player = gr.Image(label="Stream", interactive=False, elem_id="player", height=300)
-                clock_box = gr.Markdown("Stream time: -", elem_id="clock")
-                with gr.Row():
-                    pause_button = gr.Button("Pause", elem_id="pause")
-                    resume_button = gr.Button("Resume", elem_id="resume")
-                    reset_button = gr.Button("Reset", elem_id="reset")
-                mode = gr.Radio([(mode_label(m, settings, grid), m) for m in POLICIES], value=settings.mode,
-                                label="Memory (its most visual tokens)", elem_id="mode")
-            with gr.Column(scale=3):
-                chat = gr.Chatbot(label="Conversation", elem_id="chat", height=360)
-                question = gr.Textbox(label="Ask at this moment", elem_id="question", submit_btn=True)
-                watch_box = gr.Textbox(label="Watch for (a yes/no question, asked every second; an alert when its "
-                                             "answer changes)", elem_id="watch", submit_btn="Watch")
-                alerts = gr.Markdown("", elem_id="alerts")
-                memory = gr.HTML(memory_html(None), label="Memory")
-        # The events that change or show the stream run one at a time in one queue, so that what they show
-        # reaches the page in the order they ran: a tick that drew the memory just before a reset cannot
-        # land after the reset's empty view. Questions and webcam frames run beside them.
-        stream = dict(concurrency_id="stream", concurrency_limit=1)
-        opened = [live, status, chat, watch_box]  # a new video: its conversation and watch start empty
-        upload_box.upload(start, [upload_box, live], opened, show_progress="hidden", **stream)
-        sample_button.click(play_sample, [sample, live], opened, show_progress="hidden", **stream)
-        # a URL can take seconds to answer (or never): it opens beside the stream queue, not in it
-        url_box.submit(watch_url, [url_box, live], opened, concurrency_id="open", concurrency_limit=None)
-        # a tick every `tick_seconds`: no loading overlay on what it refreshes
-        gr.Timer(tick_seconds).tick(tick, [live], [player, clock_box, memory, status, alerts], show_progress="hidden",
-                                    **stream)
-        # a watch's polls generate: their own timer and queue, so that no tick waits on one
-        gr.Timer(tick_seconds).tick(poll_watch, [live], [alerts], show_progress="hidden", concurrency_id="watches",
-                                    concurrency_limit=1)
-        watch_box.submit(watch, [watch_box, live], [alerts], **stream)
-        # answers run one at a time, in the order asked (gradio's queue), each at most the stream's max_new_tokens
-        question.submit(ask, [question, chat, live], [chat, question, status], concurrency_id="answers",
-                        concurrency_limit=1)
-        pause_button.click(pause, [live], [clock_box], **stream)
-        resume_button.click(resume, [live], [clock_box], **stream)
-        reset_button.click(reset, [live], [live, player, clock_box, memory, chat, status, alerts, watch_box, upload_box],
-                           **stream)
-        mode.change(switch, [mode, live], [memory], **stream)
-        camera_button.click(camera_on, [live], [live, status], **stream)
-        webcam.stream(camera_frame, [webcam, live], [clock_box, memory], stream_every=1.0 / fps)
-        app.unload(closed)  # a closed tab: its stream goes now
+        page = layout(h, sample_files, idle_minutes, about_model)
+        wire(app, h, page, tick_seconds)
     return app
+
+
+def layout(h: Handlers, sample_files: list[str], idle_minutes: float, about_model: str | None) -> SimpleNamespace:
+    """The page's components (inside a gr.Blocks)."""
+    live = gr.State(None, time_to_live=idle_minutes * 60, delete_callback=h.sessions.expired)  # per session
+    gr.Markdown("# VideoChat-Online\nA video plays as a live stream: each frame is encoded as the playhead "
+                "reaches it and enters the memory. Ask at any moment; the answer comes from what the memory "
+                "holds then." + (f"\n\n*{about_model}*" if about_model else ""), elem_id="about")
+    status = gr.Markdown("", elem_id="status")
+    with gr.Row():
+        with gr.Column(scale=3):
+            with gr.Tab("Video"):
+                upload_box = gr.File(label=f"Upload a video (up to {h.max_upload_mb:g} MB, {h.max_seconds:g} s)",
+                                     elem_id="upload")
+                with gr.Row():
+                    sample = gr.Dropdown(sample_files, value=sample_files[0] if sample_files else None,
+                                         label="or a sample", elem_id="sample")
+                    sample_button = gr.Button("Play sample", elem_id="play-sample")
+            with gr.Tab("Stream URL"):
+                url_box = gr.Textbox(label="A live stream (rtsp://, rtmp://, http(s)://, udp:// ...): frames are "
+                                           "taken as they arrive", elem_id="url", submit_btn="Watch")
+            with gr.Tab("Webcam"):
+                webcam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam")
+                camera_button = gr.Button("Watch the webcam")
+            player = gr.Image(label="Stream", interactive=False, elem_id="player", height=300)
+            clock_box = gr.Markdown("Stream time: -", elem_id="clock")
+            with gr.Row():
+                pause_button = gr.Button("Pause", elem_id="pause")
+                resume_button = gr.Button("Resume", elem_id="resume")
+                reset_button = gr.Button("Reset", elem_id="reset")
+            mode = gr.Radio([(mode_label(m, h.settings, h.engine.config.grid_size), m) for m in POLICIES],
+                            value=h.settings.mode, label="Memory (its most visual tokens)", elem_id="mode")
+        with gr.Column(scale=3):
+            chat = gr.Chatbot(label="Conversation", elem_id="chat", height=360)
+            question = gr.Textbox(label="Ask at this moment", elem_id="question", submit_btn=True)
+            watch_box = gr.Textbox(label="Watch for (a yes/no question, asked every second; an alert when its "
+                                         "answer changes)", elem_id="watch", submit_btn="Watch")
+            alerts = gr.Markdown("", elem_id="alerts")
+            memory = gr.HTML(memory_html(None), label="Memory")
+    return SimpleNamespace(
+        alerts=alerts, camera_button=camera_button, chat=chat, clock_box=clock_box, live=live, memory=memory,
+        mode=mode, pause_button=pause_button, player=player, question=question, reset_button=reset_button,
+        resume_button=resume_button, sample=sample, sample_button=sample_button, status=status,
+        upload_box=upload_box, url_box=url_box, watch_box=watch_box, webcam=webcam)
+
+
+def wire(app: gr.Blocks, h: Handlers, c: SimpleNamespace, tick_seconds: float) -> None:
+    """The page's events, each to its handler and queue."""
+    # The events that change or show the stream run one at a time in one queue, so that what they show
+    # reaches the page in the order they ran: a tick that drew the memory just before a reset cannot
+    # land after the reset's empty view. Questions and webcam frames run beside them.
+    stream = dict(concurrency_id="stream", concurrency_limit=1)
+    opened = [c.live, c.status, c.chat, c.watch_box]  # a new video: its conversation and watch start empty
+    c.upload_box.upload(h.start, [c.upload_box, c.live], opened, show_progress="hidden", **stream)
+    c.sample_button.click(h.play_sample, [c.sample, c.live], opened, show_progress="hidden", **stream)
+    # a URL can take seconds to answer (or never): it opens beside the stream queue, not in it
+    c.url_box.submit(h.watch_url, [c.url_box, c.live], opened, concurrency_id="open", concurrency_limit=None)
+    # a tick every `tick_seconds`: no loading overlay on what it refreshes
+    gr.Timer(tick_seconds).tick(h.tick, [c.live], [c.player, c.clock_box, c.memory, c.status, c.alerts],
+                                show_progress="hidden", **stream)
+    # a watch's polls generate: their own timer and queue, so that no tick waits on one
+    gr.Timer(tick_seconds).tick(h.poll_watch, [c.live], [c.alerts], show_progress="hidden", concurrency_id="watches",
+                                concurrency_limit=1)
+    c.watch_box.submit(h.watch, [c.watch_box, c.live], [c.alerts], **stream)
+    # answers run one at a time, in the order asked (gradio's queue), each at most the stream's max_new_tokens
+    c.question.submit(h.ask, [c.question, c.chat, c.live], [c.chat, c.question, c.status], concurrency_id="answers",
+                      concurrency_limit=1)
+    c.pause_button.click(h.pause, [c.live], [c.clock_box], **stream)
+    c.resume_button.click(h.resume, [c.live], [c.clock_box], **stream)
+    c.reset_button.click(h.reset, [c.live], [c.live, c.player, c.clock_box, c.memory, c.chat, c.status, c.alerts,
+                                             c.watch_box, c.upload_box], **stream)
+    c.mode.change(h.switch, [c.mode, c.live], [c.memory], **stream)
+    c.camera_button.click(h.camera_on, [c.live], [c.live, c.status], **stream)
+    c.webcam.stream(h.camera_frame, [c.webcam, c.live], [c.clock_box, c.memory], stream_every=1.0 / h.fps)
+    app.unload(h.closed)  # a closed tab: its stream goes now
 
 
 def build_parser() -> Parser:

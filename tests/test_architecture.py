@@ -108,3 +108,85 @@ def test_a_published_layout_checkpoint_gets_the_published_defaults(tiny_dir):
     assert config.memory is None and resolve_memory({}, config) == MemorySettings()  # the published pyramid
 
 
+
+
+# --------------------------------------------------------------------------------------------------
+# Dispatch by registries, each default stated once
+# --------------------------------------------------------------------------------------------------
+SOURCES = sorted(PACKAGE.rglob("*.py")) + sorted((PACKAGE.parent / "lmms-eval-ovbench").rglob("*.py")) + \
+    [PACKAGE.parent / "gradio_demo.py"]
+# A comparison with one of these words that is not about a registered plug-in: a training set's `sampling: stream`
+# (a meta-file value, docs/training.md).
+NOT_A_PLUG_IN = {("videochat_online/train/dataset.py", "stream"), ("videochat_online/train/sampling.py", "stream"),
+                 # a score's name (StreamingBench's published counting), a subset's (the synthetic world's)
+                 ("videochat_online/eval/streamingbench.py", "published"),
+                 ("lmms-eval-ovbench/tasks/ovbench/utils.py", "synth")}
+
+
+def strings(node) -> list[str]:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return [s for element in node.elts for s in strings(element)]
+    return []
+
+
+def test_no_comparison_of_plug_in_names_outside_the_registries():
+    """Behaviour is never chosen by comparing a protocol's, preset's, memory policy's or benchmark's name: the
+    classes say it (a name may be a value, e.g. `replace(mode="window")`, never a test)."""
+    from videochat_online.eval.benchmarks import BENCHMARKS
+    from videochat_online.eval.presets import PRESETS, PROTOCOLS
+    from videochat_online.memory import POLICIES
+
+    names = set(PROTOCOLS.names()) | set(PRESETS) | set(POLICIES.names()) | set(BENCHMARKS.names())
+    found = []
+    for path in SOURCES:
+        where = str(path.relative_to(PACKAGE.parent))
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                words = [s for side in (node.left, *node.comparators) for s in strings(side)]
+            elif isinstance(node, ast.Dict):  # a table keyed by names: {"window": ...}.get(mode)
+                words = [s for key in node.keys if key is not None for s in strings(key)]
+                words = [] if where == "videochat_online/eval/presets.py" else words  # the presets' own table
+            else:
+                continue
+            found += [f"{where}:{node.lineno}: {w!r}" for w in words if w in names and (where, w) not in NOT_A_PLUG_IN]
+    assert found == []
+
+
+DEFAULTS = {  # a default -> the pattern of its statement (in code, docstrings and comments left out)
+    "the 2 fps rate of a model that records none": r"DEFAULT_FPS = 2\.0|(?<!window_)fps\s*(:[^=]+)?=\s*2\.0|or 2\.0",
+    "the 1 fps training rate": r"TRAINING_FPS = 1\.0|fps\s*(:[^=]+)?=\s*1\.0\b",
+    "the frame batch of 8": r"FRAME_BATCH = 8|batch\w*\s*(:[^=]+)?=\s*8\b",
+    "the pyramid's capacities": r"\(2, 2, 12\)",
+    "the pyramid's intervals": r"\(8, 4, 1\)",
+    "the pyramid's grids (its rule, g halved per level)": r"\(16, 8, 4\)|>> k\) for k in range",
+    "the window's 32 frames": r"[\"']window[\"'],\s*32\b|window\w*\s*(:[^=]+)?=\s*32\b(?!\.)",
+    "the uniform protocol's 16 frames": r"[\"']uniform_frames[\"'],\s*16\b|(uniform|num_frames)\w*\s*(:[^=]+)?=\s*16\b",
+    "the published window's 32 seconds": r"window_seconds\s*=\s*32\.0",
+    "the scripted benchmarks' 60 s window": r"window_seconds\s*=\s*60\.0",
+    "the published window's 64 frames at most": r"WINDOW_MAX_FRAMES = 64|(window_)?max_frames\s*(:[^=]+)?=\s*64",
+    "the default preset": r"DEFAULT_PRESET = \"published\"|preset\w*\s*(:[^=]+)?=\s*\"published\"",
+    "the default protocol": r"DEFAULT_PROTOCOL = \"stream\"|protocol\w*\s*(:[^=]+)?=\s*\"stream\"",
+}
+
+
+def code_lines(path: Path) -> list[str]:
+    """A file's lines of code: docstrings, comments and blank lines left out."""
+    text = path.read_text()
+    docs = set()
+    for node in ast.walk(ast.parse(text)):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            docs |= set(range(body[0].lineno, body[0].end_lineno + 1))
+    return [line.split("  #")[0] for i, line in enumerate(text.splitlines(), 1)
+            if i not in docs and line.strip() and not line.strip().startswith("#")]
+
+
+def test_each_default_is_stated_once():
+    import re
+
+    lines = [(path, line) for path in SOURCES for line in code_lines(path)]
+    for default, pattern in DEFAULTS.items():
+        stated = [f"{path.relative_to(PACKAGE.parent)}: {line.strip()}" for path, line in lines if re.search(pattern, line)]
+        assert len(stated) == 1, f"{default}: {stated}"

@@ -163,7 +163,8 @@ def test_other_models_get_frames_of_the_clip_only(media, monkeypatch):
     assert all(abs(a - b) <= 1 for a, b in zip(shown, drawn)), (shown, drawn)  # H.264 is lossy
     assert max(native) == doc["end"] * 5  # the frame at the question's moment is shown, none after it
     clip = utils.ovbench_doc_to_visual(doc, {"visual": "clip"})
-    assert clip == [{"video": str(Path(env["OVBENCH_COIN_ROOT"]) / doc["video"]), "start": 0.0, "end": doc["end"],
+    assert clip == [{"benchmark": "ovbench", "video": str(Path(env["OVBENCH_COIN_ROOT"]) / doc["video"]),
+                     "start": 0.0, "end": doc["end"],
                      "folder_fps": None, "question": doc, "subset": "coin", "position": 0}]
     monkeypatch.delenv("OVBENCH_COIN_ROOT")
     with pytest.raises(Exception, match="OVBENCH_COIN_ROOT is not set"):

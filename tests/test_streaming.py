@@ -9,7 +9,6 @@ import torch
 
 from videochat_online.chat import ChatEngine
 from videochat_online.data.video import VideoFrame, open_video
-from videochat_online.memory import PyramidMemoryBank
 from videochat_online.model import load_pretrained
 from videochat_online.memory import MemorySettings
 from videochat_online.settings import SettingsError
@@ -111,7 +110,7 @@ def rss_mb() -> float:
 
 def test_constant_memory_over_20000_frames(engine):
     g = engine.config.grid_size
-    bank = PyramidMemoryBank(grid_sizes=(g, g // 2, g // 4))
+    bank = MemorySettings().build(g)
     session = StreamingSession(engine, MemorySettings().build(g))
     rng = np.random.RandomState(0)
     images = [rng.randint(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(16)]

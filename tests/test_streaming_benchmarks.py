@@ -3,7 +3,6 @@ published schemas and scoring code's rules, not from this project's writer), eve
 real rows played end to end, and no ask shown a frame after its time."""
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -223,10 +222,10 @@ def test_driver_never_shows_a_later_frame(tiny_dir, demo_mp4):
 def test_fetch_checks_sha256(tmp_path, monkeypatch):
     served = tmp_path / "served"
     good = json.dumps([OVO_MC, OVO_REC]).encode()  # rows of the published schema
-    repo, commit, folder, _ = fetch_benchmarks.SOURCES["ovo-bench"]
+    repo, commit, folder, _ = ovo_bench.OVOBench.annotations
     (served / repo / commit / folder).mkdir(parents=True)
     (served / repo / commit / folder / "ovo_bench_new.json").write_bytes(good)
-    monkeypatch.setitem(fetch_benchmarks.SOURCES, "ovo-bench",
+    monkeypatch.setattr(ovo_bench.OVOBench, "annotations",
                         (repo, commit, folder, {"ovo_bench_new.json": fetch_benchmarks.sha256(good)}))
     paths = fetch_benchmarks.fetch(tmp_path / "out", ["ovo-bench"], base_url=served.as_uri())
     assert paths == [tmp_path / "out" / "ovo-bench" / "ovo_bench_new.json"] and paths[0].read_bytes() == good

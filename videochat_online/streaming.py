@@ -202,34 +202,12 @@ def answer_live(session: StreamingSession, source, questions: Sequence[TimedQues
     instead of ending the stream. Ends when the source ends (questions still pending and typed lines until the
     input closes are answered from what was seen) or when nothing is left to answer: no pending question, no
     watch, no input; either way `on_end` gets the source's one-line summary."""
-    pending = sorted(questions, key=lambda q: q.time)
-    next_poll = {id(w): w.every for w in watches}
+    schedule, lines = _Schedule(questions, watches), _Typed(typed)
     newest: VideoFrame | None = None
-    typing = typed is not None
-
-    def due(before: float) -> list[TimedQuestion]:
-        """The questions asked before stream time `before`, in time order."""
-        asked = []
-        while pending and pending[0].time < before:
-            asked.append(pending.pop(0))
-        for w in watches:
-            at = w.every * math.floor((before - 1e-9) / w.every)  # the last poll time before it
-            if at >= next_poll[id(w)] - 1e-9:
-                asked.append(TimedQuestion(at, w.question, key=w, remember=False))
-                next_poll[id(w)] = at + w.every
-        return sorted(asked, key=lambda q: q.time)
 
     def typed_now(block: bool) -> Iterator[TimedQuestion]:
-        nonlocal typing
-        while typing:
-            try:
-                line = typed.get(block=block)
-            except queue.Empty:
-                return
-            if line is None:
-                typing = False
-            elif line[0].strip():
-                yield TimedQuestion(0.0 if newest is None else newest.timestamp, line[0].strip(), asked_at=line[1])
+        for text, at in lines.take(block):
+            yield TimedQuestion(0.0 if newest is None else newest.timestamp, text, asked_at=at)
 
     def answer_typed(question: TimedQuestion) -> Iterator[TimedAnswer]:
         try:
@@ -242,7 +220,7 @@ def answer_live(session: StreamingSession, source, questions: Sequence[TimedQues
     while not source.ended:
         batch: list[VideoFrame] = []
         for frame in source.take(batch_size):
-            for question in due(frame.timestamp):
+            for question in schedule.due(frame.timestamp):
                 session.push(batch)
                 batch.clear()
                 yield _answer(session, question, remember, newest, **generate_kwargs)
@@ -253,14 +231,56 @@ def answer_live(session: StreamingSession, source, questions: Sequence[TimedQues
         session.push(batch)
         for question in typed_now(block=False):
             yield from answer_typed(question)
-        if not pending and not watches and not typing:
+        if not schedule and not lines.open:
             break
     if on_end is not None:
         on_end(source.summary())
-    for question in pending:
+    for question in schedule.pending:
         yield _answer(session, question, remember, newest, **generate_kwargs)
     for question in typed_now(block=True):
         yield from answer_typed(question)
+
+
+class _Schedule:
+    """A live stream's timed questions and its watches' polls (a poll the model fell behind is asked once, at the
+    latest time passed)."""
+
+    def __init__(self, questions: Sequence[TimedQuestion], watches: Sequence[Watch]):
+        self.pending, self.watches = sorted(questions, key=lambda q: q.time), watches
+        self.next_poll = {id(w): w.every for w in watches}
+
+    def __bool__(self) -> bool:
+        return bool(self.pending or self.watches)
+
+    def due(self, before: float) -> list[TimedQuestion]:
+        """The questions asked before stream time `before`, in time order."""
+        asked = []
+        while self.pending and self.pending[0].time < before:
+            asked.append(self.pending.pop(0))
+        for w in self.watches:
+            at = w.every * math.floor((before - 1e-9) / w.every)  # the last poll time before it
+            if at >= self.next_poll[id(w)] - 1e-9:
+                asked.append(TimedQuestion(at, w.question, key=w, remember=False))
+                self.next_poll[id(w)] = at + w.every
+        return sorted(asked, key=lambda q: q.time)
+
+
+class _Typed:
+    """Questions typed while a stream plays: (text, time.monotonic() when typed) items, None when the input closes."""
+
+    def __init__(self, typed: queue.Queue | None):
+        self.queue, self.open = typed, typed is not None
+
+    def take(self, block: bool) -> Iterator[tuple[str, float]]:
+        while self.open:
+            try:
+                line = self.queue.get(block=block)
+            except queue.Empty:
+                return
+            if line is None:
+                self.open = False
+            elif line[0].strip():
+                yield line[0].strip(), line[1]
 
 
 def yes_no(text: str) -> bool | None:

@@ -1,7 +1,8 @@
 """OVBench tasks and the VideoChat-Online model for lmms-eval.
 
-The tasks live in `tasks/ovbench` beside this package (give lmms-eval `--include_path` to it); the
-model is found by lmms-eval through this package's `lmms_eval.models` entry point.
+The tasks live in two folders beside this package, `tasks/ovbench` and `tasks/streaming_benchmarks` (give
+lmms-eval `--include_path` to one); the model is found by lmms-eval through this package's `lmms_eval.models`
+entry point.
 """
 
 from pathlib import Path

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from videochat_online.chat import default_device
 from videochat_online.data.video import open_video
 from videochat_online.errors import InputError, VideoChatOnlineError
-from videochat_online.eval.benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, VideoTask
+from videochat_online.eval.benchmarks import BENCHMARKS, VideoTask
 from videochat_online.eval.driver import Driver
 from videochat_online.eval.presets import PRESETS, ProtocolConfig, stream_frames
 from videochat_online.eval.protocols import protocol_of
@@ -93,11 +93,14 @@ class VideoChatOnline(lmms):
             max_new_tokens = parse_number(max_new_tokens, "max_new_tokens", integer=True, flag="--max-new-tokens")
         state = PartialState()
         self._rank, self._world_size = state.process_index, state.num_processes
-        system = {"model": None, "ovbench": BENCHMARKS.get(DEFAULT_BENCHMARK).system_message}.get(system_message)
-        if system is None and system_message != "model":
+        system = None  # "model": the model's own; a benchmark's name: that benchmark's; else a text file
+        if system_message in BENCHMARKS:
+            system = BENCHMARKS.get(system_message).system_message
+        elif system_message != "model":
             path = Path(system_message)
             if not path.is_file():
-                raise InputError(f"system_message={system_message!r}: use model, ovbench or a text file's path")
+                raise InputError(f"system_message={system_message!r}: use model, a benchmark's name (ovbench) or "
+                                 "a text file's path")
             system = path.read_text()
         model = ModelOptions(pretrained, device or default_device(state.local_process_index), dtype,
                              attn_implementation)  # the device and attention checked here

@@ -61,6 +61,8 @@ class Benchmark:
     roots: ClassVar[tuple[str, ...] | None] = None  # the --data-root names (None: the subsets)
     excluded_protocols: ClassVar[tuple[str, ...]] = ()  # protocols that make no sense here
     default_preset: ClassVar[str]  # a row of `presets.PRESETS`
+    annotations: ClassVar[tuple | None] = None  # files the fetch tool gets: (GitHub repository, commit, folder,
+    # {file: sha256})
     generates_only: ClassVar[bool] = False  # its prompts ask for a free reply: no --answer-by likelihood
     csv_columns: ClassVar[list[str]]
     chart_key: ClassVar[str]  # the score the charts show
@@ -116,11 +118,16 @@ class Benchmark:
         raise NotImplementedError
 
     def write_results(self, out: Path, records: list[dict], meta: dict) -> dict:
-        """results.{json,csv,md} and charts/*.png for these prediction lines; returns the table."""
+        """results.{json,csv,md} and charts/*.png for these prediction lines (the failed ones listed); returns the
+        table."""
         table = self.table(records)
+        table.setdefault("failed", [{"id": r["id"], "video": r["video"], "error": r["error"]} for r in records
+                                    if r["status"] == "failed"])
         (out / "results.json").write_text(json.dumps({"meta": meta, **table}, indent=2, ensure_ascii=False))
         write_csv(out / "results.csv", self.rows(table), self.csv_columns)
-        (out / "results.md").write_text(insert_run_line(self.markdown(table), meta))
+        failures = [f"- {f['id']} ({f['video']}): {f['error']}" for f in table["failed"]]
+        (out / "results.md").write_text(insert_run_line(self.markdown(table), meta) + (
+            "\n## Failed questions\n\n" + "\n".join(failures) + "\n" if failures else ""))
         (out / "charts").mkdir(exist_ok=True)
         for name, (title, cells) in self.charts(table).items():
             bar_chart(out / "charts" / f"{name}.png", title, cells, key=self.chart_key)
@@ -138,8 +145,3 @@ def prediction_line(qid: str, subset: str, video: str, time: float, said: Answer
             "prompt": None if said is None else compact_prompt(said.reply.prompt),
             "status": "failed" if error else "ok", "error": error}
 
-
-def failures_md(table: dict) -> str:
-    """The failed questions of a table, as a section of results.md (empty when none failed)."""
-    lines = [f"- {f['id']} ({f['video']}): {f['error']}" for f in table.get("failed", [])]
-    return "\n## Failed queries\n\n" + "\n".join(lines) + "\n" if lines else ""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..data.paths import inside
 from .annotations import OVBenchError, check_time, field, read_annotations
-from .benchmarks import BENCHMARKS, Benchmark, VideoTask, failures_md, prediction_line
+from .benchmarks import BENCHMARKS, Benchmark, VideoTask, prediction_line
 from .driver import Answer, Ask
 from .scoring import LETTERS, extract_option
 
@@ -262,6 +262,8 @@ class OVOBench(Benchmark):
 
     name, title, subsets, default_subsets = "ovo-bench", "OVO-Bench", TASKS, TASKS
     roots, default_preset, generates_only = (ROOT,), "streaming", True
+    annotations = ("JoeLeelyf/OVO-Bench", "c34093f9a072d93f9e1c6b923446dfba71f4528e", "data", {
+        FILE: "dc4a90daf26764dc8ab8b228ea4af864ba2ea50c2833ead8c9af6573f78ccf97"})
     csv_columns, chart_key = CSV_COLUMNS, "published"
 
     def load(self, anno_dir, roots, subsets) -> list[VideoTask]:
@@ -284,18 +286,12 @@ class OVOBench(Benchmark):
 
     def table(self, records: list[dict]) -> dict:
         scores = table(records)
-        return {**scores, "overall": {**scores["overall"], "total": len(records)},
-                "failed": [{"id": r["id"], "video": r["video"], "error": r["error"]} for r in records
-                           if r["status"] == "failed"]}
+        return {**scores, "overall": {**scores["overall"], "total": len(records)}}
 
     def markdown(self, table: dict) -> str:
-        return markdown(table, self.title) + failures_md(table)
+        return markdown(table, self.title)
 
-    def rows(self, table: dict) -> list[dict]:
-        return rows(table)
-
-    def charts(self, table: dict) -> dict[str, tuple[str, dict]]:
-        return charts(table)
+    rows, charts = staticmethod(rows), staticmethod(charts)
 
     def summary(self, table: dict) -> str:
         o = table["overall"]

@@ -85,7 +85,7 @@ class ProtocolConfig:
             raise SettingsError(f"--answer-by {self.answer_by}: use one of {', '.join(ANSWER_BY)}")
         if self.fps is None:
             self.fps = self.settings.fps(protocol.sliding)
-        if self.window_seconds is None and protocol.takes_window:
+        if self.window_seconds is None and protocol.window == "preset":
             self.window_seconds = self.settings.window_seconds
         if self.max_new_tokens is None:
             self.max_new_tokens = self.settings.max_new_tokens

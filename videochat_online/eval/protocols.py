@@ -20,7 +20,8 @@ class Protocol:
 
     name: ClassVar[str]
     sliding: ClassVar[bool] = False  # shows a window before each ask: a preset's window rate and prompt apply
-    takes_window: ClassVar[bool] = True  # reads --window-seconds (default: the benchmark's); False: None unless given
+    window: ClassVar[str | None] = None  # how it reads --window-seconds: "preset" (default: the preset's), "given"
+    # (None unless given), or None (not at all)
     one_pass: bool = False  # one memory along one pass (else a fresh memory per ask)
 
     def __init__(self, config: ProtocolConfig):
@@ -67,7 +68,7 @@ class Stream(Protocol):
 class Window(Protocol):
     """only the last --window-seconds before each question (project preset: the last --window frames of one pass)"""
 
-    name, sliding = "window", True
+    name, sliding, window = "window", True, "preset"
 
     def __init__(self, config: ProtocolConfig):
         super().__init__(config)
@@ -124,7 +125,7 @@ class Recompute(Protocol):
 class Offline(Protocol):
     """a fresh memory per ask over its own clip, from 0 (or --window-seconds before it, or a poll's question time)"""
 
-    name, takes_window = "offline", False
+    name, window = "offline", "given"
 
     def ask_frames(self, source: VideoSource, ask: Ask) -> Iterator[VideoFrame]:
         seconds = self.config.window_seconds

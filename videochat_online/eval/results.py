@@ -103,8 +103,6 @@ def markdown(table: dict, title: str = "OVBench") -> str:
     for group in GROUPS:
         lines += _rows_md(f"By {group}", group, table[group])
     lines += _grid_md(table)
-    if table["failed"]:
-        lines += ["## Failed questions", ""] + [f"- {f['id']} ({f['video']}): {f['error']}" for f in table["failed"]]
     return "\n".join(lines) + "\n"
 
 
@@ -136,7 +134,7 @@ def protocol_line(meta: dict | None) -> str:
     p = (meta or {}).get("protocol")
     if not p:
         return ""
-    window = f" ({p['window_seconds']:g} s)" if p["name"] in ("window", "offline") and p.get("window_seconds") else ""
+    window = f" ({p['window_seconds']:g} s)" if p.get("window_seconds") else ""
     return f"{p['name']}{window} at {p['fps']:g} fps, preset {p['preset']}, memory {p['mode']}"
 
 

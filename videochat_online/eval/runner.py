@@ -242,6 +242,36 @@ def evaluate_tasks(driver: Driver, benchmark: Benchmark, tasks: list[VideoTask],
             progress.update(1)
 
 
+def record_settings(out: Path, settings: dict, rank: int, world: int) -> None:
+    """Rank 0 records the settings (or refuses a folder made otherwise), then the others check, before any
+    prediction is written."""
+    if rank == 0:
+        check_settings(out, settings)
+    barrier(world)
+    if rank != 0:
+        check_settings(out, settings, write=False)
+
+
+def answer_shard(driver: Driver, benchmark: Benchmark, tasks: list[VideoTask], done: dict, out: Path,
+                 rank: int) -> None:
+    """This process's videos answered into predictions.rank{R}.jsonl, and its work into .work.rank{R}.json."""
+    from tqdm import tqdm
+
+    writer = PredictionWriter(out / f"predictions.rank{rank}.jsonl")
+    start = time.perf_counter()
+    try:
+        with tqdm(total=len(tasks), unit="video", disable=rank != 0, file=sys.stderr) as progress:
+            evaluate_tasks(driver, benchmark, tasks, done, writer, progress)
+    finally:
+        writer.close()
+    work = {"frames_encoded": driver.frames_encoded, "questions_answered": writer.count,
+            "seconds": round(time.perf_counter() - start, 3), "late_asks": driver.late_asks}
+    log.info("rank %d: %d frames encoded in %.1f s", rank, work["frames_encoded"], work["seconds"])
+    if driver.late_asks:
+        log.warning("rank %d: %d asks came after their video's end; answered at its end", rank, driver.late_asks)
+    (out / f".work.rank{rank}.json").write_text(json.dumps(work))
+
+
 def run(request: EvalRequest) -> dict | None:
     """The evaluation of checked options (`check_eval_args`); returns the results table on rank 0."""
     rank, world, local_rank = init_distributed()
@@ -260,8 +290,6 @@ def run(request: EvalRequest) -> dict | None:
     if r.max_videos is not None:
         tasks = tasks[: r.max_videos]
 
-    from tqdm import tqdm
-
     from ..chat import default_device
 
     device = r.model.device or default_device(local_rank)
@@ -274,11 +302,7 @@ def run(request: EvalRequest) -> dict | None:
             "protocol": protocol_record(protocol), "world_size": world}
     settings = {**answer_settings(r.model.model, protocol, r.model.dtype), "questions": questions,
                 "data_roots": {name: str(Path(root).resolve()) for name, root in sorted(r.roots.items())}}
-    if rank == 0:  # rank 0 records them (or refuses), then the others check, before any prediction is written
-        check_settings(out, settings)
-    barrier(world)
-    if rank != 0:
-        check_settings(out, settings, write=False)
+    record_settings(out, settings, rank, world)
     if rank == 0:
         (out / "config.json").write_text(json.dumps({**asdict(r), "resolved": meta}, indent=2, default=str))
 
@@ -291,19 +315,7 @@ def run(request: EvalRequest) -> dict | None:
     log.info("%s %s: %d videos, %d questions (%d done before), %d processes", benchmark.title, config.name, len(tasks),
              n_questions, len(done), world)
 
-    writer = PredictionWriter(out / f"predictions.rank{rank}.jsonl")
-    start = time.perf_counter()
-    try:
-        with tqdm(total=len(mine), unit="video", disable=rank != 0, file=sys.stderr) as progress:
-            evaluate_tasks(driver, benchmark, mine, done, writer, progress)
-    finally:
-        writer.close()
-    work = {"frames_encoded": driver.frames_encoded, "questions_answered": writer.count,
-            "seconds": round(time.perf_counter() - start, 3), "late_asks": driver.late_asks}
-    log.info("rank %d: %d frames encoded in %.1f s", rank, work["frames_encoded"], work["seconds"])
-    if driver.late_asks:
-        log.warning("rank %d: %d asks came after their video's end; answered at its end", rank, driver.late_asks)
-    (out / f".work.rank{rank}.json").write_text(json.dumps(work))
+    answer_shard(driver, benchmark, mine, done, out, rank)
     barrier(world)
     table = None
     if rank == 0:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..data.paths import inside
 from .annotations import OVBenchError, check_time, field, read_annotations
-from .benchmarks import BENCHMARKS, Benchmark, VideoTask, failures_md, prediction_line
+from .benchmarks import BENCHMARKS, Benchmark, VideoTask, prediction_line
 from .driver import Answer, Ask
 from .scoring import LETTERS, extract_option
 
@@ -317,6 +317,11 @@ class StreamingBench(Benchmark):
 
     name, title, subsets, default_subsets = "streamingbench", "StreamingBench", SUBSETS, ("real", "sqa", "proactive_50")
     roots, default_preset, generates_only = (ROOT,), "streaming", True
+    annotations = ("THUNLP-MT/StreamingBench", "89299232c4cc1cc3721951173c5f107b48cf6877", "src/data", {
+        "questions_real.json": "64ca14052205a240ccc5391dd6d1784dac3c11ed86e0f0aa2eac3176ab56329a",
+        "questions_sqa.json": "ea0be61f17313c72fb8994d16a0f6378c4a91c978857c5b3f723cf8311312a2d",
+        "questions_proactive.json": "e17db411762c643afa70c17895871bf3e9d20b2119890889034ee31fb96a590d",
+        "questions_proactive_50.json": "e1800732fbed5605c4b965e2312496f414a13c8245ed7062acffdcd7901d5bd8"})
     csv_columns, chart_key = CSV_COLUMNS, "published"
 
     def load(self, anno_dir, roots, subsets) -> list[VideoTask]:
@@ -339,18 +344,12 @@ class StreamingBench(Benchmark):
         return order(qid)
 
     def table(self, records: list[dict]) -> dict:
-        return {**table(records), "overall": {"total": len(records)},
-                "failed": [{"id": r["id"], "video": r["video"], "error": r["error"]} for r in records
-                           if r["status"] == "failed"]}
+        return {**table(records), "overall": {"total": len(records)}}
 
     def markdown(self, table: dict) -> str:
-        return markdown(table, self.title) + failures_md(table)
+        return markdown(table, self.title)
 
-    def rows(self, table: dict) -> list[dict]:
-        return rows(table)
-
-    def charts(self, table: dict) -> dict[str, tuple[str, dict]]:
-        return charts(table)
+    rows, charts = staticmethod(rows), staticmethod(charts)
 
     def summary(self, table: dict) -> str:
         return "; ".join(f"{name} {cells['all']['published']:.2f} (strict {cells['all']['strict']:.2f})"

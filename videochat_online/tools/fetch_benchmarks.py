@@ -1,8 +1,8 @@
 """Fetch the OVO-Bench and StreamingBench annotation files from their pinned commits and check their sha256.
 
-    python -m videochat_online.tools.fetch_benchmarks OUT_DIR [--benchmark ovo-bench|streamingbench|all]
+    python -m videochat_online.tools.fetch_benchmarks OUT_DIR [--benchmark NAME|all]
 
-They are not part of this repository (their licences differ: OVO-Bench's annotations are CC BY-NC-SA 4.0);
+Each benchmark names its files (`Benchmark.annotations`). They are not part of this repository (their licences differ: OVO-Bench's annotations are CC BY-NC-SA 4.0);
 docs/evaluation.md says where each benchmark's videos come from and how to lay them out. OUT_DIR/ovo-bench and
 OUT_DIR/streamingbench are then the `--anno-dir` of `videochat-online eval --benchmark ...`. A file already
 there with the right sha256 is kept; a download that does not match is refused, naming the file. Every question
@@ -22,15 +22,11 @@ from ..eval.benchmarks import BENCHMARKS
 from ..options import run_main
 
 BASE_URL = "https://raw.githubusercontent.com"
-SOURCES = {  # benchmark -> (repository, commit, folder in it, {file: sha256})
-    "ovo-bench": ("JoeLeelyf/OVO-Bench", "c34093f9a072d93f9e1c6b923446dfba71f4528e", "data", {
-        "ovo_bench_new.json": "dc4a90daf26764dc8ab8b228ea4af864ba2ea50c2833ead8c9af6573f78ccf97"}),
-    "streamingbench": ("THUNLP-MT/StreamingBench", "89299232c4cc1cc3721951173c5f107b48cf6877", "src/data", {
-        "questions_real.json": "64ca14052205a240ccc5391dd6d1784dac3c11ed86e0f0aa2eac3176ab56329a",
-        "questions_sqa.json": "ea0be61f17313c72fb8994d16a0f6378c4a91c978857c5b3f723cf8311312a2d",
-        "questions_proactive.json": "e17db411762c643afa70c17895871bf3e9d20b2119890889034ee31fb96a590d",
-        "questions_proactive_50.json": "e1800732fbed5605c4b965e2312496f414a13c8245ed7062acffdcd7901d5bd8"}),
-}
+
+
+def sources() -> dict[str, tuple]:
+    """benchmark -> (repository, commit, folder in it, {file: sha256}), for those whose files are fetched."""
+    return {name: b.annotations for name, b in BENCHMARKS.items() if b.annotations}
 
 
 def sha256(data: bytes) -> str:
@@ -41,7 +37,7 @@ def fetch(out_dir: str | Path, benchmarks: list[str], base_url: str = BASE_URL) 
     """Each benchmark's files in OUT_DIR/<benchmark>/, checked; returns their paths."""
     written = []
     for name in benchmarks:
-        repo, commit, folder, files = SOURCES[name]
+        repo, commit, folder, files = sources()[name]
         target = Path(out_dir) / name
         target.mkdir(parents=True, exist_ok=True)
         for file, digest in files.items():
@@ -77,12 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m videochat_online.tools.fetch_benchmarks",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("out_dir")
-    parser.add_argument("--benchmark", choices=[*SOURCES, "all"], default="all")
+    parser.add_argument("--benchmark", choices=[*sources(), "all"], default="all")
     parser.add_argument("--base-url", default=BASE_URL, help="where the repositories' raw files are served")
     args = parser.parse_args(argv)
 
     def run() -> int:
-        names = list(SOURCES) if args.benchmark == "all" else [args.benchmark]
+        names = list(sources()) if args.benchmark == "all" else [args.benchmark]
         for path in fetch(args.out_dir, names, args.base_url):
             print(f"ok {path}")
         for name in names:
