@@ -5,9 +5,9 @@ knows about a UI or a benchmark.
     session.push(frames)                  # each frame goes through the vision tower once, as one batch
     reply = session.ask("What is the man holding?")
 
-`answer_along` plays a frame iterator with questions at given times: the loop the CLI and evaluation share;
-`answer_live` does the same over a live source (data/live.py), with standing questions and questions typed while it
-plays.
+`answer_along` plays a frame iterator with questions at given times, by `pump.play`, the loop the evaluation's
+`Driver` runs too; `answer_live` does the same over a live source (data/live.py), with standing questions and
+questions typed while it plays.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from .data.video import VideoFrame
 from .errors import InputError
 from .memory import MemoryFrame
 from .model.modeling import PrefixCache
+from .pump import Pending, play
 from .settings import readable
 from .stream_config import FRAME_BATCH
 
@@ -163,20 +164,11 @@ def answer_along(session: StreamingSession, frames: Iterable[VideoFrame], questi
     """Play `frames` through the session and answer each question at its time, in time order: frames between two
     questions are encoded in batches of up to `batch_size`; decoding stops after the last question, and questions
     later than the last frame see everything."""
-    pending = sorted(questions, key=lambda q: q.time)
     batch: list[VideoFrame] = []
     newest = None
 
-    def answer(question):
-        session.push(batch)
-        batch.clear()
-        return _answer(session, question, remember, newest, **generate_kwargs)
-
-    for frame in frames:
-        while pending and pending[0].time < frame.timestamp:
-            yield answer(pending.pop(0))
-        if not pending:
-            return
+    def add(frame: VideoFrame) -> None:
+        nonlocal newest
         batch.append(frame)
         newest = frame
         if on_frame is not None:
@@ -184,8 +176,13 @@ def answer_along(session: StreamingSession, frames: Iterable[VideoFrame], questi
         if len(batch) >= batch_size:
             session.push(batch)
             batch.clear()
-    while pending:
-        yield answer(pending.pop(0))
+
+    def answer(question: TimedQuestion, _after_the_end: bool) -> Iterator[TimedAnswer]:
+        session.push(batch)
+        batch.clear()
+        yield _answer(session, question, remember, newest, **generate_kwargs)
+
+    yield from play(frames, Pending(questions), add, answer)
 
 
 def answer_live(session: StreamingSession, source, questions: Sequence[TimedQuestion] = (),

@@ -10,7 +10,6 @@ frames are encoded and which memory answers each ask: one memory along one pass 
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 from ..data.video import VideoFrame, VideoSource, open_video, prefetch
 from ..errors import InputError
 from ..memory import MemoryFrame
+from ..pump import Pending, play
 
 if TYPE_CHECKING:  # the benchmark modules import this one: it stays light to import
     from ..chat import ChatEngine, Reply
@@ -68,25 +68,22 @@ class Driver:
     def run(self, source: VideoSource, scripts: Iterable[Script], spans: list[tuple[float, float]]) -> Iterator[dict]:
         """The prediction lines of `scripts`, in the order they are made. `spans` are the [first, last] ask times
         the scripts may use (what a pass over the video reads)."""
-        queue = _Queue()
+        pending = Pending(time=lambda item: item[0].time)  # (ask, its script)
         for script in scripts:
-            yield from queue.advance(script, None)
+            yield from advance(pending, script, None)
         if not self.protocol.one_pass:
-            while queue:
-                ask, script = queue.pop()
-                yield from queue.advance(script, self._late(source, ask, self._fresh(source, ask)))
+            while pending:
+                ask, script = pending.pop()
+                yield from advance(pending, script, self._late(source, ask, self._fresh(source, ask)))
             return
         view = self.protocol.view(self)
-        for frame in prefetch(self.protocol.pass_frames(source, spans)):
-            while queue and queue.next_time < frame.timestamp:
-                ask, script = queue.pop()
-                yield from queue.advance(script, view.answer(ask))
-            if not queue:
-                return
-            view.add(frame)
-        while queue:
-            ask, script = queue.pop()
-            yield from queue.advance(script, self._late(source, ask, view.answer(ask)))
+
+        def answer(item: tuple, after_the_end: bool) -> Iterator[dict]:
+            ask, script = item
+            said = view.answer(ask)
+            yield from advance(pending, script, self._late(source, ask, said) if after_the_end else said)
+
+        yield from play(prefetch(self.protocol.pass_frames(source, spans)), pending, view.add, answer)
 
     def _late(self, source: VideoSource, ask: Ask, answer: Answer) -> Answer:
         """An answer marked `ended` (and counted) when its ask came after the video's end."""
@@ -116,37 +113,18 @@ class Driver:
         return self.ask(session, ask)
 
 
-class _Queue:
-    """The scripts' pending asks, earliest first (ties: in the order asked)."""
-
-    def __init__(self):
-        self.heap: list = []
-        self.count = 0
-
-    def __bool__(self) -> bool:
-        return bool(self.heap)
-
-    @property
-    def next_time(self) -> float:
-        return self.heap[0][0]
-
-    def pop(self) -> tuple[Ask, Script]:
-        _, _, ask, script = heapq.heappop(self.heap)
-        return ask, script
-
-    def advance(self, script: Script, answer: Answer | None) -> Iterator[dict]:
-        """Send `answer` (None: start the script), yield the lines it makes, queue its next ask."""
-        try:
-            item = script.send(answer) if answer is not None else next(script)
-            while isinstance(item, dict):
-                yield item
-                item = next(script)
-        except StopIteration:
-            return
-        if answer is not None and item.time < answer.time:
-            raise ValueError(f"a script asked at {item.time}s after its answer at {answer.time}s: asks go forward")
-        heapq.heappush(self.heap, (item.time, self.count, item, script))
-        self.count += 1
+def advance(pending: Pending, script: Script, answer: Answer | None) -> Iterator[dict]:
+    """Send `answer` to a script (None: start it), yield the lines it makes, and queue its next ask."""
+    try:
+        item = script.send(answer) if answer is not None else next(script)
+        while isinstance(item, dict):
+            yield item
+            item = next(script)
+    except StopIteration:
+        return
+    if answer is not None and item.time < answer.time:
+        raise ValueError(f"a script asked at {item.time}s after its answer at {answer.time}s: asks go forward")
+    pending.push((item, script))
 
 
 class OneMemory:

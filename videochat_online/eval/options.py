@@ -50,7 +50,8 @@ class EvalRequest:
 def add_eval_args(parser: argparse.ArgumentParser) -> None:
     add_config_arg(parser)
     parser.add_argument("--benchmark", default=DEFAULT_BENCHMARK, metavar="NAME",
-                        help="; ".join(f"{name}: {b.__doc__.splitlines()[0].rstrip('.')}" for name, b in BENCHMARKS.items())
+                        help="; ".join(f"{name}: {b.__doc__.splitlines()[0].rstrip('.')}"
+                                       for name, b in BENCHMARKS.items())
                              + f"; or package.module:Class (default: {DEFAULT_BENCHMARK})")
     parser.add_argument("--anno-dir", required=True,
                         help="folder with the benchmark's question files (OVBench: ava.json, coin.json, hirest.json, tao.json)")

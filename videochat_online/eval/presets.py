@@ -18,7 +18,8 @@ from ..registry import Registry
 from ..settings import SettingsError, check_positive
 from ..stream_config import DEFAULT_FPS, FRAME_BATCH
 
-PROTOCOLS = Registry("protocol", "--protocol", "videochat_online.protocols", builtin=("videochat_online.eval.protocols",))
+PROTOCOLS = Registry("protocol", "--protocol", "videochat_online.protocols",
+                     builtin=("videochat_online.eval.protocols",))
 DEFAULT_PROTOCOL = "stream"
 
 

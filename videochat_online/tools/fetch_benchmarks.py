@@ -2,7 +2,8 @@
 
     python -m videochat_online.tools.fetch_benchmarks OUT_DIR [--benchmark NAME|all]
 
-Each benchmark names its files (`Benchmark.annotations`). They are not part of this repository (their licences differ: OVO-Bench's annotations are CC BY-NC-SA 4.0);
+Each benchmark names its files (`Benchmark.annotations`).
+They are not part of this repository (their licences differ: OVO-Bench's annotations are CC BY-NC-SA 4.0);
 docs/evaluation.md says where each benchmark's videos come from and how to lay them out. OUT_DIR/ovo-bench and
 OUT_DIR/streamingbench are then the `--anno-dir` of `videochat-online eval --benchmark ...`. A file already
 there with the right sha256 is kept; a download that does not match is refused, naming the file. Every question
