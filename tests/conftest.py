@@ -43,6 +43,15 @@ OVBENCH_ANNO = Path(os.environ.get("OVBENCH_ANNO_DIR")
 OVBENCH_SUBSETS = ("ava", "coin", "hirest", "tao")
 
 
+def ovbench_excerpt(anno: Path, pick) -> Path:
+    """`anno`/{subset}.json for each OVBench subset: the entries `pick(entries)` keeps of its shipped file."""
+    anno.mkdir(parents=True)
+    for subset in OVBENCH_SUBSETS:
+        entries = json.loads((OVBENCH_ANNO / f"{subset}.json").read_text())
+        (anno / f"{subset}.json").write_text(json.dumps(pick(entries)))
+    return anno
+
+
 @pytest.fixture(scope="session")
 def ovbench_sample(tmp_path_factory):
     """ovbench_sample(name, pick) -> (anno_dir, roots): real questions and synthetic media for them.
@@ -53,11 +62,7 @@ def ovbench_sample(tmp_path_factory):
 
     def build(name, pick):
         root = tmp_path_factory.mktemp(name)
-        anno = root / "anno"
-        anno.mkdir()
-        for subset in OVBENCH_SUBSETS:
-            entries = json.loads((OVBENCH_ANNO / f"{subset}.json").read_text())
-            (anno / f"{subset}.json").write_text(json.dumps(pick(entries)))
+        anno = ovbench_excerpt(root / "anno", pick)
         return anno, synthetic_ovbench_media(load_ovbench(anno), root / "media")
 
     return build

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import OVBENCH_ANNO, OVBENCH_SUBSETS
+from conftest import ovbench_excerpt
 from test_streaming_benchmarks import OVO_CRR, OVO_MC, OVO_REC, OVO_SSR, SB_PROACTIVE, SB_REAL, SB_SQA
 from videochat_online.eval import ovo_bench, streamingbench
 from videochat_online.eval.ovbench import load_ovbench
@@ -88,11 +88,7 @@ def write_media(tasks, root: Path, video_fps: int = 4) -> dict[str, Path]:
 def ovbench(tmp_path_factory):
     """The first questions of the shipped question files, with noise media."""
     root = tmp_path_factory.mktemp("golden-ovbench")
-    anno = root / "anno"
-    anno.mkdir()
-    for subset in OVBENCH_SUBSETS:
-        entries = json.loads((OVBENCH_ANNO / f"{subset}.json").read_text())
-        (anno / f"{subset}.json").write_text(json.dumps(_first_questions(entries)))
+    anno = ovbench_excerpt(root / "anno", _first_questions)
     return anno, write_media(load_ovbench(anno), root / "media")
 
 
