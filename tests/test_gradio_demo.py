@@ -290,7 +290,7 @@ def test_a_session_is_released_when_it_ends_and_questions_have_a_length_limit(ti
     assert state.time_to_live == 300 and state.delete_callback.__func__ is gradio_demo.Sessions.expired  # idle
     live = LiveStream(engine, MemorySettings(), fps=2)
     live.open(open_video(write_video(tmp_path / "clip.mp4", seconds=2, fps=4)), duration=2)
-    live.clock = lambda: live._started_at + 5  # past the end
+    live.clock.clock = lambda: live.clock.started_at + 5  # past the end
     live.tick()
     assert live.frames_encoded == 4 and live.sessions["pyramid"].held_frames()
     ask = next(f.fn for f in app.fns.values() if f.name == "ask")
@@ -298,7 +298,7 @@ def test_a_session_is_released_when_it_ends_and_questions_have_a_length_limit(ti
     assert chat == [] and kept == "x" * 11 and status == \
         "**Error:** the question: 11 characters is over the limit of 10 (--max-question-chars)"
     gradio_demo.release(live)
-    assert not live.sessions["pyramid"].held_frames() and not live._thumbnails and live.latest is None
+    assert not live.sessions["pyramid"].held_frames() and not live.memories.thumbnails and live.latest is None
     assert not live.answers and not live.sessions["window"].history
 
 

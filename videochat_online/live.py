@@ -9,10 +9,12 @@ playhead (docs/streaming.md):
     for text in live.ask("What is he holding?"):
         ...                                    # the reply so far
 
-Each call changes the stream as one step under the stream's lock (a timer's ticks, a question and a button
-come from several threads); the model's lock is shared by every stream, and `tick(wait=False)` leaves
-frames pending rather than wait for an answer. Every frame is encoded once and enters every memory policy,
-so that switching `live.mode` shows at once what another memory would hold and answer.
+Three parts: a `Playhead` (stream time on a clock that pauses), a `Fanout` (every frame encoded once into
+every memory policy, so that switching `live.mode` shows at once what another memory would hold and answer,
+with the thumbnails its view draws) and the `LiveStream` that plays a source through them. Each call changes
+the stream as one step under the stream's lock (a timer's ticks, a question and a button come from several
+threads); the model's lock is shared by every stream, and `tick(wait=False)` leaves frames pending rather
+than wait for an answer.
 """
 
 from __future__ import annotations
@@ -61,31 +63,113 @@ class Answer:
     text: str = ""
 
 
+class Playhead:
+    """Stream seconds on a clock: 0 at `start()`, held while paused."""
+
+    def __init__(self, clock: Callable[[], float]):
+        self.clock = clock
+        self.started_at = 0.0  # clock time of stream time 0 (moved forward by pauses)
+        self.paused_at: float | None = None
+
+    def start(self) -> None:
+        self.started_at, self.paused_at = self.clock(), None
+
+    def pause(self) -> None:
+        if self.paused_at is None:
+            self.paused_at = self.clock()
+
+    def resume(self) -> None:
+        if self.paused_at is not None:
+            self.started_at += self.clock() - self.paused_at
+            self.paused_at = None
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_at is not None
+
+    def now(self) -> float:
+        return (self.paused_at if self.paused_at is not None else self.clock()) - self.started_at
+
+
+class Fanout:
+    """Every frame through the vision tower once and into a session per memory policy (one conversation, whichever
+    memory answers), with a thumbnail of each frame some memory holds, for `view`."""
+
+    def __init__(self, engine: ChatEngine, settings: MemorySettings, lock: threading.Lock):
+        self.engine, self.lock = engine, lock
+        grid = engine.config.grid_size
+        self.sessions = {mode: StreamingSession(engine, settings.replace(mode=mode).build(grid)) for mode in POLICIES}
+        history: list[tuple[str, str]] = []
+        for session in self.sessions.values():
+            session.history = history
+        self.thumbnails: dict[int, Image.Image] = {}
+        self.frames_encoded = 0
+        self.latest: np.ndarray | None = None  # the newest frame encoded
+
+    def reset(self) -> None:
+        for session in self.sessions.values():
+            session.reset()
+        self.thumbnails.clear()
+        self.frames_encoded, self.latest = 0, None
+
+    def add(self, frames: list[VideoFrame], wait: bool = True) -> bool:
+        """Encode frames and put them into every memory; False (nothing done) when the model is busy and
+        `wait` is off."""
+        if not self.lock.acquire(blocking=wait):
+            return False
+        try:  # the memories change only under the model's lock, so an answer or a poll never sees them change
+            grids = self.engine.encode_frames([f.image for f in frames])  # [B, C, g, g], once for every memory
+            for session in self.sessions.values():
+                session.add_encoded(frames, grids)
+        finally:
+            self.lock.release()
+        self.frames_encoded += len(frames)
+        for f in frames:
+            thumbnail = Image.fromarray(f.image)
+            thumbnail.thumbnail((THUMBNAIL, THUMBNAIL))
+            self.thumbnails[f.index] = thumbnail
+        self.latest = frames[-1].image
+        kept = {m.index for s in self.sessions.values() for m in s.memory.kept()}  # uniform: every frame seen
+        for index in [i for i in self.thumbnails if i not in kept]:
+            del self.thumbnails[index]
+        return True
+
+    def view(self, mode: str) -> MemoryView:
+        """What one memory holds now, grouped by level."""
+        memory = self.sessions[mode].memory
+        grouped = [[HeldFrame(f.index, f.timestamp or 0.0, f.level, f.num_tokens, self.thumbnails[f.index])
+                    for f in level] for level in memory.by_level()]
+        return MemoryView(mode, grouped, sum(f.tokens for level in grouped for f in level), memory.max_tokens)
+
+
 class LiveStream:
     def __init__(self, engine: ChatEngine, settings: MemorySettings, fps: float = DEFAULT_FPS,
                  clock: Callable[[], float] = time.monotonic, lock: threading.Lock | None = None,
                  max_new_tokens: int = 128):
         if not fps > 0:
             raise ValueError(f"fps must be > 0, got {fps}")
-        self.engine, self.fps, self.clock = engine, fps, clock
+        self.fps, self.max_new_tokens = fps, max_new_tokens
         self.lock = lock or threading.Lock()  # one model, possibly several streams: one forward at a time
         self._state = threading.RLock()  # this stream: one change at a time
         # this stream's answer or poll in progress (a reset lets it finish first); taken before `_state`, never
         # after, and a plain lock: an answer's generator may be resumed on another thread
         self._answering = threading.Lock()
-        self.max_new_tokens = max_new_tokens
-        grid = engine.config.grid_size
-        self.grid = grid
-        self.sessions = {mode: StreamingSession(engine, settings.replace(mode=mode).build(grid)) for mode in POLICIES}
-        history: list[tuple[str, str]] = []
-        for session in self.sessions.values():
-            session.history = history  # one conversation, whichever memory answers
+        self.clock = Playhead(clock)
+        self.memories = Fanout(engine, settings, self.lock)
+        self.sessions = self.memories.sessions
         self.mode = settings.mode
         self.answers: list[Answer] = []
-        self._thumbnails: dict[int, Image.Image] = {}
         self.watching: Watch | None = None  # a standing yes/no question, polled as the stream plays
         self.alerts: list[WatchEvent] = []
         self._close()
+
+    @property
+    def frames_encoded(self) -> int:
+        return self.memories.frames_encoded
+
+    @property
+    def latest(self) -> np.ndarray | None:
+        return self.memories.latest
 
     # the stream
     def _close(self) -> None:
@@ -98,10 +182,7 @@ class LiveStream:
         self.playing = False
         self.finished = False
         self.playhead = 0.0  # stream seconds
-        self._started_at = 0.0  # clock time of stream time 0 (moved forward by pauses)
-        self._paused_at: float | None = None
-        self.latest: np.ndarray | None = None  # the newest frame encoded
-        self.frames_encoded = 0
+        self.clock.paused_at = None
 
     def reset(self) -> None:
         """Stop the stream and forget it: memories, conversation and answers. An answer in progress is
@@ -110,10 +191,8 @@ class LiveStream:
         with self._answering, self._state:
             if self.source is not None:
                 self.source.close()
-            for session in self.sessions.values():
-                session.reset()
+            self.memories.reset()
             self.answers.clear()
-            self._thumbnails.clear()
             self.watching, self.alerts = None, []
             self._close()
 
@@ -123,7 +202,8 @@ class LiveStream:
         with self._state:
             self._frames = iter(source.sample(self.fps, end=duration))
             self._next = next(self._frames, None)
-            self.playing, self._started_at = True, self.clock()
+            self.playing = True
+            self.clock.start()
 
     def open_live(self, source, duration: float | None = None) -> None:
         """Play a live source (`data.live.LiveSource`, already reading): each tick takes the frames that arrived;
@@ -139,27 +219,22 @@ class LiveStream:
         self.reset()
         with self._state:
             self.camera = self.playing = True
-            self._started_at = self.clock()
+            self.clock.start()
 
     def pause(self) -> None:
         """Hold the playhead where it is now (not where the last tick left it)."""
         with self._state:
-            if self.playing and self._paused_at is None:
-                self._paused_at = self.clock()
+            if self.playing and not self.clock.paused:
+                self.clock.pause()
                 self.tick(wait=False, poll=False)
 
     def resume(self) -> None:
         with self._state:
-            if self._paused_at is not None:
-                self._started_at += self.clock() - self._paused_at
-                self._paused_at = None
+            self.clock.resume()
 
     @property
     def paused(self) -> bool:
-        return self._paused_at is not None
-
-    def _now(self) -> float:
-        return (self._paused_at if self._paused_at is not None else self.clock()) - self._started_at
+        return self.clock.paused
 
     def tick(self, wait: bool = True, poll: bool = True) -> float:
         """Advance the playhead to now and encode, as one batch, every frame it has passed; returns it.
@@ -178,11 +253,11 @@ class LiveStream:
         if self.source is not None:
             return self._advance_live(wait)
         # the file's frames the playhead has passed
-        now = self._now()
+        now = self.clock.now()
         while self._next is not None and self._next.timestamp <= now:
             self._pending.append(self._next)
             self._next = next(self._frames, None)
-        if self._pending and self._add(self._pending, wait):
+        if self._pending and self.memories.add(self._pending, wait):
             self._pending = []
         if self._next is None and not self._pending:
             self.finished, self.playing = True, False
@@ -195,7 +270,7 @@ class LiveStream:
     def _advance_live(self, wait: bool) -> float:
         if not self.paused and not self._pending:
             self._pending = self.source.take(self.source.buffer, timeout=0)
-        if self._pending and self._add(self._pending, wait):
+        if self._pending and self.memories.add(self._pending, wait):
             self._pending = []
         last = self.sessions[self.mode].last_frame
         self.playhead = last[1] if last is not None else 0.0
@@ -211,11 +286,11 @@ class LiveStream:
         with self._state:
             if not (self.camera and self.playing) or self.paused:
                 return False
-            now = self._now()
+            now = self.clock.now()
             last = self.sessions[self.mode].last_frame
             if last is not None and now - last[1] < 1.0 / self.fps:
                 return False
-            self._add([VideoFrame(0 if last is None else last[0] + 1, now, image)])
+            self.memories.add([VideoFrame(0 if last is None else last[0] + 1, now, image)])
             self.playhead = now
         self.poll()
         return True
@@ -253,28 +328,6 @@ class LiveStream:
             if event is not None and self.watching is w:
                 self.alerts.append(event)
 
-    def _add(self, frames: list[VideoFrame], wait: bool = True) -> bool:
-        """Encode frames and put them into every memory; False (nothing done) when the model is busy and
-        `wait` is off."""
-        if not self.lock.acquire(blocking=wait):
-            return False
-        try:  # the memories change only under the model's lock, so an answer or a poll never sees them change
-            grids = self.engine.encode_frames([f.image for f in frames])  # [B, C, g, g], once for every memory
-            for session in self.sessions.values():
-                session.add_encoded(frames, grids)
-        finally:
-            self.lock.release()
-        self.frames_encoded += len(frames)
-        for f in frames:
-            thumbnail = Image.fromarray(f.image)
-            thumbnail.thumbnail((THUMBNAIL, THUMBNAIL))
-            self._thumbnails[f.index] = thumbnail
-        self.latest = frames[-1].image
-        kept = {m.index for s in self.sessions.values() for m in s.memory.kept()}  # uniform: every frame seen
-        for index in [i for i in self._thumbnails if i not in kept]:
-            del self._thumbnails[index]
-        return True
-
     # questions and memory
     def ask(self, question: str) -> Iterator[str]:
         """Answer at the playhead from the current memory, the reply growing token by token; the exchange
@@ -295,9 +348,4 @@ class LiveStream:
     def memory_view(self, mode: str | None = None) -> MemoryView:
         """What a memory (the current one by default) holds now, grouped by level."""
         with self._state:
-            mode = mode or self.mode
-            memory = self.sessions[mode].memory
-            grouped = [[HeldFrame(f.index, f.timestamp or 0.0, f.level, f.num_tokens, self._thumbnails[f.index])
-                        for f in level] for level in memory.by_level()]
-            tokens = sum(f.tokens for level in grouped for f in level)
-            return MemoryView(mode, grouped, tokens, memory.max_tokens)
+            return self.memories.view(mode or self.mode)

@@ -1,5 +1,5 @@
-"""The loop every recorded stream shares (the CLI's `answer_along`, the evaluation's `Driver`): frames in, each ask
-answered when the first frame after its time arrives, so that no ask sees a later frame.
+"""The loop every stream shares (the CLI's `answer_along` and `answer_live`, the evaluation's `Driver`): frames in,
+each ask answered when the first frame after its time arrives, so that no ask sees a later frame.
 """
 
 from __future__ import annotations
@@ -36,16 +36,22 @@ class Pending:
         return heapq.heappop(self.heap)[2]
 
 
-def play(frames: Iterable[VideoFrame], pending: Pending, add: Callable[[VideoFrame], None],
-         answer: Callable[[object, bool], Iterable]) -> Iterator:
+def play(frames: Iterable[VideoFrame | None], pending: Pending, add: Callable[[VideoFrame], None],
+         answer: Callable[[object, float | None], Iterable], idle: Callable[[], Iterable] | None = None,
+         more: Callable[[], bool] = lambda: False) -> Iterator:
     """Frames in, asks at their times: before a frame is added (`add`), every pending ask timed before it is
-    answered (`answer(ask, after_the_end=False)`, whose items are yielded; it may push later asks); once none is
-    pending no further frame is read; the asks left when the frames end are answered last (`after_the_end`)."""
+    answered (`answer(ask, frame_time)`, whose items are yielded; it may push later asks). A None among the frames
+    is a pause in their arrival (a live source has nothing more now): `idle()`'s items are yielded there. Once no
+    ask is pending and `more()` expects none, no further frame is read; the asks left when the frames end are
+    answered last (`answer(ask, None)`)."""
     for frame in frames:
+        if frame is None:
+            yield from idle()
+            continue
         while pending and pending.next_time < frame.timestamp:
-            yield from answer(pending.pop(), False)
-        if not pending:
+            yield from answer(pending.pop(), frame.timestamp)
+        if not pending and not more():
             return
         add(frame)
     while pending:
-        yield from answer(pending.pop(), True)
+        yield from answer(pending.pop(), None)

@@ -149,13 +149,38 @@ class TimedAnswer:
     latency: float | None = None  # live sources: seconds from the newest frame's arrival to the finished reply
 
 
-def _answer(session: StreamingSession, question: TimedQuestion, remember: bool, newest: VideoFrame | None,
-            **generate_kwargs) -> TimedAnswer:
-    reply = session.ask(question.text, remember=remember and question.remember, choices=question.choices,
-                        **generate_kwargs)
-    since = question.asked_at if question.asked_at is not None else None if newest is None else newest.arrived
-    latency = None if since is None else time.monotonic() - since
-    return TimedAnswer(question, reply, session.held_frames(), None if newest is None else newest.timestamp, latency)
+class _Feed:
+    """Frames on their way into a session: gathered into one batch for the vision tower (pushed at `batch_size`,
+    None: when `flush` is called), the newest remembered, each shown to `on_frame`; `answer` asks with every frame
+    gathered so far in memory."""
+
+    def __init__(self, session: StreamingSession, batch_size: int | None, on_frame, remember: bool, generate_kwargs):
+        self.session, self.batch_size, self.on_frame = session, batch_size, on_frame
+        self.remember, self.generate_kwargs = remember, generate_kwargs
+        self.batch: list[VideoFrame] = []
+        self.newest: VideoFrame | None = None
+
+    def add(self, frame: VideoFrame) -> None:
+        self.batch.append(frame)
+        self.newest = frame
+        if self.on_frame is not None:
+            self.on_frame(frame)
+        if self.batch_size is not None and len(self.batch) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        self.session.push(self.batch)
+        self.batch.clear()
+
+    def answer(self, question: TimedQuestion) -> TimedAnswer:
+        self.flush()
+        reply = self.session.ask(question.text, remember=self.remember and question.remember,
+                                 choices=question.choices, **self.generate_kwargs)
+        newest = self.newest
+        since = question.asked_at if question.asked_at is not None else None if newest is None else newest.arrived
+        latency = None if since is None else time.monotonic() - since
+        return TimedAnswer(question, reply, self.session.held_frames(), None if newest is None else newest.timestamp,
+                           latency)
 
 
 def answer_along(session: StreamingSession, frames: Iterable[VideoFrame], questions: Sequence[TimedQuestion],
@@ -164,25 +189,8 @@ def answer_along(session: StreamingSession, frames: Iterable[VideoFrame], questi
     """Play `frames` through the session and answer each question at its time, in time order: frames between two
     questions are encoded in batches of up to `batch_size`; decoding stops after the last question, and questions
     later than the last frame see everything."""
-    batch: list[VideoFrame] = []
-    newest = None
-
-    def add(frame: VideoFrame) -> None:
-        nonlocal newest
-        batch.append(frame)
-        newest = frame
-        if on_frame is not None:
-            on_frame(frame)
-        if len(batch) >= batch_size:
-            session.push(batch)
-            batch.clear()
-
-    def answer(question: TimedQuestion, _after_the_end: bool) -> Iterator[TimedAnswer]:
-        session.push(batch)
-        batch.clear()
-        yield _answer(session, question, remember, newest, **generate_kwargs)
-
-    yield from play(frames, Pending(questions), add, answer)
+    feed = _Feed(session, batch_size, on_frame, remember, generate_kwargs)
+    yield from play(frames, Pending(questions), feed.add, lambda question, _: [feed.answer(question)])
 
 
 def answer_live(session: StreamingSession, source, questions: Sequence[TimedQuestion] = (),
@@ -199,67 +207,44 @@ def answer_live(session: StreamingSession, source, questions: Sequence[TimedQues
     instead of ending the stream. Ends when the source ends (questions still pending and typed lines until the
     input closes are answered from what was seen) or when nothing is left to answer: no pending question, no
     watch, no input; either way `on_end` gets the source's one-line summary."""
-    schedule, lines = _Schedule(questions, watches), _Typed(typed)
-    newest: VideoFrame | None = None
+    feed, lines = _Feed(session, None, on_frame, remember, generate_kwargs), _Typed(typed)
+    pending = Pending([*questions, *(w.question_at(w.every) for w in watches)])
 
-    def typed_now(block: bool) -> Iterator[TimedQuestion]:
+    def answer(question: TimedQuestion, before: float | None) -> Iterator[TimedAnswer]:
+        watch = question.key if isinstance(question.key, Watch) else None
+        if watch is not None:  # a poll: the next one waits its turn; none after the end
+            at = watch.last_poll(before)
+            if at is None:
+                return
+            late = at > question.time + 1e-9  # the model fell behind: asked once, at the latest poll time passed
+            pending.push(watch.question_at(at if late else at + watch.every))
+            if late:
+                return
+        yield feed.answer(question)
+
+    def typed_now(block: bool) -> Iterator[TimedAnswer]:
         for text, at in lines.take(block):
-            yield TimedQuestion(0.0 if newest is None else newest.timestamp, text, asked_at=at)
+            question = TimedQuestion(0.0 if feed.newest is None else feed.newest.timestamp, text, asked_at=at)
+            try:
+                yield feed.answer(question)
+            except InputError as err:
+                if on_refused is None:
+                    raise
+                on_refused(question, str(err))
 
-    def answer_typed(question: TimedQuestion) -> Iterator[TimedAnswer]:
-        try:
-            yield _answer(session, question, remember, newest, **generate_kwargs)
-        except InputError as err:
-            if on_refused is None:
-                raise
-            on_refused(question, str(err))
+    def idle() -> Iterator[TimedAnswer]:  # the frames that arrived are in: encode them, answer what was typed
+        feed.flush()
+        yield from typed_now(block=False)
 
-    while not source.ended:
-        batch: list[VideoFrame] = []
-        for frame in source.take(batch_size):
-            for question in schedule.due(frame.timestamp):
-                session.push(batch)
-                batch.clear()
-                yield _answer(session, question, remember, newest, **generate_kwargs)
-            batch.append(frame)
-            newest = frame
-            if on_frame is not None:
-                on_frame(frame)
-        session.push(batch)
-        for question in typed_now(block=False):
-            yield from answer_typed(question)
-        if not schedule and not lines.open:
-            break
-    if on_end is not None:
-        on_end(source.summary())
-    for question in schedule.pending:
-        yield _answer(session, question, remember, newest, **generate_kwargs)
-    for question in typed_now(block=True):
-        yield from answer_typed(question)
+    def arrivals() -> Iterator[VideoFrame | None]:
+        while not source.ended and (pending or lines.open):  # each batch taken is played whole
+            yield from source.take(batch_size)
+            yield None
+        if on_end is not None:  # the summary comes before the questions left over are answered
+            on_end(source.summary())
 
-
-class _Schedule:
-    """A live stream's timed questions and its watches' polls (a poll the model fell behind is asked once, at the
-    latest time passed)."""
-
-    def __init__(self, questions: Sequence[TimedQuestion], watches: Sequence[Watch]):
-        self.pending, self.watches = sorted(questions, key=lambda q: q.time), watches
-        self.next_poll = {id(w): w.every for w in watches}
-
-    def __bool__(self) -> bool:
-        return bool(self.pending or self.watches)
-
-    def due(self, before: float) -> list[TimedQuestion]:
-        """The questions asked before stream time `before`, in time order."""
-        asked = []
-        while self.pending and self.pending[0].time < before:
-            asked.append(self.pending.pop(0))
-        for w in self.watches:
-            at = w.every * math.floor((before - 1e-9) / w.every)  # the last poll time before it
-            if at >= self.next_poll[id(w)] - 1e-9:
-                asked.append(TimedQuestion(at, w.question, key=w, remember=False))
-                self.next_poll[id(w)] = at + w.every
-        return sorted(asked, key=lambda q: q.time)
+    yield from play(arrivals(), pending, feed.add, answer, idle, more=lambda: True)
+    yield from typed_now(block=True)
 
 
 class _Typed:
@@ -317,6 +302,14 @@ class Watch:
         poll per new frame (a shorter period polls once per frame period)."""
         every = max(self.every, 1.0 / fps) if fps else self.every
         return [k * every for k in range(1, int(end / every + 1e-9) + 1)]
+
+    def last_poll(self, before: float | None) -> float | None:
+        """The last poll time before stream time `before` (None: the stream has ended, nothing more is polled)."""
+        return None if before is None else self.every * math.floor((before - 1e-9) / self.every)
+
+    def question_at(self, time: float) -> TimedQuestion:
+        """A poll at `time` as a question keyed by this watch."""
+        return TimedQuestion(time, self.question, key=self, remember=False)
 
     def poll(self, time: float, **generate_kwargs) -> WatchEvent | None:
         """Ask the bound session now (stream time `time`) and observe its reply."""

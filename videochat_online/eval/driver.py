@@ -78,10 +78,10 @@ class Driver:
             return
         view = self.protocol.view(self)
 
-        def answer(item: tuple, after_the_end: bool) -> Iterator[dict]:
+        def answer(item: tuple, before: float | None) -> Iterator[dict]:
             ask, script = item
             said = view.answer(ask)
-            yield from advance(pending, script, self._late(source, ask, said) if after_the_end else said)
+            yield from advance(pending, script, self._late(source, ask, said) if before is None else said)
 
         yield from play(prefetch(self.protocol.pass_frames(source, spans)), pending, view.add, answer)
 
