@@ -62,3 +62,55 @@ def test_the_bundled_model_watches_a_shape_leave(tmp_path, capsys):
                   for k, scene in leaving)
     quiet = sum(not found[k] for k, _ in staying)
     assert on_time >= 8 and quiet >= 8, (on_time, quiet, found)
+
+
+class Arrivals:
+    """A live source whose frames arrive in the batches given (one `take` each), then ends."""
+
+    def __init__(self, batches):
+        self.batches, self.ended = list(batches), False
+
+    def take(self, _most):
+        batch = self.batches.pop(0)
+        self.ended = not self.batches
+        return batch
+
+    def summary(self):
+        return "ended"
+
+
+class Recorder:
+    """A session that records what it was asked, and with how many frames in memory."""
+
+    def __init__(self):
+        self.frames, self.asked = [], []
+
+    def push(self, frames):
+        self.frames += frames
+
+    def ask(self, text, **_):
+        from videochat_online.chat import Reply
+
+        self.asked.append((text, len(self.frames)))
+        return Reply("yes", [], text)
+
+    def held_frames(self):
+        return []
+
+
+def test_a_live_stream_asks_a_late_poll_once_at_the_latest_time_passed():
+    """Frames 0.5 s apart up to 1.5 s, then (the ones between dropped) from 4.5 s: the watch (every 1 s) is polled at
+    1 s when the frame at 1.5 s arrives, then once only, at 4 s, for the polls at 2, 3 and 4 s the stream skipped;
+    the timed question at 2.2 s keeps its place between them, and none sees a frame after its time."""
+    import numpy as np
+
+    from videochat_online.data.video import VideoFrame
+    from videochat_online.streaming import TimedQuestion, answer_live
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    frames = [VideoFrame(i, t, image, arrived=0.0) for i, t in enumerate([0.0, 0.5, 1.0, 1.5, 4.5, 5.0])]
+    source, session = Arrivals([frames[:1], frames[1:4], frames[4:]]), Recorder()
+    answers = list(answer_live(session, source, [TimedQuestion(2.2, "Where?")], [Watch("Is it there?", every=1.0)]))
+    assert [(a.question.text, a.question.time) for a in answers] == [
+        ("Is it there?", 1.0), ("Where?", 2.2), ("Is it there?", 4.0)]
+    assert session.asked == [("Is it there?", 3), ("Where?", 4), ("Is it there?", 4)]  # frames up to its time
