@@ -18,6 +18,7 @@ import logging
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from types import SimpleNamespace
 from pathlib import Path
 
@@ -31,8 +32,8 @@ from videochat_online.errors import InputError
 from videochat_online.live import LiveStream, MemoryView
 from videochat_online.memory import POLICIES, MemorySettings
 from videochat_online.memory.config import DEFAULT_MODE
-from videochat_online.options import Parser, add_memory_args, add_model_args, run_main, watch_options
-from videochat_online.settings import QUESTION_CHARS, check_positive, check_question
+from videochat_online.options import Parser, WatchOptions, add_options, from_args, option, run_main
+from videochat_online.settings import QUESTION_CHARS, check_question
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODEL = HERE / "models" / "videochat-online-synthetic-tiny"
@@ -405,30 +406,30 @@ def wire(app: gr.Blocks, h: Handlers, c: SimpleNamespace, tick_seconds: float) -
     app.unload(h.closed)  # a closed tab: its stream goes now
 
 
+@dataclass
+class DemoOptions:
+    stream: WatchOptions  # the model (default: the bundled one), its rate and memory
+    host: str = option("127.0.0.1 serves this machine only", "127.0.0.1")
+    port: int = option("the port served", 7860, positive=True)
+    max_upload_mb: float = option("largest upload", MAX_UPLOAD_MB, positive=True)
+    max_seconds: float = option("longest video accepted", MAX_SECONDS, positive=True)
+    max_question_chars: int = option("longest question", QUESTION_CHARS, positive=True)
+    idle_minutes: float = option("a browser session is released this long after its last stream started",
+                                 IDLE_MINUTES, positive=True)
+    share: bool = option("a public gradio link (off by default)")
+    allow_private_urls: bool = option("open stream URLs of this machine and its private network even when serving "
+                                      "other hosts (default: only when --host is 127.0.0.1)")
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="gradio_demo.py", description=__doc__.split("\n")[0])
-    parser.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (default) serves this machine only")
-    parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--fps", type=float, default=None, help="frames the stream takes a second (default: the "
-                                                                "model's trained rate, else 2)")
-    parser.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB)
-    parser.add_argument("--max-seconds", type=float, default=MAX_SECONDS, help="longest video accepted")
-    parser.add_argument("--max-question-chars", type=int, default=QUESTION_CHARS, help="longest question")
-    parser.add_argument("--idle-minutes", type=float, default=IDLE_MINUTES,
-                        help="a browser session is released this long after its last stream started")
-    parser.add_argument("--share", action="store_true", help="a public gradio link (off by default)")
-    parser.add_argument("--allow-private-urls", action="store_true",
-                        help="open stream URLs of this machine and its private network even when serving other "
-                             "hosts (default: only when --host is 127.0.0.1)")
-    add_model_args(parser, default_model=str(DEFAULT_MODEL))
-    add_memory_args(parser)
+    add_options(parser, DemoOptions, model=str(DEFAULT_MODEL))
     return parser
 
 
-def load(args) -> tuple:
+def load(watch: WatchOptions) -> tuple:
     """The engine, frame rate and memory settings the options describe: by default the model's own (the rate and
     memory its checkpoint records), with window and uniform sized to the pyramid's budget (`budget_matched`)."""
-    watch = watch_options(args)  # checked before the model loads
     engine = watch.model.load()
     fps, settings = watch.resolve(engine.config)
     return engine, fps, budget_matched(settings, engine.config.grid_size, watch.memory)
@@ -438,20 +439,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def serve() -> int:
-        check_positive(args.max_upload_mb, "--max-upload-mb")
-        check_positive(args.max_seconds, "--max-seconds")
-        check_positive(args.port, "--port", integer=True)
-        check_positive(args.max_question_chars, "--max-question-chars", integer=True)
-        check_positive(args.idle_minutes, "--idle-minutes")
-        engine, fps, settings = load(args)
+        o = from_args(DemoOptions, args)  # checked before the model loads
+        engine, fps, settings = load(o.stream)
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own requests to itself
-        app = build_app(engine, settings, fps, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds,
-                        max_question_chars=args.max_question_chars, idle_minutes=args.idle_minutes,
-                        about_model=about_model(args.model),
-                        allow_private_urls=args.allow_private_urls or args.host in ("127.0.0.1", "localhost", "::1"))
-        app.queue().launch(server_name=args.host, server_port=args.port, share=args.share,
-                           max_file_size=f"{args.max_upload_mb:g}mb")
+        app = build_app(engine, settings, fps, max_upload_mb=o.max_upload_mb, max_seconds=o.max_seconds,
+                        max_question_chars=o.max_question_chars, idle_minutes=o.idle_minutes,
+                        about_model=about_model(o.stream.model.model),
+                        allow_private_urls=o.allow_private_urls or o.host in ("127.0.0.1", "localhost", "::1"))
+        app.queue().launch(server_name=o.host, server_port=o.port, share=o.share,
+                           max_file_size=f"{o.max_upload_mb:g}mb")
         return 0
 
     return run_main(serve)

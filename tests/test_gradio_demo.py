@@ -266,7 +266,12 @@ def test_a_long_stream_keeps_updating_through_every_memory_mode(tiny_dir, tmp_pa
 
 
 def test_with_no_options_the_demo_takes_the_bundled_models_rate_and_memory():
-    engine, fps, settings = gradio_demo.load(gradio_demo.build_parser().parse_args([]))
+    from videochat_online.options import from_args
+
+    def load(*argv):
+        return gradio_demo.load(from_args(gradio_demo.DemoOptions, gradio_demo.build_parser().parse_args(argv)).stream)
+
+    engine, fps, settings = load()
     assert fps == engine.config.fps == 1.0  # the rate it was trained at
     recorded = engine.config.memory
     assert settings.mode == recorded["mode"] == "pyramid"
@@ -274,7 +279,7 @@ def test_with_no_options_the_demo_takes_the_bundled_models_rate_and_memory():
     # window and uniform hold the pyramid's budget (208 tokens) in whole 8x8 frames: 3, not the 32 and 16 recorded
     assert engine.config.grid_size == 8 and settings.build(8).max_tokens == 208
     assert (settings.window, settings.uniform_frames) == (3, 3) and (recorded["window"], recorded["uniform_frames"]) == (32, 16)
-    _, _, given = gradio_demo.load(gradio_demo.build_parser().parse_args(["--window", "5", "--fps", "2"]))
+    _, _, given = load("--window", "5", "--fps", "2")
     assert (given.window, given.uniform_frames) == (5, 3)
 
 

@@ -376,7 +376,7 @@ def test_ovo_bench_and_streamingbench_tasks_agree_with_the_cli(tiny_dir, tmp_pat
     ({"dtype": "fp8"}, "dtype=fp8: use one of bf16, fp16, fp32"),
     ({"device": "tpu"}, "--device tpu: not a device; use cpu, cuda or cuda:N"),
     ({"device": "cuda:7"}, "--device cuda:7: CUDA is not available on this machine"),
-    ({"attn_implementation": "magic"}, "--attn magic: use one of sdpa, flash_attention_2, eager"),
+    ({"attn_implementation": "magic"}, "attn_implementation=magic: use one of sdpa, flash_attention_2, eager"),
     ({"window": "abc"}, "window"),
     ({"capacites": "4-4-8"}, "unknown model_args capacites"),
     ({"preset": "fast"}, "preset=fast: use one of published, project"),

@@ -46,7 +46,7 @@ def test_every_config_under_shell_loads(name, monkeypatch):
     elif file.stem == "eval":
         request = eval_request(file)
         memory = request.protocol_config().memory
-        assert request.protocol["preset"] == "project" and request.protocol["fps"] == 1 and request.allow_failures
+        assert request.preset == "project" and request.fps == 1 and request.allow_failures
         assert (memory.capacities, memory.window, memory.uniform_frames) == ((2, 2, 12), 3, 3)
     else:  # the synthetic recipe, and the files it names
         recipe = read_recipe(file)

@@ -9,58 +9,71 @@ import math
 import queue
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
-from .options import (
-    DTYPES,
-    ModelOptions,
-    Parser,
-    WatchOptions,
-    add_memory_args,
-    add_model_args,
-    model_options,
-    run_main,
-    watch_options,
-)
-from .settings import MOST, QUESTION_CHARS, check_positive, check_question
+from .options import DTYPES, ModelOptions, Parser, WatchOptions, add_options, from_args, option, run_main
+from .settings import MOST, QUESTION_CHARS, check_question
 from .stream_config import FRAME_BATCH
+
+MAX_NEW_TOKENS = 256  # a chat's or a stream's reply, at most
 
 
 @dataclass
 class ChatRequest:
     model: ModelOptions
-    question: str | None  # None: interactive, turn by turn on stdin
-    images: list[str]
-    system: str | None
-    max_new_tokens: int
+    question: str | None = option("the question; omit it to chat turn by turn on stdin", positional=True)
+    image: list[str] = option("an image file (repeat for several)", [])
+    system: str | None = option("system message (default: the model's)")
+    max_new_tokens: int = option("reply length at most", MAX_NEW_TOKENS, positive=True)
 
 
 @dataclass
 class StreamRequest:
-    watch: WatchOptions  # the model, and the rate and memory options given (the rest: the model's)
-    video: str
-    source: object  # the opened VideoSource; None for a live source (opened once the model is ready)
-    live: dict | None  # a live source's settings (data/live.py): fps-free LiveSource arguments
-    questions: list[tuple[float, str]]
-    watches: list[str]  # standing yes/no questions
-    watch_every: float
-    watch_confirm: int
-    batch_size: int
-    multi_turn: bool
-    system: str | None
-    max_new_tokens: int
-    show_memory: bool
-    json: bool
-    max_question_chars: int
+    """The options of `stream`; `check_stream` fills the last three fields."""
+
+    stream: WatchOptions  # the model, and the rate and memory options given (the rest: the model's)
+    video: str = option("a video file, a folder of frames (with --folder-fps), or a live source: a URL (rtsp://, "
+                        "http://, udp:// ...), - for a stream on stdin, camera:N", positional=True, required=True)
+    ask: list[str] = option("a question and the time it is asked (repeat for several)", [], metavar="SECONDS:QUESTION")
+    watch: list[str] = option("a standing yes/no question, asked every --watch-every seconds; prints when its answer "
+                              "changes (repeat for several)", [], metavar="QUESTION")
+    watch_every: float = option("seconds of stream between two polls (at most one poll per new frame)", 1.0,
+                                positive=True)
+    watch_confirm: int = option("polls in a row that must agree before an answer counts (settles, or changes)", 3,
+                                positive=True)
+    folder_fps: float | None = option("frame rate of a frame folder", positive=True)
+    realtime: bool = option("play a video file at its own pace, as a live source (frames dropped if the model lags)")
+    buffer: int = option("live sources: frames that may wait for the model; one more drops the oldest waiting", 16,
+                         positive=True)
+    stall_seconds: float = option("live sources: with no frame for this long the source counts as ended", 10.0,
+                                  positive=True)
+    batch_size: int = option("frames per vision-tower batch", FRAME_BATCH, positive=True)
+    multi_turn: bool = option("later questions see earlier answers")
+    system: str | None = option("system message (default: the model's)")
+    max_new_tokens: int = option("reply length at most", MAX_NEW_TOKENS, positive=True)
+    show_memory: bool = option("list the frames held at each question")
+    json: bool = option("one JSON object per answer")
+    max_question_chars: int = option("longest question (--ask, --watch, typed)", QUESTION_CHARS, positive=True)
+    source: object = None  # the opened VideoSource; None for a live source (opened once the model is ready)
+    live: dict | None = None  # a live source's settings (data/live.py): fps-free LiveSource arguments
+    questions: list[tuple[float, str]] = field(default_factory=list)  # --ask, read
+
+
+@dataclass
+class ConvertRequest:
+    src: str = option("the checkpoint to read: a folder (this project's or the original InternVL layout) or a hub id",
+                      positional=True, required=True)
+    out: str = option("a new folder for the checkpoint in this project's layout", positional=True, required=True)
+    dtype: str | None = option("default: the source's", choices=DTYPES)
 
 
 def cmd_chat(request: ChatRequest) -> int:
     from .conversation import images_message
     from .data.image import load_image
 
-    images = [load_image(p) for p in request.images]
+    images = [load_image(p) for p in request.image]
     engine = request.model.load(system_message=request.system)
     tokens, per_image = engine.encode_images(images) if images else (None, [])
     interactive = request.question is None
@@ -100,45 +113,35 @@ def parse_question(text: str, most: int | None = None) -> tuple[float, str]:
 
 
 def check_chat(args) -> ChatRequest:
-    check_positive(args.max_new_tokens, "--max-new-tokens", integer=True)
-    return ChatRequest(model_options(args), args.question, args.image, args.system, args.max_new_tokens)
+    return from_args(ChatRequest, args)
 
 
 def check_stream(args) -> StreamRequest:
     from .data.live import _address, is_live
     from .data.video import open_video
 
-    check_positive(args.max_question_chars, "--max-question-chars", integer=True)
-    questions = [parse_question(q, args.max_question_chars) for q in args.ask]
-    watches = [check_question(w, "--watch", args.max_question_chars) for w in args.watch]
-    live = is_live(args.video) or args.realtime
-    if not questions and not args.watch and (not live or args.video == "-"):
+    r = from_args(StreamRequest, args)
+    r.questions = [parse_question(q, r.max_question_chars) for q in r.ask]
+    r.watch = [check_question(w, "--watch", r.max_question_chars) for w in r.watch]
+    live = is_live(r.video) or r.realtime
+    if not r.questions and not r.watch and (not live or r.video == "-"):
         raise InputError("stream: give at least one --ask SECONDS:QUESTION or --watch QUESTION" +
                          ("" if live else " (questions are typed on stdin only while a live source plays)"))
-    check_positive(args.buffer, "--buffer", integer=True)
-    check_positive(args.stall_seconds, "--stall-seconds")
     if live:
-        if args.realtime and is_live(args.video):
-            raise InputError(f"--realtime {args.video}: is already live; --realtime plays a video file at its pace")
-        if args.realtime and not Path(args.video).is_file():
-            raise InputError(f"{args.video}: no such video file (--realtime plays a file at its own pace)")
-        _address(args.video)  # a camera name's form, and the camera input in this build
-    check_positive(args.watch_every, "--watch-every")
-    check_positive(args.watch_confirm, "--watch-confirm", integer=True)
-    if args.folder_fps is not None:
-        check_positive(args.folder_fps, "--folder-fps")
-    check_positive(args.batch_size, "--batch-size", integer=True)
-    check_positive(args.max_new_tokens, "--max-new-tokens", integer=True)
-    watch = watch_options(args)
-    source = None if live else open_video(args.video, folder_fps=args.folder_fps)
-    settings = dict(buffer=args.buffer, stall_seconds=args.stall_seconds, pace=args.realtime) if live else None
-    return StreamRequest(watch, args.video, source, settings, questions, watches, args.watch_every,
-                         args.watch_confirm, args.batch_size, args.multi_turn, args.system, args.max_new_tokens,
-                         args.show_memory, args.json, args.max_question_chars)
+        if r.realtime and is_live(r.video):
+            raise InputError(f"--realtime {r.video}: is already live; --realtime plays a video file at its pace")
+        if r.realtime and not Path(r.video).is_file():
+            raise InputError(f"{r.video}: no such video file (--realtime plays a file at its own pace)")
+        _address(r.video)  # a camera name's form, and the camera input in this build
+        r.live = dict(buffer=r.buffer, stall_seconds=r.stall_seconds, pace=r.realtime)
+    else:
+        r.source = open_video(r.video, folder_fps=r.folder_fps)
+    return r
 
 
-def check_convert(args) -> argparse.Namespace:
-    out = Path(args.out)
+def check_convert(args) -> ConvertRequest:
+    r = from_args(ConvertRequest, args)
+    out = Path(r.out)
     above = next((p for p in out.absolute().parents if p.exists()), None)
     if not out.exists() and above is not None and not above.is_dir():
         raise InputError(f"{out}: cannot create it ({above} is not a directory)")
@@ -146,7 +149,7 @@ def check_convert(args) -> argparse.Namespace:
         raise InputError(f"{out}: exists and is not a directory; convert writes a checkpoint directory")
     if out.is_dir() and any(out.iterdir()):
         raise InputError(f"{out}: the directory is not empty; convert writes into a new or empty one")
-    return args
+    return r
 
 
 def read_lines(file, most: int) -> queue.Queue:
@@ -188,16 +191,16 @@ def cmd_stream(request: StreamRequest) -> int:
         if duration is not None and q.time > duration:
             print(f"warning: the question at {q.time:g}s comes after the end of {r.video} ({duration:.1f}s): "
                   "it is answered with everything seen", file=sys.stderr)
-    engine = r.watch.model.load(system_message=r.system)
-    fps, memory = r.watch.resolve(engine.config)
+    engine = r.stream.model.load(system_message=r.system)
+    fps, memory = r.stream.resolve(engine.config)
     if r.source is not None and fps > r.source.native_fps:
         print(f"note: --fps {fps:g} is above the {r.source.native_fps:g} fps of {r.video}: each of its frames is taken "
               "once", file=sys.stderr)
         fps = r.source.native_fps
-    if r.watches and r.watch_every < 1.0 / fps:
+    if r.watch and r.watch_every < 1.0 / fps:
         print(f"note: --watch-every {r.watch_every:g} is shorter than the {1 / fps:g} s between two frames: a watch "
               "is polled once per new frame", file=sys.stderr)
-    watches = [Watch(text, max(r.watch_every, 1.0 / fps), r.watch_confirm) for text in r.watches]
+    watches = [Watch(text, max(r.watch_every, 1.0 / fps), r.watch_confirm) for text in r.watch]
     session = StreamingSession(engine, memory.build(engine.config.grid_size), system_message=r.system)
     run = dict(batch_size=r.batch_size, remember=r.multi_turn, max_new_tokens=r.max_new_tokens)
     with tqdm(unit="frame", desc="watching", file=sys.stderr, leave=False,
@@ -306,65 +309,28 @@ def cmd_convert(args) -> int:
     return 0
 
 
+COMMANDS = {  # name: (its options, their check, the command, its help)
+    "chat": (ChatRequest, check_chat, cmd_chat,
+             "ask about images (or plain text); interactive without a question"),
+    "stream": (StreamRequest, check_stream, cmd_stream,
+               "watch a video as a stream and answer questions at their times"),
+    "convert": (ConvertRequest, check_convert, cmd_convert,
+                "rewrite a checkpoint (e.g. the original layout) in this project's layout"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="videochat-online", description="Online video understanding.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    chat = sub.add_parser("chat", help="ask about images (or plain text); interactive without a question")
-    add_model_args(chat)
-    chat.add_argument("question", nargs="?", help="the question; omit it to chat turn by turn on stdin")
-    chat.add_argument("--image", action="append", default=[], help="an image file (repeat for several)")
-    chat.add_argument("--system", default=None, help="system message (default: the model's)")
-    chat.add_argument("--max-new-tokens", type=int, default=256, help="reply length at most (default: 256)")
-    chat.set_defaults(func=cmd_chat, check=check_chat)
-
-    stream = sub.add_parser("stream", help="watch a video as a stream and answer questions at their times")
-    stream.add_argument("video", help="a video file, a folder of frames (with --folder-fps), or a live source: a URL "
-                                      "(rtsp://, http://, udp:// ...), - for a stream on stdin, camera:N")
-    add_model_args(stream)
-    stream.add_argument("--ask", action="append", default=[], metavar="SECONDS:QUESTION",
-                        help="a question and the time it is asked (repeat for several)")
-    stream.add_argument("--watch", action="append", default=[], metavar="QUESTION",
-                        help="a standing yes/no question, asked every --watch-every seconds; prints when its answer "
-                             "changes (repeat for several)")
-    stream.add_argument("--watch-every", type=float, default=1.0, help="seconds of stream between two polls (default: 1; at most one poll per new frame)")
-    stream.add_argument("--watch-confirm", type=int, default=3,
-                        help="polls in a row that must agree before an answer counts (settles, or changes; default: 3)")
-    stream.add_argument("--fps", type=float, default=None,
-                        help="frames sampled per second of video (default: the model's, else 2)")
-    stream.add_argument("--folder-fps", type=float, default=None, help="frame rate of a frame folder")
-    stream.add_argument("--realtime", action="store_true",
-                        help="play a video file at its own pace, as a live source (frames dropped if the model lags)")
-    stream.add_argument("--buffer", type=int, default=16,
-                        help="live sources: frames that may wait for the model; one more drops the oldest waiting "
-                             "(default: 16)")
-    stream.add_argument("--stall-seconds", type=float, default=10.0,
-                        help="live sources: with no frame for this long the source counts as ended (default: 10)")
-    add_memory_args(stream)
-    stream.add_argument("--batch-size", type=int, default=FRAME_BATCH,
-                        help=f"frames per vision-tower batch (default: {FRAME_BATCH})")
-    stream.add_argument("--multi-turn", action="store_true", help="later questions see earlier answers")
-    stream.add_argument("--system", default=None, help="system message (default: the model's)")
-    stream.add_argument("--max-new-tokens", type=int, default=256, help="reply length at most (default: 256)")
-    stream.add_argument("--show-memory", action="store_true", help="list the frames held at each question")
-    stream.add_argument("--json", action="store_true", help="one JSON object per answer")
-    stream.add_argument("--max-question-chars", type=int, default=QUESTION_CHARS,
-                        help=f"longest question (--ask, --watch, typed; default: {QUESTION_CHARS})")
-    stream.set_defaults(func=cmd_stream, check=check_stream)
-
     from .eval.options import add_eval_args, check_eval_args
 
+    parser = Parser(prog="videochat-online", description="Online video understanding.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (request, check, command, text) in COMMANDS.items():
+        add_options(sub.add_parser(name, help=text), request)
+        sub.choices[name].set_defaults(func=command, check=check)
     evaluate = sub.add_parser("eval", help="evaluation on OVBench or another benchmark (stream, window, uniform or "
                                            "recompute protocol)")
     add_eval_args(evaluate)
     evaluate.set_defaults(func=cmd_eval, check=check_eval_args)
-
-    convert = sub.add_parser("convert", help="rewrite a checkpoint (e.g. the original layout) in this project's layout")
-    convert.add_argument("src", help="the checkpoint to read: a folder (this project's or the original InternVL layout) "
-                                     "or a hub id")
-    convert.add_argument("out", help="a new folder for the checkpoint in this project's layout")
-    convert.add_argument("--dtype", default=None, choices=DTYPES, help="default: the source's")
-    convert.set_defaults(func=cmd_convert, check=check_convert)
     return parser
 
 

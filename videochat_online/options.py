@@ -1,24 +1,35 @@
-"""What every entry point shares: the model and memory options, `--config` files, the one way to load a model
-(`ModelOptions.load`) and the one way to end a command (`run_main`: a user error is one line, exit 2).
-Options are checked before a model loads; defaults come from the model's recorded memory and frame rate,
-and each option given overrides one value (`resolve_memory`, `resolve_fps`).
+"""What every entry point shares: options as request fields (`option`, `add_options`, `from_args`), the model and
+memory options, `--config` files, the one way to load a model (`ModelOptions.load`) and the one way to end a
+command (`run_main`: a user error is one line, exit 2). Options are checked before a model loads; defaults come
+from the model's recorded memory and frame rate, and each option given overrides one value (`resolve_memory`,
+`resolve_fps`).
+
+A command's options are the fields of one dataclass: each says its help, default and checks once (`option`), and
+the command's flags, its `--config` keys and the lmms-eval model's arguments are made from them:
+
+    @dataclass
+    class ChatOptions:
+        max_new_tokens: int = option("reply length at most", 256, positive=True)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import sys
+import types
+import typing
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import InputError, VideoChatOnlineError
 from .memory import POLICIES, MemorySettings, all_options
-from .stream_config import resolve_fps, resolve_memory
-from .settings import ATTENTION, check_attention, check_device, check_positive
+from .stream_config import DEFAULT_FPS, resolve_fps, resolve_memory
+from .settings import ATTENTION, SettingsError, check_attention, check_device, check_positive, parse_number
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 DTYPES = ("bf16", "fp16", "fp32")
@@ -37,7 +48,7 @@ class Parser(argparse.ArgumentParser):
         args = sys.argv[1:] if args is None else list(args)
         try:
             if getattr(self, "reads_config", False):
-                args = expand_config(self, args)
+                args = expand_config(self.prog, args, self.__dict__.get("flags", {}))
             if getattr(self, "memory_flags", False):
                 _add_policy_flags(self, args)
         except VideoChatOnlineError as err:
@@ -60,6 +71,129 @@ def _negative_lists(args: list[str]) -> list[str]:
     return out
 
 
+# Options as fields
+def option(help: str | Callable[[], str], default: Any = None, *, flag: str | None = None, choices=None,
+           metavar: str | None = None, positive: bool = False, positional: bool = False, required: bool = False):
+    """A dataclass field that is a command's option: its help (text, or a function for help made from a registry),
+    default, flag (default: `--name-with-dashes`), choices, and `positive`: a number checked by `check_positive`
+    when given. A bool field is a switch, a list field is repeated (`--image a --image b`)."""
+    spec = dict(help=help, flag=flag, choices=choices, metavar=metavar, positive=positive, positional=positional,
+                required=required)
+    if isinstance(default, list):
+        return field(default_factory=list, metadata={"option": spec})
+    return field(default=default, metadata={"option": spec})
+
+
+def option_fields(cls) -> list[tuple[dataclasses.Field, dict, type]]:
+    """(field, its option spec, its value type) for each option field of a dataclass, in order."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if "option" in f.metadata:
+            kind = hints[f.name]
+            if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+                kind = next(k for k in typing.get_args(kind) if k is not type(None))
+            out.append((f, f.metadata["option"], typing.get_origin(kind) or kind))
+    return out
+
+
+def flag_of(f: dataclasses.Field) -> str:
+    return f.metadata["option"]["flag"] or "--" + f.name.replace("_", "-")
+
+
+def default_of(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def memory_field():
+    """A command's memory options: `--memory` and every known policy's options, read as the dict of those given."""
+    return field(default_factory=dict, metadata={"memory": True})
+
+
+def parts(cls) -> list[tuple[str, Any]]:
+    """A dataclass's fields that are made of options: (name, a nested options dataclass or "memory")."""
+    hints = typing.get_type_hints(cls)
+    return [(f.name, "memory" if f.metadata.get("memory") else hints[f.name]) for f in dataclasses.fields(cls)
+            if f.metadata.get("memory") or dataclasses.is_dataclass(hints[f.name])]
+
+
+def add_options(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = (), **defaults: Any) -> None:
+    """A flag for each option field of `cls` and of the options dataclasses it holds (but `skip`), with its help,
+    default (`defaults` replace some, e.g. the demo's model) and choices; the parser's `--config` reads the same
+    names."""
+    for _, part in parts(cls):
+        add_memory_args(parser) if part == "memory" else add_options(parser, part, skip, **defaults)
+    flags = parser.__dict__.setdefault("flags", {})
+    for f, spec, kind in option_fields(cls):
+        if f.name in skip:
+            continue
+        default = defaults.get(f.name, default_of(f))
+        text = spec["help"]() if callable(spec["help"]) else spec["help"]
+        if default not in (None, False, []) and "default:" not in text:
+            text += f" (default: {default:g})" if isinstance(default, float) else f" (default: {default})"
+        if spec["positional"]:
+            parser.add_argument(f.name, nargs=None if spec["required"] else "?", default=default, help=text)
+            continue
+        flag = flag_of(f)
+        flags[f.name] = (flag, "switch" if kind is bool else "repeat" if kind is list else "value")
+        if kind is bool:
+            parser.add_argument(flag, dest=f.name, action="store_true", help=text)
+        elif kind is list:
+            parser.add_argument(flag, dest=f.name, action="append", default=[], metavar=spec["metavar"], help=text)
+        else:
+            parser.add_argument(flag, dest=f.name, type=kind, default=default, choices=spec["choices"],
+                                metavar=spec["metavar"], required=spec["required"] and default is None, help=text)
+
+
+def check_fields(options) -> None:
+    """Every `positive` option of a dataclass instance that is set, checked (`check_positive`, with its flag)."""
+    for f, spec, kind in option_fields(type(options)):
+        value = getattr(options, f.name)
+        if spec["positive"] and value is not None:
+            check_positive(value, flag_of(f), integer=kind is int)
+
+
+def from_args(cls, args: argparse.Namespace, **given: Any):
+    """The dataclass of a command's options from its parsed flags, with the options dataclasses it holds and its
+    memory options (`given`: fields that are not options), every `positive` one checked."""
+    values = {name: memory_overrides(args) if part == "memory" else from_args(part, args) for name, part in parts(cls)}
+    values.update({f.name: getattr(args, f.name) for f, _, _ in option_fields(cls) if hasattr(args, f.name)})
+    options = cls(**values, **given)
+    check_fields(options)
+    return options
+
+
+def from_text(cls, given: dict[str, Any], where: str):
+    """The dataclass of options from name=value pairs (lmms-eval's model_args: text, or numbers it has read), each
+    value read as its field's type and checked as its flag is (a name beside its fields: the class's memory field,
+    whose own name is the policy's); an unknown name or a bad value is one SettingsError."""
+    options = {f.name: (f, spec, kind) for f, spec, kind in option_fields(cls)}
+    memory = [name for name, part in parts(cls) if part == "memory"]
+    mine = {k: v for k, v in given.items() if k in options}
+    rest = {("mode" if k in memory else k): v for k, v in given.items() if k not in options}
+    if memory:
+        if rest.get("mode"):
+            POLICIES.get(rest["mode"])  # a policy named by path: known before its options are checked
+        known = ["memory", *all_options()]
+        unknown = sorted(k for k in rest if k != "mode" and k not in known)
+    else:
+        unknown, known = sorted(rest), []
+    if unknown:
+        raise SettingsError(f"{where}: unknown model_args {', '.join(unknown)}; known: {', '.join([*options, *known])}")
+    values = {}
+    for name, value in mine.items():
+        f, spec, kind = options[name]
+        if kind in (int, float) and value is not None:  # every number here is a count, a rate or a length
+            value = parse_number(value, name, integer=kind is int, flag=flag_of(f))
+        elif spec["choices"] is not None and value is not None and value not in spec["choices"]:
+            raise SettingsError(f"{name}={value}: use one of {', '.join(spec['choices'])}")
+        values[name] = value
+    if memory:
+        MemorySettings(**rest)  # every memory value checked, by the checks the CLI's options go through
+        values[memory[0]] = rest
+    return cls(**values)
+
+
 def add_config_arg(parser: argparse.ArgumentParser) -> None:
     """`--config FILE`: the command's options from a YAML file (`expand_config`)."""
     parser.add_argument("--config", metavar="FILE", help="a YAML file of this command's options (names as the flags "
@@ -67,10 +201,10 @@ def add_config_arg(parser: argparse.ArgumentParser) -> None:
     parser.reads_config = True
 
 
-def expand_config(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+def expand_config(prog: str, argv: list[str], flags: dict[str, tuple[str, str]]) -> list[str]:
     """`--config FILE` replaced by the file's options, placed first so that options given beside it win. The file
-    is a YAML mapping of option names (the flags without dashes) to values (a list: several values; true/false:
-    a switch); an unknown key is one line naming it (InputError)."""
+    is a YAML mapping of option names (`flags`: name -> (flag, "switch" | "repeat" | "value")) to values (true or
+    false for a switch; a list: the option repeated, or its values); an unknown key is one line naming it."""
     argv = list(argv)
     if "--config" not in argv:
         return argv
@@ -88,20 +222,18 @@ def expand_config(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]
         raise InputError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
     if not isinstance(recipe, dict):
         raise InputError(f"{path}: expected a mapping of option names to values, got {type(recipe).__name__}")
-    actions = {}
-    for action in parser._actions:  # the first per name: HfArgumentParser adds --no_X switches after --X
-        if action.option_strings and action.dest != "config":
-            actions.setdefault(action.dest, action)
     options = []
     for key, value in recipe.items():
-        action = actions.get(str(key).replace("-", "_"))
-        if action is None:
-            raise InputError(f"{path}: unknown key {key!r}: not an option of {parser.prog}")
-        flag = next(s for s in action.option_strings if s.startswith("--"))
-        if action.nargs == 0:  # a switch (store_true)
+        flag, kind = flags.get(str(key).replace("-", "_"), (None, None))
+        values = [str(v) for v in (value if isinstance(value, list) else [] if value is None else [value])]
+        if flag is None:
+            raise InputError(f"{path}: unknown key {key!r}: not an option of {prog}")
+        if kind == "switch":
             options += [flag] if value else []
-        elif value is not None:
-            options += [flag, *(str(v) for v in (value if isinstance(value, list) else [value]))]
+        elif kind == "repeat":
+            options += [part for v in values for part in (flag, v)]
+        elif values:
+            options += [flag, *values]
     return options + argv[:at] + argv[at + 2:]
 
 
@@ -133,12 +265,16 @@ def run_main(command: Callable[[], int]) -> int:
 class ModelOptions:
     """Which checkpoint, and where and how it runs (checked: the device exists, the attention is installed)."""
 
-    model: str
-    device: str | None = None
-    dtype: str | None = None
-    attn: str | None = None
-    kv_cache: str = "dynamic"
-    compile_vision: str | None = None
+    model: str = option("checkpoint directory (this project's or the original InternVL layout) or a hub id",
+                        required=True)
+    device: str | None = option("cpu, cuda, cuda:1 ... (default: cuda when available)")
+    dtype: str | None = option("default: bf16 on a GPU, fp32 on the CPU", choices=DTYPES)
+    attn: str | None = option("attention implementation (default: flash_attention_2 when installed on a GPU, else "
+                              "sdpa)", choices=ATTENTION)
+    kv_cache: str = option("the KV cache a stream's questions reuse: static is preallocated and, on a GPU, lets "
+                           "generate compile its decoding step (replies are the same)", "dynamic", choices=KV_CACHES)
+    compile_vision: str | None = option("run the vision tower under torch.compile in this mode (reduce-overhead: "
+                                        "CUDA graphs); the first batch of each size compiles", choices=COMPILE_MODES)
 
     def __post_init__(self):
         check_device(self.device)
@@ -166,47 +302,25 @@ class ModelOptions:
             return None
 
 
-def add_model_args(parser: argparse.ArgumentParser, device: bool = True, default_model: str | None = None) -> None:
-    parser.add_argument("--model", required=default_model is None, default=default_model,
-                        help="checkpoint directory (this project's or the original InternVL layout) or a hub id"
-                             + (f" (default: {default_model})" if default_model else ""))
-    if device:
-        parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    parser.add_argument("--dtype", default=None, choices=DTYPES, help="default: bf16 on a GPU, fp32 on the CPU")
-    parser.add_argument("--attn", default=None, choices=ATTENTION,
-                        help="attention implementation (default: flash_attention_2 when installed on a GPU, else sdpa)")
-    parser.add_argument("--kv-cache", default="dynamic", choices=KV_CACHES,
-                        help="the KV cache a stream's questions reuse: static is preallocated and, on a GPU, lets "
-                             "generate compile its decoding step (replies are the same)")
-    parser.add_argument("--compile-vision", default=None, choices=COMPILE_MODES,
-                        help="run the vision tower under torch.compile in this mode (reduce-overhead: CUDA graphs); "
-                             "the first batch of each size compiles")
-
-
-def model_options(args: argparse.Namespace) -> ModelOptions:
-    return ModelOptions(args.model, getattr(args, "device", None), args.dtype, args.attn, args.kv_cache,
-                        args.compile_vision)
-
-
 # The memory and the frame rate
-def add_memory_args(parser: argparse.ArgumentParser, mode: bool = True) -> None:
+def add_memory_args(parser: argparse.ArgumentParser) -> None:
     """`--memory` and every registered policy's options; None everywhere: the model's recorded value, else
     the policy's default."""
-    if mode:
-        parser.add_argument("--memory", default=None, metavar="NAME",
-                            help="the memory policy (default: the model's, else pyramid): "
-                                 + "; ".join(f"{name}: {(p.__doc__ or '').strip().splitlines()[0]}"
-                                             for name, p in POLICIES.items()) + "; or package.module:Class")
-        parser.memory_flags = True
+    parser.__dict__.setdefault("flags", {})["memory"] = ("--memory", "value")
+    parser.add_argument("--memory", default=None, metavar="NAME",
+                        help="the memory policy (default: the model's, else pyramid): "
+                             + "; ".join(f"{name}: {(p.__doc__ or '').strip().splitlines()[0]}"
+                                         for name, p in POLICIES.items()) + "; or package.module:Class")
+    parser.memory_flags = True
     _add_option_flags(parser)
 
 
 def _add_option_flags(parser: argparse.ArgumentParser) -> None:
     """A flag for each known policy's option the parser does not have yet."""
-    have = parser.__dict__.setdefault("memory_options", set())
+    flags = parser.__dict__.setdefault("flags", {})
     for name, (option, _) in all_options().items():
-        if name not in have:
-            have.add(name)
+        if name not in flags:
+            flags[name] = (option.flag, "value")
             default = "" if "(default:" in option.help else \
                 f" (default: the model's, else {option.show(option.default)})"
             parser.add_argument(option.flag, dest=name, default=None, help=option.help + default)
@@ -233,22 +347,17 @@ def memory_overrides(args: argparse.Namespace) -> dict:
 
 @dataclass(frozen=True)
 class WatchOptions:
-    """A model to watch a stream with, and the rate and memory options given; the rest come from the model."""
+    """A model to watch a stream with, and the rate and memory options given (`stream`, the demo); the rest come
+    from the model. Checked when made: against the model's grid too when it is a local folder."""
 
     model: ModelOptions
-    fps: float | None
-    memory: dict
+    fps: float | None = option(f"frames sampled per second of video (default: the model's, else {DEFAULT_FPS:g})",
+                               positive=True)
+    memory: dict = memory_field()
+
+    def __post_init__(self):
+        resolve_memory(self.memory, self.model.local_config())
 
     def resolve(self, config) -> tuple[float, MemorySettings]:
         """The frame rate and memory for a loaded model's config."""
         return resolve_fps(self.fps, config), resolve_memory(self.memory, config)
-
-
-def watch_options(args: argparse.Namespace) -> WatchOptions:
-    """The model, --fps and memory options (`stream`, the demo), checked now: against the model's grid too when it
-    is a local folder."""
-    if args.fps is not None:
-        check_positive(args.fps, "--fps")
-    options = WatchOptions(model_options(args), args.fps, memory_overrides(args))
-    resolve_memory(options.memory, options.model.local_config())
-    return options

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,10 +27,10 @@ from videochat_online.eval.benchmarks import BENCHMARKS, VideoTask
 from videochat_online.eval.driver import Driver
 from videochat_online.eval.presets import PRESETS, ProtocolConfig, stream_frames
 from videochat_online.eval.protocols import protocol_of
-from videochat_online.memory import POLICIES, MemorySettings, all_options
-from videochat_online.options import DTYPES, ModelOptions
+from videochat_online.memory import MemorySettings
+from videochat_online.options import DTYPES, ModelOptions, from_text, memory_field, option
 from videochat_online.stream_config import FRAME_BATCH, resolve_fps, resolve_memory
-from videochat_online.settings import SettingsError, parse_number
+from videochat_online.settings import ATTENTION, SettingsError
 from videochat_online.streaming import StreamingSession, TimedQuestion, answer_along
 
 from . import FAILED_REPLY_PREFIX
@@ -51,6 +52,25 @@ def generation_options(gen_kwargs: dict, max_new_tokens: int) -> dict:
     return options
 
 
+@dataclass
+class ModelArgs:
+    """lmms-eval's `--model_args` for this model (lmms-eval-ovbench/README.md), read and checked by `from_text`."""
+
+    pretrained: str | None = option("the checkpoint: a folder (either layout) or a hub id")
+    device: str | None = option("default: the GPU of the process's local rank, else the CPU")
+    dtype: str | None = option("default: bf16 on a GPU, fp32 on the CPU", choices=DTYPES)
+    attn_implementation: str | None = option("default: flash_attention_2 when installed on a GPU, else sdpa",
+                                             choices=ATTENTION)
+    preset: str | None = option("every clip's preset (default: each benchmark's own)", choices=tuple(PRESETS))
+    fps: float | None = option("every clip's rate (default: the preset's)", flag="--fps", positive=True)
+    video_fps: float | None = option("a whole video's rate (default: the model's)", flag="--fps", positive=True)
+    frame_batch: int = option("frames per vision-tower batch", FRAME_BATCH, flag="--batch-size", positive=True)
+    max_new_tokens: int | None = option("default: the preset's", flag="--max-new-tokens", positive=True)
+    system_message: str = option("model (its own), a benchmark's name (its), or a text file", "model")
+    batch_size: int = option("lmms-eval's; requests are answered one video at a time", 1, positive=True)
+    memory: dict = memory_field()  # memory=NAME and the policy's options
+
+
 class VideoChatOnline(lmms):
     @classmethod
     def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None):
@@ -64,55 +84,34 @@ class VideoChatOnline(lmms):
             print(f"error: videochat_online: {str(err).splitlines()[0]}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
 
-    def __init__(self, pretrained: str | None = None, device: str | None = None, dtype: str | None = None,
-                 attn_implementation: str | None = None, preset: str | None = None, fps: float | None = None,
-                 video_fps: float | None = None, frame_batch: int = FRAME_BATCH, max_new_tokens: int | None = None,
-                 system_message: str = "model", batch_size: int = 1, **memory):
+    def __init__(self, **model_args):
         super().__init__()
-        if not pretrained:
+        a = from_text(ModelArgs, model_args, "videochat_online")  # every value checked before the model loads
+        if not a.pretrained:
             raise SettingsError("model_args needs pretrained=PATH_OR_HUB_ID (the checkpoint to evaluate)")
-        if memory.get("memory"):
-            POLICIES.get(memory["memory"])  # a policy named by path: known before its options are checked
-        known = ("memory", *all_options())
-        unknown = sorted(set(memory) - set(known))
-        if unknown:
-            raise SettingsError(f"videochat_online: unknown model_args {', '.join(unknown)}; known: pretrained, "
-                                f"device, dtype, attn_implementation, preset, fps, video_fps, frame_batch, "
-                                f"max_new_tokens, system_message, {', '.join(known)}")
-        overrides = {("mode" if k == "memory" else k): v for k, v in memory.items()}
-        # every value checked before the model loads, by the checks the CLI's options go through
-        MemorySettings(**overrides)
-        if preset is not None and preset not in PRESETS:
-            raise SettingsError(f"preset={preset}: use one of {', '.join(PRESETS)}")
-        if dtype is not None and dtype not in DTYPES:
-            raise SettingsError(f"dtype={dtype}: use one of {', '.join(DTYPES)}")
-        fps = None if fps is None else parse_number(fps, "fps", flag="--fps")
-        video_fps = None if video_fps is None else parse_number(video_fps, "video_fps", flag="--fps")
-        frame_batch = parse_number(frame_batch, "frame_batch", integer=True, flag="--batch-size")
-        if max_new_tokens is not None:
-            max_new_tokens = parse_number(max_new_tokens, "max_new_tokens", integer=True, flag="--max-new-tokens")
+        overrides = a.memory
         state = PartialState()
         self._rank, self._world_size = state.process_index, state.num_processes
         system = None  # "model": the model's own; a benchmark's name: that benchmark's; else a text file
-        if system_message in BENCHMARKS:
-            system = BENCHMARKS.get(system_message).system_message
-        elif system_message != "model":
-            path = Path(system_message)
+        if a.system_message in BENCHMARKS:
+            system = BENCHMARKS.get(a.system_message).system_message
+        elif a.system_message != "model":
+            path = Path(a.system_message)
             if not path.is_file():
-                raise InputError(f"system_message={system_message!r}: use model, a benchmark's name (ovbench) or "
+                raise InputError(f"system_message={a.system_message!r}: use model, a benchmark's name (ovbench) or "
                                  "a text file's path")
             system = path.read_text()
-        model = ModelOptions(pretrained, device or default_device(state.local_process_index), dtype,
-                             attn_implementation)  # the device and attention checked here
+        model = ModelOptions(a.pretrained, a.device or default_device(state.local_process_index), a.dtype,
+                             a.attn_implementation)  # the device and attention checked here
         resolve_memory(overrides, model.local_config())  # against the model's grid too, when it is a local folder
-        if fps is not None:  # under the preset given, else under each benchmark's own
-            for name in {preset} if preset else {b.default_preset for b in BENCHMARKS.values()}:
-                ProtocolConfig(preset=name, fps=fps, memory=MemorySettings(**overrides))
+        if a.fps is not None:  # under the preset given, else under each benchmark's own
+            for name in {a.preset} if a.preset else {b.default_preset for b in BENCHMARKS.values()}:
+                ProtocolConfig(preset=name, fps=a.fps, memory=MemorySettings(**overrides))
         self.engine = model.load(system_message=system)
         self.memory = resolve_memory(overrides, self.engine.config)  # the checkpoint's, the options on top
-        self.preset, self.fps, self.max_new_tokens = preset, fps, max_new_tokens
-        self.video_fps = resolve_fps(video_fps, self.engine.config)
-        self.frame_batch = frame_batch
+        self.preset, self.fps, self.max_new_tokens = a.preset, a.fps, a.max_new_tokens
+        self.video_fps = resolve_fps(a.video_fps, self.engine.config)
+        self.frame_batch = a.frame_batch
         self.drivers: dict[str, Driver] = {}
         self.failures: list[str] = []  # "task/doc_id: reason", this process's
 

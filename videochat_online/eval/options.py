@@ -7,41 +7,88 @@ Light to import (no torch, no model): the options are read and checked before an
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from ..options import ModelOptions, add_config_arg, add_memory_args, add_model_args, memory_overrides, model_options
-from ..settings import SettingsError, check_positive
+from ..options import ModelOptions, add_config_arg, add_options, from_args, memory_field, option
+from ..settings import SettingsError
 from ..stream_config import DEFAULT_FPS, FRAME_BATCH, resolve_memory
 from .benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, Benchmark
 from .presets import ANSWER_BY, DEFAULT_PROTOCOL, PRESETS, PROTOCOLS, PUBLISHED_WINDOW_MAX_FRAMES, ProtocolConfig
 
 
+def _benchmarks() -> str:
+    return "; ".join(f"{name}: {b.__doc__.splitlines()[0].rstrip('.')}" for name, b in BENCHMARKS.items()) + \
+        f"; or package.module:Class (default: {DEFAULT_BENCHMARK})"
+
+
+def _protocols() -> str:
+    return ("; ".join(f"{name}: {p.__doc__.strip().splitlines()[0]}" for name, p in PROTOCOLS.items())
+            + f"; or package.module:Class (default: {DEFAULT_PROTOCOL}). " + "; ".join(f"{b.title}: {', '.join(b().protocols())}"
+                                                        for b in BENCHMARKS.values()))
+
+
+def _presets() -> str:
+    return ("published: the published OVBench evaluation's frame selection, prompt and reply length "
+            "(docs/evaluation.md); project: by time at the model's rate, a window of frames; streaming: as project, "
+            "a window of seconds (default: " + ", ".join(f"{b.title} {b.default_preset}" for b in BENCHMARKS.values())
+            + ")")
+
+
+def _fps() -> str:
+    return ("sampling rate (default: the preset's: " + "; ".join(
+        f"{p.name} " + (f"{p.stream_fps:g}" if p.stream_fps else "the model's")
+        + (f", {p.window_fps:g} for window" if p.window_fps else "") for p in PRESETS.values())
+        + f"; else {DEFAULT_FPS:g}). A preset with a frame step turns it into a native frame step")
+
+
 @dataclass
 class EvalRequest:
+    """The options of an evaluation, checked by `check_eval_args`, which fills the last three fields."""
+
     model: ModelOptions
-    benchmark: str
-    anno_dir: str
-    roots: dict[str, str]  # subset -> folder of its videos
-    subsets: tuple[str, ...]
-    output_dir: Path
-    protocol: dict  # ProtocolConfig's arguments as given: fps None (the preset's, else the model's), memory the
-    # memory options given (the rest come from the model)
-    max_videos: int | None
-    allow_failures: bool
+    benchmark: str = option(_benchmarks, DEFAULT_BENCHMARK, metavar="NAME")
+    anno_dir: str = option("folder with the benchmark's question files (OVBench: ava.json, coin.json, hirest.json, "
+                           "tao.json)", required=True)
+    data_root: list[str] = option("where a subset's videos or frame folders are (repeat per subset)", [],
+                                  metavar="SUBSET=DIR")
+    subsets: str | None = option("comma-separated (default: all of the benchmark's)")
+    protocol: str = option(_protocols, DEFAULT_PROTOCOL, metavar="NAME")
+    preset: str | None = option(_presets, choices=list(PRESETS))
+    output_dir: str = option("the folder of the predictions, scores and results", required=True)
+    fps: float | None = option(_fps)
+    # stream, recompute, published window: --memory; project window and uniform: their own
+    memory: dict = memory_field()
+    window_seconds: float | None = option(lambda: "window: seconds before each question (default: the preset's: "
+                                          + ", ".join(f"{p.name} {p.window_seconds:g}" for p in PRESETS.values()
+                                                      if p.window_seconds) + "); offline: each clip's length "
+                                          "(default: from 0)")
+    window_max_frames: int = option("published window: thinned beyond this", PUBLISHED_WINDOW_MAX_FRAMES)
+    batch_size: int = option("frames per vision-tower batch", FRAME_BATCH)
+    max_new_tokens: int | None = option(lambda: "default: the preset's: " + ", ".join(
+        f"{p.name} {p.max_new_tokens}" for p in PRESETS.values()))
+    answer_by: str = option("generate (the published way): a free reply, read by the scoring rules; likelihood: the "
+                            "most likely of the option replies \"(A) text\", ... (OVBench-style multiple choice)",
+                            ANSWER_BY[0], choices=ANSWER_BY)
+    max_videos: int | None = option("evaluate only the first N videos (a smoke test)", positive=True)
+    allow_failures: bool = option("exit 0 even when some questions failed (they are scored wrong and listed)")
+    roots: dict[str, str] = field(default_factory=dict)  # subset -> folder of its videos (from --data-root)
+    chosen: tuple[str, ...] = ()  # the subsets evaluated
+    output: Path = Path()
 
     def protocol_config(self, model_config=None) -> ProtocolConfig:
         """The protocol's settings for a model (its config: the recorded memory and frame rate fill what the
         options and the preset leave open)."""
-        p, benchmark, protocol = self.protocol, self.bench(), PROTOCOLS.get(self.protocol["name"])
-        preset = p["preset"] or benchmark.default_preset
+        benchmark, protocol = self.bench(), PROTOCOLS.get(self.protocol)
+        preset = self.preset or benchmark.default_preset
         if preset not in PRESETS:
             raise SettingsError(f"--preset {preset}: use one of {', '.join(PRESETS)}")
-        fps = p["fps"] or PRESETS[preset].fps(protocol.sliding, getattr(model_config, "fps", None))
-        return ProtocolConfig(**{**p, "preset": preset, "fps": fps,
-                                 "memory": resolve_memory(p["memory"], model_config),
-                                 "system_message": benchmark.system_message})
+        fps = self.fps or PRESETS[preset].fps(protocol.sliding, getattr(model_config, "fps", None))
+        return ProtocolConfig(name=self.protocol, preset=preset, fps=fps, memory=resolve_memory(self.memory, model_config),
+                              window_seconds=self.window_seconds, window_max_frames=self.window_max_frames,
+                              batch_size=self.batch_size, max_new_tokens=self.max_new_tokens, answer_by=self.answer_by,
+                              system_message=benchmark.system_message)
 
     def bench(self) -> Benchmark:
         return BENCHMARKS.get(self.benchmark)()
@@ -49,86 +96,37 @@ class EvalRequest:
 
 def add_eval_args(parser: argparse.ArgumentParser) -> None:
     add_config_arg(parser)
-    parser.add_argument("--benchmark", default=DEFAULT_BENCHMARK, metavar="NAME",
-                        help="; ".join(f"{name}: {b.__doc__.splitlines()[0].rstrip('.')}"
-                                       for name, b in BENCHMARKS.items())
-                             + f"; or package.module:Class (default: {DEFAULT_BENCHMARK})")
-    parser.add_argument("--anno-dir", required=True,
-                        help="folder with the benchmark's question files (OVBench: ava.json, coin.json, hirest.json, tao.json)")
-    parser.add_argument("--data-root", action="append", default=[], metavar="SUBSET=DIR",
-                        help="where a subset's videos or frame folders are (repeat per subset)")
-    parser.add_argument("--subsets", default=None, help="comma-separated (default: all of the benchmark's)")
-    parser.add_argument("--protocol", default=DEFAULT_PROTOCOL, metavar="NAME",
-                        help="; ".join(f"{name}: {p.__doc__.strip().splitlines()[0]}" for name, p in PROTOCOLS.items())
-                             + f"; or package.module:Class (default: {DEFAULT_PROTOCOL}). "
-                             + "; ".join(f"{b.title}: {', '.join(b().protocols())}" for b in BENCHMARKS.values()))
-    parser.add_argument("--preset", choices=list(PRESETS), default=None,
-                        help="published: the published OVBench evaluation's frame selection, prompt and reply length "
-                             "(docs/evaluation.md); project: by time at the model's rate, a window of frames; "
-                             "streaming: as project, a window of seconds (default: "
-                             + ", ".join(f"{b.title} {b.default_preset}" for b in BENCHMARKS.values()) + ")")
-    parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--fps", type=float, default=None,
-                        help="sampling rate (default: the preset's: " + "; ".join(
-                            f"{p.name} " + (f"{p.stream_fps:g}" if p.stream_fps else "the model's")
-                            + (f", {p.window_fps:g} for window" if p.window_fps else "") for p in PRESETS.values())
-                        + f"; else {DEFAULT_FPS:g}). A preset with a frame step turns it into a native frame step")
-    add_memory_args(parser)  # stream, recompute, published window: --memory; project window and uniform: their own
-    parser.add_argument("--window-seconds", type=float, default=None,
-                        help="window: seconds before each question (default: the preset's: "
-                             + ", ".join(f"{p.name} {p.window_seconds:g}" for p in PRESETS.values() if p.window_seconds)
-                             + "); offline: each clip's length (default: from 0)")
-    parser.add_argument("--window-max-frames", type=int, default=PUBLISHED_WINDOW_MAX_FRAMES,
-                        help=f"published window: thinned beyond this (default: {PUBLISHED_WINDOW_MAX_FRAMES})")
-    parser.add_argument("--batch-size", type=int, default=FRAME_BATCH,
-                        help=f"frames per vision-tower batch (default: {FRAME_BATCH})")
-    parser.add_argument("--max-new-tokens", type=int, default=None, help="default: the preset's: " + ", ".join(
-        f"{p.name} {p.max_new_tokens}" for p in PRESETS.values()))
-    parser.add_argument("--answer-by", choices=ANSWER_BY, default=ANSWER_BY[0],
-                        help="generate (the published way): a free reply, read by the scoring rules; likelihood: the "
-                             "most likely of the option replies \"(A) text\", ... (OVBench-style multiple choice)")
-    parser.add_argument("--max-videos", type=int, default=None, help="evaluate only the first N videos (a smoke test)")
-    add_model_args(parser)  # default: the GPU of the process's local rank, else the CPU
-    parser.add_argument("--allow-failures", action="store_true",
-                        help="exit 0 even when some questions failed (they are scored wrong and listed)")
+    add_options(parser, EvalRequest)  # the device default: the GPU of the process's local rank, else the CPU
 
 
 def check_eval_args(args: argparse.Namespace, files: bool = True) -> EvalRequest:
     """Every option, before anything is loaded (`files`: the question files and video roots too, `check_data`)."""
-    benchmark = BENCHMARKS.get(args.benchmark)()
+    request = from_args(EvalRequest, args)
+    benchmark = request.bench()
     known, names = benchmark.subsets, benchmark.roots or benchmark.subsets
-    roots = {}
-    for item in args.data_root:
+    for item in request.data_root:
         name, sep, path = item.partition("=")
         if not sep or name not in names or not path:
             raise InputError(f"--data-root {item}: write it as NAME=DIR with NAME one of {', '.join(names)} "
-                             f"(--benchmark {args.benchmark})")
-        roots[name] = path
-    PROTOCOLS.get(args.protocol)  # a SettingsError naming the known ones
-    if args.protocol in benchmark.excluded_protocols:
-        raise InputError(f"--protocol {args.protocol}: {benchmark.title} runs {', '.join(benchmark.protocols())}")
-    subsets = benchmark.default_subsets if args.subsets is None else \
-        tuple(dict.fromkeys(s for s in args.subsets.split(",") if s))  # each once
-    if not subsets or any(s not in known for s in subsets):
-        raise InputError(f"--subsets {args.subsets}: use one or more of {', '.join(known)}, comma-separated "
-                         f"(--benchmark {args.benchmark})")
-    if args.max_videos is not None:
-        check_positive(args.max_videos, "--max-videos", integer=True)
-    out = Path(args.output_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--output-dir {out}: exists and is not a directory")
-    model = model_options(args)
-    protocol = dict(name=args.protocol, preset=args.preset, fps=args.fps, memory=memory_overrides(args),
-                    window_seconds=args.window_seconds, window_max_frames=args.window_max_frames,
-                    batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, answer_by=args.answer_by)
-    if args.answer_by != ANSWER_BY[0] and benchmark.generates_only:
-        raise InputError(f"--answer-by {args.answer_by}: {benchmark.title}'s prompts are its own; it is answered by "
-                         "generation only")
-    request = EvalRequest(model, args.benchmark, args.anno_dir, roots, subsets, out, protocol, args.max_videos,
-                          args.allow_failures)
-    request.protocol_config(model.local_config())  # every setting checked, against the model when it is local
+                             f"(--benchmark {request.benchmark})")
+        request.roots[name] = path
+    PROTOCOLS.get(request.protocol)  # a SettingsError naming the known ones
+    if request.protocol in benchmark.excluded_protocols:
+        raise InputError(f"--protocol {request.protocol}: {benchmark.title} runs {', '.join(benchmark.protocols())}")
+    request.chosen = benchmark.default_subsets if request.subsets is None else \
+        tuple(dict.fromkeys(s for s in request.subsets.split(",") if s))  # each once
+    if not request.chosen or any(s not in known for s in request.chosen):
+        raise InputError(f"--subsets {request.subsets}: use one or more of {', '.join(known)}, comma-separated "
+                         f"(--benchmark {request.benchmark})")
+    request.output = Path(request.output_dir)
+    if request.output.exists() and not request.output.is_dir():
+        raise InputError(f"--output-dir {request.output}: exists and is not a directory")
+    if request.answer_by != ANSWER_BY[0] and benchmark.generates_only:
+        raise InputError(f"--answer-by {request.answer_by}: {benchmark.title}'s prompts are its own; it is answered "
+                         "by generation only")
+    request.protocol_config(request.model.local_config())  # every setting checked, against the model when local
     if files:
-        check_data(benchmark, args.anno_dir, roots, subsets)
+        check_data(benchmark, request.anno_dir, request.roots, request.chosen)
     return request
 
 

@@ -277,15 +277,15 @@ def run(request: EvalRequest) -> dict | None:
     rank, world, local_rank = init_distributed()
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format="%(message)s")
     r = request
-    out = r.output_dir
+    out = r.output
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise InputError(f"--output-dir {out}: cannot create it ({err.strerror})") from None
     benchmark = r.bench()
-    tasks = benchmark.load(r.anno_dir, r.roots, r.subsets)
+    tasks = benchmark.load(r.anno_dir, r.roots, r.chosen)
     if not tasks:
-        raise InputError(f"{r.anno_dir}: no questions to evaluate in subsets {', '.join(r.subsets)}")
+        raise InputError(f"{r.anno_dir}: no questions to evaluate in subsets {', '.join(r.chosen)}")
     questions = questions_hash(tasks)  # of every question, --max-videos or not
     if r.max_videos is not None:
         tasks = tasks[: r.max_videos]
@@ -295,10 +295,10 @@ def run(request: EvalRequest) -> dict | None:
     device = r.model.device or default_device(local_rank)
     # On a GPU every vision-tower call gets exactly `batch_size` frames, so that stream and recompute (and any
     # batching) hold bit-identical memories in bf16; on the CPU the features are batch-independent already.
-    engine = r.model.load(device=device, fixed_batch=r.protocol["batch_size"] if device.startswith("cuda") else None)
+    engine = r.model.load(device=device, fixed_batch=r.batch_size if device.startswith("cuda") else None)
     config = r.protocol_config(engine.config)  # the model's memory and frame rate where the options leave them
     protocol = protocol_of(config)
-    meta = {"benchmark": benchmark.name, "model": r.model.model, "anno_dir": str(r.anno_dir), "roots": r.roots, "subsets": list(r.subsets),
+    meta = {"benchmark": benchmark.name, "model": r.model.model, "anno_dir": str(r.anno_dir), "roots": r.roots, "subsets": list(r.chosen),
             "protocol": protocol_record(protocol), "world_size": world}
     settings = {**answer_settings(r.model.model, protocol, r.model.dtype), "questions": questions,
                 "data_roots": {name: str(Path(root).resolve()) for name, root in sorted(r.roots.items())}}

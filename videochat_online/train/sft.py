@@ -9,11 +9,12 @@ resolved arguments in `output_dir/run_config.json`.
 
 from __future__ import annotations
 
+
 import json
 import logging
 import sys
 import warnings
-from dataclasses import asdict, dataclass, field, make_dataclass
+from dataclasses import asdict, dataclass, field, fields, make_dataclass
 from functools import partial
 from pathlib import Path
 
@@ -261,7 +262,9 @@ class RecipeParser(HfArgumentParser):
         add_config_arg(self)  # read by `parse`, not by argparse
 
     def parse(self, argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
-        args = expand_config(self, sys.argv[1:] if argv is None else argv)
+        flags = {f.name: (f"--{f.name}", "value") for kind in (ModelArguments, DataArguments, TrainingArguments)
+                 for f in fields(kind)}  # a bool as `--name True`, a list as `--name a b`
+        args = expand_config(self.prog, sys.argv[1:] if argv is None else argv, flags)
         try:
             with warnings.catch_warnings():  # transformers 5.2x renamed it; the recipes keep the name both know
                 warnings.filterwarnings("ignore", "`gradient_checkpointing` is deprecated", FutureWarning)
