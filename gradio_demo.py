@@ -32,7 +32,7 @@ from videochat_online.errors import InputError
 from videochat_online.live import LiveStream, MemoryView
 from videochat_online.memory import POLICIES, MemorySettings
 from videochat_online.memory.config import DEFAULT_MODE
-from videochat_online.options import Parser, WatchOptions, add_options, from_args, option, run_main
+from videochat_online.options import Parser, WatchOptions, add_config_arg, add_options, from_args, option, run_main
 from videochat_online.settings import QUESTION_CHARS, check_question
 
 HERE = Path(__file__).resolve().parent
@@ -423,6 +423,7 @@ class DemoOptions:
 
 def build_parser() -> Parser:
     parser = Parser(prog="gradio_demo.py", description=__doc__.split("\n")[0])
+    add_config_arg(parser)
     add_options(parser, DemoOptions, model=str(DEFAULT_MODEL))
     return parser
 

@@ -73,3 +73,15 @@ def test_the_lmms_eval_models_arguments_are_documented():
 
     readme = (Path(__file__).resolve().parents[1] / "lmms-eval-ovbench" / "README.md").read_text()
     assert [f.name for f, _, _ in option_fields(ModelArgs) if f"`{f.name}" not in readme] == []
+
+
+def test_every_command_reads_its_options_from_a_config_file(tmp_path):
+    from videochat_online.cli import StreamRequest, build_parser
+
+    config = tmp_path / "stream.yaml"
+    config.write_text("ask: ['1:Is it here?', '2:And now?']\nfps: 1\njson: true\ncapacities: 1,1,2\n")
+    args = build_parser().parse_args(["stream", "clip.mp4", "--model", "m", "--config", str(config), "--fps", "3"])
+    request = from_args(StreamRequest, args)
+    # --fps given beside the file wins
+    assert (request.ask, request.json, request.stream.fps) == (["1:Is it here?", "2:And now?"], True, 3.0)
+    assert request.stream.memory == {"capacities": "1,1,2"}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
-from .options import DTYPES, ModelOptions, Parser, WatchOptions, add_options, from_args, option, run_main
+from .options import DTYPES, ModelOptions, Parser, WatchOptions, add_config_arg, add_options, from_args, option, run_main
 from .settings import MOST, QUESTION_CHARS, check_question
 from .stream_config import FRAME_BATCH
 
@@ -325,8 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="videochat-online", description="Online video understanding.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (request, check, command, text) in COMMANDS.items():
-        add_options(sub.add_parser(name, help=text), request)
-        sub.choices[name].set_defaults(func=command, check=check)
+        command_parser = sub.add_parser(name, help=text)
+        add_config_arg(command_parser)
+        add_options(command_parser, request)
+        command_parser.set_defaults(func=command, check=check)
     evaluate = sub.add_parser("eval", help="evaluation on OVBench or another benchmark (stream, window, uniform or "
                                            "recompute protocol)")
     add_eval_args(evaluate)
