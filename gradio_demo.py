@@ -1,7 +1,7 @@
 """The gradio demo: play a video (or the webcam) as a live stream, ask at any moment, see the memory.
 
     python gradio_demo.py [--model PATH_OR_HUB_ID] [--device cuda|cpu] [--host 127.0.0.1] [--port 7860] [--fps 1]
-                          [--memory pyramid|window|uniform] [--capacities 2,2,12] ...   (or: bash gradio_demo.sh)
+                          [--memory pyramid|window|uniform|recent] [--capacities 2,2,12] ...   (or: bash gradio_demo.sh)
 
 A thin layer over `videochat_online.live.LiveStream` (itself over `StreamingSession`): this file only
 lays out the page and turns its events into calls. Each browser session gets its own stream, memory

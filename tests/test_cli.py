@@ -116,8 +116,11 @@ def test_stream_frame_folder_and_window(tiny_dir, tmp_path, capsys):
     args = ["stream", str(folder), "--folder-fps", "5", "--model", str(tiny_dir()), "--memory", "window",
             "--window", "3", "--ask", "3:Anything?", "--json", "--show-memory", "--max-new-tokens", "2"]
     assert main(args) == 0
-    record = json.loads(capsys.readouterr().out)
+    record = json.loads(capsys.readouterr().out.splitlines()[-1])  # (a library's first import may print before)
     assert [m["index"] for m in record["memory"]] == [4, 5, 6]  # sampled at 2 fps: the last 3 of 0, 0.5 .. 3 s
+    assert main(args[:6] + ["--memory", "recent", "--recent-frames", "2", *args[10:]]) == 0  # the recency baseline
+    record = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert [(m["index"], m["tokens"]) for m in record["memory"]] == [(5, 64), (6, 64)]  # full resolution: the tiny grid, 8x8
 
 
 @pytest.mark.parametrize("ask, message", [

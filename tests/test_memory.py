@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from videochat_online.memory import MemorySettings, PyramidMemoryBank, SlidingWindowMemory, UniformMemory
 from videochat_online.memory.pyramid import most_redundant
 from videochat_online.memory.uniform import uniform_positions
+from videochat_online.settings import SettingsError
 
 UNIT = {  # 2-d directions: cos(E, NE) = 0.707, cos(E, N) = 0, cos(E, E2) = 1
     "E": (1.0, 0.0), "E2": (2.0, 0.0), "NE": (1.0, 1.0), "N": (0.0, 1.0), "NNE": (1.0, 3.0), "W": (-1.0, 0.0),
@@ -175,3 +176,19 @@ def test_window_and_uniform_memories():
     assert [f.index for f in uniform.frames()] == [1, 3, 6, 8]
     assert uniform_positions(3, 8) == [0, 1, 2]
     assert uniform_positions(100, 4) == [math.floor(12.5 + 25 * i) for i in range(4)]
+
+
+def test_the_recency_baseline_holds_its_last_frames_beside_a_window_of_its_own():
+    from videochat_online.memory import RecentFramesMemory
+
+    settings = MemorySettings("recent", window=8)
+    recent, window = settings.build(4), settings.replace(mode="window").build(4)
+    assert isinstance(recent, RecentFramesMemory) and recent.max_tokens == 4 * 16  # 4 frames by default
+    for i in range(10):
+        recent.add(torch.full((2, 4, 4), float(i)), i, timestamp=i / 2)
+        window.add(torch.full((2, 4, 4), float(i)), i, timestamp=i / 2)
+    assert [f.index for f in recent.frames()] == [6, 7, 8, 9] and all(f.num_tokens == 16 for f in recent.frames())
+    assert len(window.frames()) == 8  # its own size, not the window's
+    assert settings.to_dict() == {"mode": "recent", "recent_frames": 4}
+    with pytest.raises(SettingsError, match="--recent-frames 0: must be >= 1"):
+        MemorySettings("recent", recent_frames=0)

@@ -313,6 +313,21 @@ def test_answer_by_likelihood_replies_with_one_of_the_options(tiny_dir, sample, 
     assert "answer_by='likelihood', this run has answer_by='generate'" in capsys.readouterr().err
 
 
+def test_the_recency_baseline_runs_under_the_stream_protocol(tiny_dir, sample, tmp_path):
+    """`--memory recent`: every question answered from the last 2 frames at full resolution, and the run's
+    settings say so (a resume with the pyramid is another run)."""
+    anno, roots = sample
+    tiny = tiny_dir("native", "phi3")
+    out = tmp_path / "recent"
+    assert eval_main(eval_args(tiny, anno, roots, out, "stream",
+                               extra=("--memory", "recent", "--recent-frames", "2"))) == 0
+    records = predictions(out)
+    assert records and all(r["frames"] for r in records) and max(len(r["frames"]) for r in records) == 2
+    assert all(tokens == 64 for r in records for _, _, tokens in r["frames"])  # the tiny grid, 8x8, unpooled
+    settings = json.loads((out / "run_settings.json").read_text())
+    assert (settings["mode"], settings["recent_frames"]) == ("recent", 2)
+
+
 def test_unreadable_video_fails_its_questions_and_the_run_goes_on(tiny_dir, sample, tmp_path, capsys):
     anno, roots = sample
     task = next(t for t in load_ovbench(anno, roots) if t.subset == "coin")

@@ -93,7 +93,7 @@ def test_a_policy_from_its_file_runs_everywhere(fresh, tiny_dir, demo_mp4, ovben
     live.tick()
     view = live.memory_view()
     assert view.mode == "toy" and [f.index for f in view.levels[0]] == [3, 6, 9, 12]
-    assert {"pyramid", "window", "uniform", "toy"} == set(live.sessions)
+    assert {"pyramid", "window", "uniform", "recent", "toy"} == set(live.sessions)
 
 
 def test_a_protocol_from_its_file_runs_on_ovbench_and_ovo_bench(fresh, tiny_dir, ovbench_sample, tmp_path):

@@ -105,7 +105,7 @@ class MemoryPolicy(ABC):
         """The grid side of each of a training clip's `num_frames` frames, as this memory would show them (training
         arranges a clip's tokens so); a policy that does not say cannot be trained with."""
         raise SettingsError(f"--memory {cls.name}: this policy does not say how training arranges a clip's frames "
-                            "(a `training_grids` method); train with the pyramid, window or uniform")
+                            "(a `training_grids` method); train with the pyramid, window, uniform or recent")
 
     @abstractmethod
     def add(self, features: torch.Tensor, index: int, timestamp: float | None = None) -> None: ...
