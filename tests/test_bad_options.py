@@ -53,7 +53,7 @@ STREAM_CASES = [
     (["--device", "foo"], "--device foo: not a device; use cpu, cuda or cuda:N"),
     (["--attn", "flash_attention_2"], "--attn flash_attention_2: the flash-attn package is not installed"),
     (["--ask", "nan:When?"], "--ask 'nan:When?': the question time must be a finite number of seconds >= 0"),
-    (["--memory", "all"], "--memory all: use one of pyramid, recent, uniform, window, or a package.module:Class path"),
+    (["--memory", "all"], "--memory all: use one of pyramid, window, recent, uniform, or a package.module:Class path"),
     (["--compile-vision", "fast"], "argument --compile-vision: invalid choice: 'fast'"),
     (["--kv-cache", "paged"], "argument --kv-cache: invalid choice: 'paged'"),
     (["--buffer", "0"], "--buffer 0: must be an integer >= 1"),

@@ -85,7 +85,7 @@ def test_memory_modes_shape_the_prompt(engine, video):
         assert [f.index for f in session.held_frames()] == expected
         prompt, tokens = session.prompt_for("Q?")
         assert prompt.count("<IMG_CONTEXT>") == tokens.shape[0] == len(expected) * g * g
-    with pytest.raises(SettingsError, match="--memory all: use one of pyramid, recent, uniform, window"):
+    with pytest.raises(SettingsError, match="--memory all: use one of pyramid, window, recent, uniform"):
         MemorySettings("all")
 
 
