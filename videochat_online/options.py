@@ -8,8 +8,9 @@ A command's options are the fields of one dataclass: each says its help, default
 the command's flags, its `--config` keys and the lmms-eval model's arguments are made from them:
 
     @dataclass
-    class ChatOptions:
-        max_new_tokens: int = option("reply length at most", 256, positive=True)
+    class ToyRequest:
+        model: ModelOptions                                    # nested: its fields are options too
+        speed: float = option("how fast", 2.5, positive=True)  # --speed SPEED, checked > 0 when given
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 
 from .errors import InputError, VideoChatOnlineError
 from .memory import POLICIES, MemorySettings, all_options
+from .memory.config import DEFAULT_MODE
 from .stream_config import DEFAULT_FPS, resolve_fps, resolve_memory
 from .settings import ATTENTION, SettingsError, check_attention, check_device, check_positive, parse_number
 
@@ -117,16 +119,13 @@ def parts(cls) -> list[tuple[str, Any]]:
             if f.metadata.get("memory") or dataclasses.is_dataclass(hints[f.name])]
 
 
-def add_options(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = (), **defaults: Any) -> None:
-    """A flag for each option field of `cls` and of the options dataclasses it holds (but `skip`), with its help,
-    default (`defaults` replace some, e.g. the demo's model) and choices; the parser's `--config` reads the same
-    names."""
+def add_options(parser: argparse.ArgumentParser, cls, **defaults: Any) -> None:
+    """A flag for each option field of `cls` and of the options dataclasses it holds, with its help, default
+    (`defaults` replace some, e.g. the demo's model) and choices; the parser's `--config` reads the same names."""
     for _, part in parts(cls):
-        add_memory_args(parser) if part == "memory" else add_options(parser, part, skip, **defaults)
+        add_memory_args(parser) if part == "memory" else add_options(parser, part, **defaults)
     flags = parser.__dict__.setdefault("flags", {})
     for f, spec, kind in option_fields(cls):
-        if f.name in skip:
-            continue
         default = defaults.get(f.name, default_of(f))
         text = spec["help"]() if callable(spec["help"]) else spec["help"]
         if default not in (None, False, []) and "default:" not in text:
@@ -183,8 +182,9 @@ def from_text(cls, given: dict[str, Any], where: str):
     values = {}
     for name, value in mine.items():
         f, spec, kind = options[name]
-        if kind in (int, float) and value is not None:  # every number here is a count, a rate or a length
-            value = parse_number(value, name, integer=kind is int, flag=flag_of(f))
+        if kind in (int, float) and value is not None:
+            value = parse_number(value, name, integer=kind is int, flag=flag_of(f)) if spec["positive"] else \
+                kind(value)
         elif spec["choices"] is not None and value is not None and value not in spec["choices"]:
             raise SettingsError(f"{name}={value}: use one of {', '.join(spec['choices'])}")
         values[name] = value
@@ -308,7 +308,7 @@ def add_memory_args(parser: argparse.ArgumentParser) -> None:
     the policy's default."""
     parser.__dict__.setdefault("flags", {})["memory"] = ("--memory", "value")
     parser.add_argument("--memory", default=None, metavar="NAME",
-                        help="the memory policy (default: the model's, else pyramid): "
+                        help=f"the memory policy (default: the model's, else {DEFAULT_MODE}): "
                              + "; ".join(f"{name}: {(p.__doc__ or '').strip().splitlines()[0]}"
                                          for name, p in POLICIES.items()) + "; or package.module:Class")
     parser.memory_flags = True
