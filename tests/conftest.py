@@ -29,6 +29,21 @@ def tiny_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_qwen(tmp_path_factory):
+    """Build (and cache) a tiny Qwen-VL checkpoint in the transformers layout: tiny_qwen("qwen3-vl") -> Path."""
+    from videochat_online.tools.tiny_qwen import make_tiny_qwen
+
+    made = {}
+
+    def build(backbone: str):
+        if backbone not in made:
+            made[backbone] = make_tiny_qwen(tmp_path_factory.mktemp(f"tiny-{backbone}"), backbone, seed=0)
+        return made[backbone]
+
+    return build
+
+
+@pytest.fixture(scope="session")
 def demo_mp4(tmp_path_factory):
     """An 8 s, 10 fps video of a moving ball, frame numbers drawn in (tools/demo_media.py)."""
     from videochat_online.tools.demo_media import write_video

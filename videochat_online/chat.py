@@ -18,7 +18,8 @@ import torch
 from PIL import Image
 from transformers import PreTrainedTokenizerBase
 
-from .conversation import build_prompt, get_template, images_message
+from .backbones import register
+from .conversation import FrameSlot, build_prompt, get_template, images_message
 from .data.image import dynamic_tiles, frames_to_pixel_values, frames_to_pixel_values_on
 from .errors import InputError
 from .settings import check_device
@@ -37,7 +38,20 @@ class Reply:
     prompt: str
 
 
+@register
 class ChatEngine:
+    """The InternVL family's adapter (InternViT + pixel shuffle + `mlp1` + an LLM): one frame is one grid of
+    pre-projector features, written `Frame{n} at {t}s: <img>...</img>` in the prompt."""
+
+    name = "internvl"
+    model_types = ("videochat_online", "internvl_chat")  # this project's layout, the original InternVL layout
+    frames_per_patch = 1  # frames the vision tower encodes together as one memory entry
+
+    @staticmethod
+    def patch_time(first: float | None, last: float | None) -> float | None:
+        """The time memory holds a patch at: a frame's own."""
+        return first
+
     def __init__(self, model: VideoChatOnlineModel, tokenizer: PreTrainedTokenizerBase,
                  system_message: str | None = None, preprocess: str = "auto", fixed_batch: int | None = None,
                  compile_vision: str | None = None, kv_cache: str = "dynamic"):
@@ -81,6 +95,22 @@ class ChatEngine:
     @property
     def device(self) -> torch.device:
         return self.model.device
+
+    def new_memory(self, settings):
+        """A fresh memory of these settings (`memory.MemorySettings`) for this model's frames."""
+        return settings.build(self.config.grid_size)
+
+    def video_prompt(self, system: str, history: Sequence[tuple[str, str]], held: Sequence, question: str,
+                     ) -> tuple[str, torch.Tensor | None]:
+        """The prompt for a question about the frames memory holds (`memory.MemoryFrame`s), and the visual tokens
+        [N, C] that fill it."""
+        slots = [FrameSlot(f.index, f.timestamp if f.timestamp is not None else 0.0, f.num_tokens) for f in held]
+        tokens = torch.cat([f.tokens for f in held]) if held else None
+        return build_prompt(self.template, system, history, slots, question), tokens
+
+    def images_message(self, tokens_per_image: Sequence[int], question: str) -> str:
+        """The user message for still images (`encode_images` gives their token counts)."""
+        return images_message(tokens_per_image, question)
 
     def pixel_values(self, frames: Sequence) -> torch.Tensor:
         """Frames (PIL images or HxWx3 uint8 arrays) -> pixel values [B, 3, S, S] on the model's device."""

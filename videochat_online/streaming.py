@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import torch
 
 from .chat import ChatEngine, Reply
-from .conversation import FrameSlot, build_prompt
 from .data.video import VideoFrame
 from .errors import InputError
 from .memory import MemoryFrame
@@ -44,15 +43,24 @@ class StreamingSession:
         self.history: list[tuple[str, str]] = []
         self.frames_encoded = 0  # frames through the vision tower, over the session's life
         self.last_frame: tuple[int, float] | None = None  # (index, timestamp) of the newest frame
+        self.unpaired: list[VideoFrame] = []  # frames waiting for the rest of their temporal patch
+        self._provisional: MemoryFrame | None = None  # the waiting frames as a patch, for the questions meanwhile
 
     def push(self, frames: Sequence[VideoFrame]) -> None:
-        """Encode newly arrived frames as one batch and add them to memory, in order."""
+        """Encode newly arrived frames as one batch and add them to memory, in order. A backbone that encodes
+        frames in temporal patches (`engine.frames_per_patch`, 2 for Qwen-VL) encodes each patch once, when its
+        last frame arrives; until then the frames wait here (`unpaired`)."""
         if not frames:
             return
         self._check_order(frames)
-        grids = self.engine.encode_frames([f.image for f in frames])  # [B, C, g, g]
+        waiting = [*self.unpaired, *frames]
+        whole = len(waiting) - len(waiting) % self.engine.frames_per_patch
+        if whole:
+            grids = self.engine.encode_frames([f.image for f in waiting[:whole]])  # [P, C, g, g]: one per patch
+            self._hold(waiting[:whole], grids)
+        self.unpaired, self._provisional = waiting[whole:], None
         self.frames_encoded += len(frames)
-        self.add_encoded(frames, grids)
+        self.last_frame = (frames[-1].index, frames[-1].timestamp)
 
     def push_all(self, frames: Iterable[VideoFrame], batch_size: int = FRAME_BATCH) -> None:
         """Encode every frame of an iterator, in batches of `batch_size`."""
@@ -65,14 +73,36 @@ class StreamingSession:
         self.push(batch)
 
     def add_encoded(self, frames: Sequence[VideoFrame], grids: torch.Tensor) -> None:
-        """Add frames already through the vision tower (grids [B, C, g, g]) to memory, in order; for
-        several memories fed from one encoding (the demo compares memories this way)."""
-        if len(frames) != len(grids):
-            raise ValueError(f"{len(frames)} frames but {len(grids)} feature grids")
+        """Add frames already through the vision tower (grids [P, C, g, g], one per temporal patch of
+        `engine.frames_per_patch` frames) to memory, in order; for several memories fed from one encoding (the demo
+        compares memories this way). A patch is held under its first frame's index, at the time the backbone gives
+        it (`engine.patch_time`)."""
         self._check_order(frames)
-        for frame, grid in zip(frames, grids):
-            self.memory.add(grid, frame.index, frame.timestamp)
-            self.last_frame = (frame.index, frame.timestamp)
+        self._hold(frames, grids)
+        self.last_frame = (frames[-1].index, frames[-1].timestamp)
+
+    def _hold(self, frames: Sequence[VideoFrame], grids: torch.Tensor) -> None:
+        group = self.engine.frames_per_patch
+        if len(frames) != len(grids) * group:
+            raise ValueError(f"{len(frames)} frames but {len(grids)} feature grids of {group} frames each")
+        for k, grid in enumerate(grids):
+            first, last = frames[k * group], frames[k * group + group - 1]
+            self.memory.add(grid, first.index, self.engine.patch_time(first.timestamp, last.timestamp))
+
+    def shown(self) -> list[MemoryFrame]:
+        """What a question sees now: memory's frames, and the frames still waiting for their patch's last one,
+        encoded as the model's video processor would end a video there (the last frame repeated); that provisional
+        patch is kept until the next push, never stored."""
+        held = self.memory.frames()
+        if not self.unpaired:
+            return held
+        if self._provisional is None:
+            pad = self.unpaired + [self.unpaired[-1]] * (self.engine.frames_per_patch - len(self.unpaired))
+            grid = self.engine.encode_frames([f.image for f in pad])[0]  # [C, g, g]
+            first, last = self.unpaired[0], self.unpaired[-1]
+            self._provisional = MemoryFrame(first.index, 0, grid, self.engine.patch_time(first.timestamp,
+                                                                                          last.timestamp))
+        return [*held, self._provisional]
 
     def _check_order(self, frames: Sequence[VideoFrame]) -> None:
         last = self.last_frame[0] if self.last_frame is not None else None
@@ -83,14 +113,12 @@ class StreamingSession:
             last = frame.index
 
     def held_frames(self) -> list[MemoryFrame]:
-        return self.memory.frames()
+        return self.shown()
 
-    def prompt_for(self, question: str) -> tuple[str, torch.Tensor | None]:
-        """The prompt for a question now, and the visual tokens [N, C] that fill it."""
-        held = self.memory.frames()
-        slots = [FrameSlot(f.index, f.timestamp if f.timestamp is not None else 0.0, f.num_tokens) for f in held]
-        tokens = torch.cat([f.tokens for f in held]) if held else None
-        return build_prompt(self.engine.template, self.system_message, self.history, slots, question), tokens
+    def prompt_for(self, question: str):
+        """The prompt for a question now, and what fills its visual slots (the backbone's: tokens [N, C] for the
+        InternVL family)."""
+        return self.engine.video_prompt(self.system_message, self.history, self.shown(), question)
 
     def ask(self, question: str, remember: bool = False, choices: Sequence[str] | None = None,
             **generate_kwargs) -> Reply:
@@ -124,6 +152,7 @@ class StreamingSession:
     def reset(self) -> None:
         """Forget the stream and the conversation (the encode counters keep counting)."""
         self.memory.reset()
+        self.unpaired, self._provisional = [], None
         self.history.clear()
         if self.prefix_cache is not None:
             self.prefix_cache.clear()

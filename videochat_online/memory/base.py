@@ -101,6 +101,13 @@ class MemoryPolicy(ABC):
     def from_settings(cls, settings, grid_size: int) -> MemoryPolicy: ...
 
     @classmethod
+    def per_entry(cls, settings, frames_per_entry: int):
+        """The settings for a backbone whose memory entries are temporal patches of `frames_per_entry` frames
+        (a SettingsError saying why when this policy cannot hold them). Counts are in entries unless a policy
+        says otherwise here."""
+        return settings
+
+    @classmethod
     def training_grids(cls, settings, grid_size: int, num_frames: int) -> list[int]:
         """The grid side of each of a training clip's `num_frames` frames, as this memory would show them (training
         arranges a clip's tokens so); a policy that does not say cannot be trained with."""

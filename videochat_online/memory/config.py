@@ -81,6 +81,9 @@ class MemorySettings:
         except SettingsError as err:
             raise SettingsError(f"{source}: {err}") from None
 
-    def build(self, grid_size: int) -> MemoryPolicy:
-        """A fresh, empty memory of this mode for frames of a `grid_size` x `grid_size` feature grid."""
-        return self.policy.from_settings(self, grid_size)
+    def build(self, grid_size: int, frames_per_entry: int = 1) -> MemoryPolicy:
+        """A fresh, empty memory of this mode for frames of a `grid_size` x `grid_size` feature grid; with
+        `frames_per_entry` > 1 (a backbone encoding temporal patches), each entry it holds is a patch of that many
+        frames, and a policy whose size is in frames says how many entries that is (`MemoryPolicy.per_entry`)."""
+        settings = self if frames_per_entry == 1 else self.policy.per_entry(self, frames_per_entry)
+        return self.policy.from_settings(settings, grid_size)

@@ -67,7 +67,7 @@ def resolve(path_or_id: str | Path) -> Path:
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
-        return Path(snapshot_download(text, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"]))
+        return Path(snapshot_download(text, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]))
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as err:
         raise CheckpointError(f"{text}: not a local directory, and the hub download failed "
                               f"({one_line(err)})") from None

@@ -1,6 +1,7 @@
 """Write a tiny, randomly initialised VideoChat-Online checkpoint with a tokenizer trained offline.
 
     python -m videochat_online.tools.make_tiny OUT_DIR [--layout original|native] [--llm phi3|qwen2|llama]
+    python -m videochat_online.tools.make_tiny OUT_DIR --backbone qwen3-vl|qwen2.5-vl   # tools/tiny_qwen.py
 
 The model keeps every architectural trait of the published one (InternViT layout, pixel shuffle v2,
 mlp1, the chosen LLM family with its RoPE variant) at toy sizes: 224px frames give 8x8 feature grids
@@ -158,7 +159,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--llm", choices=sorted(TEMPLATE_OF), default="phi3")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shards", type=int, default=1, help="shard count (original layout only)")
+    parser.add_argument("--backbone", choices=["internvl", "qwen3-vl", "qwen2.5-vl"], default="internvl",
+                        help="qwen3-vl or qwen2.5-vl: that family in the transformers layout (--layout and --llm "
+                             "are the InternVL family's)")
     args = parser.parse_args(argv)
+    if args.backbone != "internvl":
+        from .tiny_qwen import make_tiny_qwen
+
+        out = make_tiny_qwen(args.out_dir, args.backbone, args.seed)
+        print(f"wrote a tiny {args.backbone} checkpoint (transformers layout) to {out}")
+        return
     out = make_tiny(args.out_dir, args.layout, args.llm, args.seed, args.shards)
     print(f"wrote a tiny {args.llm} checkpoint ({args.layout} layout) to {out}")
 
