@@ -105,14 +105,18 @@ class Request:
                      "test")
 
 
-@pytest.mark.parametrize("preset", ["published", "project"])
-def test_the_plug_in_puts_questions_as_the_cli_does(preset, tiny_dir, media, tmp_path, monkeypatch):
-    """Under both presets: the same prompts (frames, text) and the same replies as `videochat-online eval`."""
+@pytest.mark.parametrize("preset, backbone", [("published", "internvl"), ("project", "internvl"),
+                                              ("project", "qwen3-vl"), ("project", "qwen2.5-vl")])
+def test_the_plug_in_puts_questions_as_the_cli_does(preset, backbone, tiny_dir, tiny_qwen, media, tmp_path,
+                                                     monkeypatch):
+    """Under both presets, and on each backbone: the same prompts (frames, text) and the same replies as
+    `videochat-online eval`."""
     _, anno, roots, env = media
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    checkpoint = tiny_dir() if backbone == "internvl" else tiny_qwen(backbone)
     ours = tmp_path / "ours"
-    assert eval_main(["--model", str(tiny_dir()), "--anno-dir", str(anno), "--output-dir", str(ours),
+    assert eval_main(["--model", str(checkpoint), "--anno-dir", str(anno), "--output-dir", str(ours),
                       "--subsets", "coin,tao", "--data-root", f"coin={roots['coin']}", "--data-root",
                       f"tao={roots['tao']}", "--preset", preset]) == 0
     mine = {r["id"]: r for r in map(json.loads, (ours / "predictions.jsonl").read_text().splitlines())}
@@ -120,7 +124,7 @@ def test_the_plug_in_puts_questions_as_the_cli_does(preset, tiny_dir, media, tmp
     from lmms_eval_ovbench.model import VideoChatOnline
     from videochat_online.conversation import compact_prompt
 
-    model = VideoChatOnline(pretrained=str(tiny_dir()), preset=preset, system_message="ovbench")
+    model = VideoChatOnline(pretrained=str(checkpoint), preset=preset, system_message="ovbench")
     utils = load_task_utils()
     docs = {s: [{**e, "subset": s, "qid": f"{s}/{i}"} for i, e in enumerate(json.loads((anno / f"{s}.json").read_text()))]
             for s in ("coin", "tao")}

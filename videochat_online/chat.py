@@ -22,7 +22,7 @@ from .backbones import register
 from .conversation import FrameSlot, build_prompt, get_template, images_message
 from .data.image import dynamic_tiles, frames_to_pixel_values, frames_to_pixel_values_on
 from .errors import InputError
-from .settings import check_device
+from .settings import SettingsError, check_device
 from .model import VideoChatOnlineModel, load_pretrained
 
 
@@ -83,9 +83,12 @@ class ChatEngine:
     @classmethod
     def from_pretrained(cls, path_or_id: str, *, device: str | None = None, dtype: str | None = None,
                         attn_implementation: str | None = None, system_message: str | None = None,
-                        **options) -> "ChatEngine":
+                        frame_size: int | None = None, **options) -> "ChatEngine":
         """Defaults: the first GPU when there is one, else the CPU; bf16 on a GPU, fp32 on the CPU.
         `options`: `preprocess`, `fixed_batch`, `compile_vision`, `kv_cache` (see __init__)."""
+        if frame_size is not None:
+            raise SettingsError(f"--frame-size {frame_size}: the InternVL family's frames are its tile size (the "
+                                "checkpoint's config); the option is for backbones of dynamic resolution")
         device = check_device(device) or default_device()
         dtype = dtype or ("bf16" if torch.device(device).type == "cuda" else "fp32")
         model, tokenizer = load_pretrained(path_or_id, device=device, dtype=dtype,

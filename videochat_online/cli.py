@@ -70,7 +70,6 @@ class ConvertRequest:
 
 
 def cmd_chat(request: ChatRequest) -> int:
-    from .conversation import images_message
     from .data.image import load_image
 
     images = [load_image(p) for p in request.image]
@@ -91,7 +90,7 @@ def cmd_chat(request: ChatRequest) -> int:
             if not question:
                 continue
         # The images go into the first user message; later turns see them again through the history.
-        message = images_message(per_image, question) if images and not history else question
+        message = engine.images_message(per_image, question) if images and not history else question
         reply = engine.ask(message, tokens, history, max_new_tokens=request.max_new_tokens)
         print(f"model> {reply.text}" if interactive else reply.text, flush=True)
         history.append((message, reply.text))
@@ -201,7 +200,7 @@ def cmd_stream(request: StreamRequest) -> int:
         print(f"note: --watch-every {r.watch_every:g} is shorter than the {1 / fps:g} s between two frames: a watch "
               "is polled once per new frame", file=sys.stderr)
     watches = [Watch(text, max(r.watch_every, 1.0 / fps), r.watch_confirm) for text in r.watch]
-    session = StreamingSession(engine, memory.build(engine.config.grid_size), system_message=r.system)
+    session = StreamingSession(engine, engine.new_memory(memory), system_message=r.system)
     run = dict(batch_size=r.batch_size, remember=r.multi_turn, max_new_tokens=r.max_new_tokens)
     with tqdm(unit="frame", desc="watching", file=sys.stderr, leave=False,
               disable=not sys.stderr.isatty()) as bar:  # a progress bar on a terminal only, never in a pipe

@@ -114,15 +114,20 @@ def build_prompt(
     return template.render(system, history, video_message(frames, question))
 
 
-_CONTEXT_RUN = re.compile(f"(?:{re.escape(IMG_CONTEXT)})+")
-_COMPACT_RUN = re.compile(re.escape(IMG_CONTEXT) + r"\*(\d+)")
+PAD_TOKENS = (IMG_CONTEXT, "<|video_pad|>", "<|image_pad|>")  # a visual slot: this family's, Qwen-VL's
+_PAD_RUN = re.compile("|".join(f"(?:{re.escape(t)})+" for t in PAD_TOKENS))
+_COMPACT_RUN = re.compile("(" + "|".join(re.escape(t) for t in PAD_TOKENS) + r")\*(\d+)")
 
 
 def compact_prompt(prompt: str) -> str:
-    """The prompt with each run of n `<IMG_CONTEXT>` written `<IMG_CONTEXT>*n` (for logs; `expand_prompt` undoes it)."""
-    return _CONTEXT_RUN.sub(lambda m: f"{IMG_CONTEXT}*{len(m.group(0)) // len(IMG_CONTEXT)}", prompt)
+    """The prompt with each run of n visual slots written `<IMG_CONTEXT>*n` (for logs; `expand_prompt` undoes it)."""
+    def compact(m: re.Match) -> str:
+        token = next(t for t in PAD_TOKENS if m.group(0).startswith(t))
+        return f"{token}*{len(m.group(0)) // len(token)}"
+
+    return _PAD_RUN.sub(compact, prompt)
 
 
 def expand_prompt(compact: str) -> str:
     """The exact prompt back from `compact_prompt`'s form."""
-    return _COMPACT_RUN.sub(lambda m: IMG_CONTEXT * int(m.group(1)), compact)
+    return _COMPACT_RUN.sub(lambda m: m.group(1) * int(m.group(2)), compact)

@@ -97,20 +97,21 @@ class Fanout:
 
     def __init__(self, engine: ChatEngine, settings: MemorySettings, lock: threading.Lock):
         self.engine, self.lock = engine, lock
-        grid = engine.config.grid_size
-        self.sessions = {mode: StreamingSession(engine, settings.replace(mode=mode).build(grid)) for mode in POLICIES}
+        self.sessions = {mode: StreamingSession(engine, engine.new_memory(settings.replace(mode=mode)))
+                         for mode in POLICIES}
         history: list[tuple[str, str]] = []
         for session in self.sessions.values():
             session.history = history
         self.thumbnails: dict[int, Image.Image] = {}
         self.frames_encoded = 0
         self.latest: np.ndarray | None = None  # the newest frame encoded
+        self.waiting: list[VideoFrame] = []  # frames waiting for the rest of their temporal patch
 
     def reset(self) -> None:
         for session in self.sessions.values():
             session.reset()
         self.thumbnails.clear()
-        self.frames_encoded, self.latest = 0, None
+        self.frames_encoded, self.latest, self.waiting = 0, None, []
 
     def add(self, frames: list[VideoFrame], wait: bool = True) -> bool:
         """Encode frames and put them into every memory; False (nothing done) when the model is busy and
@@ -118,9 +119,14 @@ class Fanout:
         if not self.lock.acquire(blocking=wait):
             return False
         try:  # the memories change only under the model's lock, so an answer or a poll never sees them change
-            grids = self.engine.encode_frames([f.image for f in frames])  # [B, C, g, g], once for every memory
-            for session in self.sessions.values():
-                session.add_encoded(frames, grids)
+            waiting = [*self.waiting, *frames]  # whole temporal patches are encoded, the rest waits
+            whole = len(waiting) - len(waiting) % self.engine.frames_per_patch
+            grids = self.engine.encode_frames([f.image for f in waiting[:whole]]) if whole else None  # [P, C, g, g]
+            for session in self.sessions.values():  # once for every memory
+                if whole:
+                    session.add_encoded(waiting[:whole], grids)
+                session.wait(waiting[whole:])
+            self.waiting = waiting[whole:]
         finally:
             self.lock.release()
         self.frames_encoded += len(frames)

@@ -265,7 +265,8 @@ def run_main(command: Callable[[], int]) -> int:
 class ModelOptions:
     """Which checkpoint, and where and how it runs (checked: the device exists, the attention is installed)."""
 
-    model: str = option("checkpoint directory (this project's or the original InternVL layout) or a hub id",
+    model: str = option("checkpoint directory or hub id: this project's or the original InternVL layout, or "
+                        "Qwen3-VL / Qwen2.5-VL in the transformers layout (the backbone comes from its model_type)",
                         required=True)
     device: str | None = option("cpu, cuda, cuda:1 ... (default: cuda when available)")
     dtype: str | None = option("default: bf16 on a GPU, fp32 on the CPU", choices=DTYPES)
@@ -275,18 +276,24 @@ class ModelOptions:
                            "generate compile its decoding step (replies are the same)", "dynamic", choices=KV_CACHES)
     compile_vision: str | None = option("run the vision tower under torch.compile in this mode (reduce-overhead: "
                                         "CUDA graphs); the first batch of each size compiles", choices=COMPILE_MODES)
+    frame_size: int | None = option("frames' side in pixels for a backbone of dynamic resolution (Qwen-VL); one size "
+                                    "for the whole stream (default: the checkpoint's, else 448)", positive=True)
+    backbone: str | None = option("the adapter to run the checkpoint with, when its model_type names none: a "
+                                  "registered backbone or package.module:Class (default: by model_type)")
 
     def __post_init__(self):
         check_device(self.device)
         check_attention(self.attn)
 
     def load(self, **overrides: Any):
-        """The ChatEngine these options describe (`overrides`: any other `ChatEngine.from_pretrained` argument)."""
-        from .chat import ChatEngine
+        """The engine these options describe, by the checkpoint's backbone (`overrides`: any other argument of its
+        `from_pretrained`)."""
+        from .backbones import load_engine
 
-        return ChatEngine.from_pretrained(self.model, **{
+        given = {"frame_size": self.frame_size} if self.frame_size is not None else {}
+        return load_engine(self.model, self.backbone, **{
             "device": self.device, "dtype": self.dtype, "attn_implementation": self.attn, "kv_cache": self.kv_cache,
-            "compile_vision": self.compile_vision, **overrides})
+            "compile_vision": self.compile_vision, **given, **overrides})
 
     def local_config(self):
         """A local checkpoint's model config, from its config.json alone (None for a hub id or a bad folder)."""

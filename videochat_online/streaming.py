@@ -1,7 +1,7 @@
 """Streaming sessions: watch a video once, answer questions at any moment from what memory holds; nothing here
 knows about a UI or a benchmark.
 
-    session = StreamingSession(engine, MemorySettings().build(engine.config.grid_size))  # videochat_online.memory
+    session = StreamingSession(engine, engine.new_memory(MemorySettings()))  # videochat_online.memory
     session.push(frames)                  # each frame goes through the vision tower once, as one batch
     reply = session.ask("What is the man holding?")
 
@@ -88,6 +88,10 @@ class StreamingSession:
         for k, grid in enumerate(grids):
             first, last = frames[k * group], frames[k * group + group - 1]
             self.memory.add(grid, first.index, self.engine.patch_time(first.timestamp, last.timestamp))
+
+    def wait(self, frames: Sequence[VideoFrame]) -> None:
+        """Frames encoded elsewhere once their patch is whole (`add_encoded`), shown to questions until then."""
+        self.unpaired, self._provisional = list(frames), None
 
     def shown(self) -> list[MemoryFrame]:
         """What a question sees now: memory's frames, and the frames still waiting for their patch's last one,

@@ -61,6 +61,8 @@ class ModelArgs:
     dtype: str | None = option("default: bf16 on a GPU, fp32 on the CPU", choices=DTYPES)
     attn_implementation: str | None = option("default: flash_attention_2 when installed on a GPU, else sdpa",
                                              choices=ATTENTION)
+    frame_size: int | None = option("frames' side in pixels for a Qwen-VL backbone (default: the checkpoint's)",
+                                    positive=True)
     preset: str | None = option("every clip's preset (default: each benchmark's own)", choices=tuple(PRESETS))
     fps: float | None = option("every clip's rate (default: the preset's)", flag="--fps", positive=True)
     video_fps: float | None = option("a whole video's rate (default: the model's)", flag="--fps", positive=True)
@@ -102,7 +104,7 @@ class VideoChatOnline(lmms):
                                  "a text file's path")
             system = path.read_text()
         model = ModelOptions(a.pretrained, a.device or default_device(state.local_process_index), a.dtype,
-                             a.attn_implementation)  # the device and attention checked here
+                             a.attn_implementation, frame_size=a.frame_size)  # the device and attention checked here
         resolve_memory(overrides, model.local_config())  # against the model's grid too, when it is a local folder
         if a.fps is not None:  # under the preset given, else under each benchmark's own
             for name in {a.preset} if a.preset else {b.default_preset for b in BENCHMARKS.values()}:
@@ -127,7 +129,7 @@ class VideoChatOnline(lmms):
         return FAILED_REPLY_PREFIX + reason
 
     def _session(self) -> StreamingSession:
-        return StreamingSession(self.engine, self.memory.build(self.engine.config.grid_size))
+        return StreamingSession(self.engine, self.engine.new_memory(self.memory))
 
     def generate_until(self, requests) -> list[str]:
         answers: list[str | None] = [None] * len(requests)

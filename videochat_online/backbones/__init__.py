@@ -11,10 +11,50 @@ by an entry point in the `videochat_online.backbones` group, or named as `packag
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
 from ..errors import CheckpointError
 from ..registry import Registry
+
+
+class Backbone(Protocol):
+    """What the streaming core calls (`StreamingSession`, the evaluation's `Driver`, the CLI). `ChatEngine` is the
+    InternVL family's, `qwen_vl.Qwen3VLEngine` / `Qwen25VLEngine` the Qwen-VL ones', tests/test_toy_backbone.py a
+    toy's."""
+
+    name: ClassVar[str]  # --backbone NAME
+    model_types: ClassVar[tuple[str, ...]]  # the config.json model_types it reads
+    frames_per_patch: int  # frames encoded together into one memory entry (a temporal patch)
+    config: Any  # what streams read of the checkpoint: grid_size, fps and memory (None: not recorded)
+    system_message: str | None
+    kv_cache: str  # "dynamic" or "static"
+
+    @classmethod
+    def from_pretrained(cls, path: str, **options) -> Backbone: ...
+
+    def patch_time(self, first: float | None, last: float | None) -> float | None:
+        """The time memory holds a patch at, from its first and last frames' times."""
+
+    def new_memory(self, settings) -> Any:
+        """A fresh memory (a `MemoryPolicy`) of these `MemorySettings` for this backbone's entries."""
+
+    def encode_frames(self, frames: Sequence) -> Any:
+        """Frames, a whole number of patches -> one feature grid per patch [P, C, h, w] (what memory pools)."""
+
+    def video_prompt(self, system: str | None, history: Sequence[tuple[str, str]], held: Sequence,
+                     question: str) -> tuple[str, Any]:
+        """The prompt for a question about the `MemoryFrame`s held, and what fills its visual slots."""
+
+    def generate(self, prompt: str, visual: Any, max_new_tokens: int = 256, **options) -> Any:
+        """A `chat.Reply`; `prefix_cache` (a `PrefixCache`) is reused where it shares the prompt's prefix."""
+
+    def choose(self, prompt: str, visual: Any, replies: Sequence[str], prefix_cache=None) -> Any:
+        """The most likely of `replies`, as a `chat.Reply`."""
+
+    def generate_stream(self, prompt: str, visual: Any, max_new_tokens: int = 256, **options) -> Iterator[str]:
+        """The reply's text so far, after each token."""
 
 BACKBONES = Registry("backbone", "--backbone", "videochat_online.backbones",
                      builtin=("videochat_online.chat", "videochat_online.backbones.qwen_vl"))

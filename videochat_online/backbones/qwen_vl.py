@@ -16,13 +16,10 @@ What a stream does with them, as the installed transformers computes it:
 
 from __future__ import annotations
 
-import itertools
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -32,15 +29,11 @@ from ..model.checkpoint import check_finite, load_tokenizer, one_line, resolve_d
 from ..model.modeling import PrefixCache
 from ..settings import SettingsError, check_attention, check_device
 from . import register
-
-VISION_START, VISION_END = "<|vision_start|>", "<|vision_end|>"
-VIDEO_PAD, IMAGE_PAD = "<|video_pad|>", "<|image_pad|>"
-STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
-DEFAULT_FRAME_SIZE = 448  # pixels a side when neither the checkpoint nor an option says
+from .qwen_layout import STOP_TOKENS, QwenLayout, patchify
 
 
 @dataclass
-class StreamingConfig:
+class QwenStreamConfig:
     """What the streaming core reads of a Qwen-VL checkpoint (its config.json's `streaming` object, where it has
     one): the frame size a stream fixes for all its frames, and the memory and frame rate it was trained with."""
 
@@ -60,61 +53,29 @@ class Visual:
     positions: torch.Tensor
 
 
-def patchify(videos: torch.Tensor, patch_size: int, merge_size: int) -> torch.Tensor:
-    """Normalised frames [P, T, 3, S, S] (P patches of T frames) -> the vision tower's input rows
-    [P * (S/p)^2, 3 * T * p * p], merge-size blocks of patches together (the layout of transformers' Qwen-VL
-    video processors)."""
-    n, t, c, h, w = videos.shape
-    gh, gw, m, p = h // patch_size, w // patch_size, merge_size, patch_size
-    x = videos.view(n, t, c, gh // m, m, p, gw // m, m, p)  # [P, T, C, bh, m, p, bw, m, p]
-    x = x.permute(0, 3, 6, 4, 7, 2, 1, 5, 8)  # [P, bh, bw, m, m, C, T, p, p]
-    return x.reshape(n * gh * gw, c * t * p * p)
-
-
 class QwenVLEngine:
     """The engine for one Qwen-VL family; `Qwen3VLEngine` and `Qwen25VLEngine` say what differs."""
 
     name = ""
     model_types: tuple[str, ...] = ()
-    default_mean = default_std = (0.5, 0.5, 0.5)
 
     def __init__(self, model, tokenizer, root: Path | None = None, frame_size: int | None = None,
                  system_message: str | None = None, kv_cache: str = "dynamic"):
         if kv_cache != "dynamic":
             raise SettingsError(f"--kv-cache {kv_cache}: {self.name} streams with the dynamic cache only")
         self.model, self.tokenizer = model.eval(), tokenizer
-        vision = model.config.vision_config
-        self.patch_size, self.merge_size = vision.patch_size, vision.spatial_merge_size
-        self.frames_per_patch = vision.temporal_patch_size
-        processor = {}
-        if root is not None:  # the video processor's settings, else the image processor's
-            processor = _read_json(root / "video_preprocessor_config.json") or _read_json(root / "preprocessor_config.json")
-        self.mean = torch.tensor(processor.get("image_mean", self.default_mean)).view(3, 1, 1)
-        self.std = torch.tensor(processor.get("image_std", self.default_std)).view(3, 1, 1)
+        self.layout = QwenLayout.of(self.name, model.config, tokenizer, root, frame_size)
+        self.frames_per_patch = self.layout.frames_per_patch
+        self.patch_time = self.layout.patch_time
         streaming = getattr(model.config, "streaming", None) or {}
-        size = frame_size or streaming.get("frame_size") or DEFAULT_FRAME_SIZE
-        self.check_frame_size(size, processor.get("size") or {})
-        self.config = StreamingConfig(size, size // (self.patch_size * self.merge_size), streaming.get("fps"),
+        self.config = QwenStreamConfig(self.layout.frame_size, self.layout.grid_size, streaming.get("fps"),
                                       streaming.get("memory"))
         self.system_message = system_message
         self.kv_cache = kv_cache
-        vocab = tokenizer.get_vocab()
-        absent = [t for t in (VISION_START, VISION_END, VIDEO_PAD, IMAGE_PAD, STOP_TOKENS[0]) if t not in vocab]
-        if absent:
-            raise CheckpointError(f"{root}: the tokenizer lacks the special tokens {absent}")
-        self.pad_ids = (vocab[VIDEO_PAD], vocab[IMAGE_PAD])
+        self.pad_ids = self.layout.pad_ids
         self.cache_argument = PrefixCache().argument(model.model.language_model)
+        vocab = tokenizer.get_vocab()
         self.stop_token_ids = [vocab[t] for t in STOP_TOKENS if t in vocab]
-
-    def check_frame_size(self, size: int, limits: dict) -> None:
-        factor = self.patch_size * self.merge_size
-        if size % factor:
-            raise SettingsError(f"--frame-size {size}: {self.name} grids frames in blocks of {factor} pixels (patch "
-                                f"{self.patch_size} x merge {self.merge_size}); give a multiple of {factor}")
-        low, high = limits.get("shortest_edge"), limits.get("longest_edge")  # pixels a frame, min and max
-        if (low and size * size < low) or (high and size * size > high):
-            raise SettingsError(f"--frame-size {size}: {size * size} pixels a frame is outside the processor's "
-                                f"{low} to {high}")
 
     @classmethod
     def from_pretrained(cls, path: str, *, device: str | None = None, dtype: str | None = None,
@@ -151,34 +112,11 @@ class QwenVLEngine:
         return settings.build(self.config.grid_size, frames_per_entry=self.frames_per_patch)
 
     # Vision: frames -> temporal patches of merged tokens
-    def pixel_values(self, frames: Sequence) -> torch.Tensor:
-        """Frames (PIL images or HxWx3 uint8 arrays), a whole number of patches -> [P, T, 3, S, S], normalised."""
-        size = self.config.frame_size
-        arrays = []
-        for frame in frames:
-            image = frame if isinstance(frame, Image.Image) else Image.fromarray(np.asarray(frame))
-            image = image.convert("RGB")
-            if image.size != (size, size):
-                image = image.resize((size, size), Image.Resampling.BICUBIC)  # the processors' resampling
-            arrays.append(np.asarray(image))
-        x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255  # [F, 3, S, S]
-        x = (x - self.mean) / self.std
-        return x.view(-1, self.frames_per_patch, 3, size, size)
-
     def encode_frames(self, frames: Sequence) -> torch.Tensor:
         """Frames, a whole number of temporal patches -> one grid per patch [P, D * (1 + k), g, g]: the merged
         tokens, then the k DeepStack features, as channels."""
-        if len(frames) % self.frames_per_patch:
-            raise ValueError(f"{len(frames)} frames do not make whole temporal patches of {self.frames_per_patch}")
-        videos = self.pixel_values(frames)  # [P, T, 3, S, S]
-        n, g = videos.shape[0], self.config.grid_size
-        rows = patchify(videos, self.patch_size, self.merge_size)  # [P * (g*m)^2, 3*T*p*p]
-        grid_thw = torch.tensor([[1, g * self.merge_size, g * self.merge_size]] * n, device=self.device)
-        visual = self.model.model.visual
         with torch.inference_mode():
-            out = visual(rows.to(self.device, visual.dtype), grid_thw=grid_thw)
-        features = torch.cat([out.pooler_output, *(getattr(out, "deepstack_features", None) or [])], dim=-1)
-        return features.view(n, g, g, -1).permute(0, 3, 1, 2).contiguous()  # [P, C, g, g]
+            return encode_patches(self.model, self.layout, self.layout.pixel_values(frames).to(self.device))
 
     def encode_images(self, images: Sequence[Image.Image]) -> tuple[torch.Tensor, list[int]]:
         """Still images, each one patch of itself repeated (as the image processor does) -> tokens [N, C] and the
@@ -188,15 +126,8 @@ class QwenVLEngine:
         return grids.reshape(i, c, g * g).transpose(1, 2).reshape(i * g * g, c), [g * g] * i
 
     # Prompt: what memory holds -> text, visual tokens and their positions
-    def vision_text(self, held: Sequence) -> str:
-        raise NotImplementedError
-
-    def temporal_ids(self, held: Sequence) -> list[float]:
-        """Each held patch's temporal position offset."""
-        raise NotImplementedError
-
     def images_message(self, tokens_per_image: Sequence[int], question: str) -> str:
-        return "".join(VISION_START + IMAGE_PAD * n + VISION_END for n in tokens_per_image) + question
+        return self.layout.images_text(tokens_per_image) + question
 
     def render(self, system: str | None, history: Sequence[tuple[str, str]], user: str) -> str:
         """The model's own chat template over the conversation (its default system message when `system` is None)."""
@@ -208,15 +139,16 @@ class QwenVLEngine:
     def video_prompt(self, system: str | None, history: Sequence[tuple[str, str]], held: Sequence, question: str,
                      ) -> tuple[str, Visual | None]:
         """The prompt for a question about the patches memory holds (`memory.MemoryFrame`s), and what fills it."""
-        prompt = self.render(system, history, self.vision_text(held) + question if held else question)
+        patches = [(f.timestamp, f.num_tokens) for f in held]
+        prompt = self.render(system, history, self.layout.vision_text(patches) + question if held else question)
         if not held:
             return prompt, None
         d = self.model.config.text_config.hidden_size
         tokens = torch.cat([f.tokens for f in held])  # [N, D * (1 + k)]
         parts = list(tokens.split(d, dim=-1))
         grids = [(f.grid.shape[1], f.grid.shape[2]) for f in held]
-        return prompt, Visual(parts[0], parts[1:], self.positions(self.tokenize(prompt)[0], grids,
-                                                                    self.temporal_ids(held)))
+        positions = self.layout.positions(self.tokenize(prompt)[0], grids, self.layout.temporal_ids([t for t, _ in patches]))
+        return prompt, Visual(parts[0], parts[1:], positions.to(self.device))
 
     def ask(self, user_message: str, visual_tokens: torch.Tensor | None = None,
             history: Sequence[tuple[str, str]] = (), **generate_kwargs) -> Reply:
@@ -228,41 +160,17 @@ class QwenVLEngine:
             parts = list(visual_tokens.split(d, dim=-1))
             g = self.config.grid_size
             images = visual_tokens.shape[0] // (g * g)
-            visual = Visual(parts[0], parts[1:], self.positions(self.tokenize(prompt)[0], [(g, g)] * images,
-                                                                [0.0] * images, runs=True))
+            positions = self.layout.positions(self.tokenize(prompt)[0], [(g, g)] * images, [0] * images)
+            visual = Visual(parts[0], parts[1:], positions.to(self.device))
         return self.generate(prompt, visual, **generate_kwargs)
 
-    def positions(self, ids: torch.Tensor, grids: list[tuple[int, int]], temporal: list[float],
-                  runs: bool | None = None) -> torch.Tensor:
-        """3-D position ids [3, L] of a prompt's tokens: text counts on by one; a run of visual tokens holding
-        patches of (h, w) merged tokens gives each token (start + its patch's temporal offset, start + row,
-        start + column), and the text after it starts at start + the largest side (transformers' rule).
-        `runs`: each patch is its own run (Qwen3-VL, and images); otherwise one run holds them all."""
-        runs = self.patch_per_run if runs is None else runs
-        is_visual = torch.isin(ids, torch.tensor(self.pad_ids, device=ids.device)).tolist()
-        out, cur, patch = [], 0, 0
-        for visual, group in itertools.groupby(is_visual):
-            n = len(list(group))
-            if not visual:
-                out.append(torch.arange(n).expand(3, n) + cur)
-                cur += n
-                continue
-            count = 1 if runs else len(grids) - patch
-            run, side = [], 0
-            for (h, w), t in zip(grids[patch:patch + count], temporal[patch:patch + count]):
-                rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-                run.append(torch.stack([torch.full((h * w,), int(t)), rows.flatten(), cols.flatten()]) + cur)
-                side = max(side, h, w)
-            block = torch.cat(run, dim=1) if run else torch.zeros(3, 0, dtype=torch.long)
-            if block.shape[1] != n:
-                raise ValueError(f"the prompt has {n} visual tokens in a run but memory's patches give "
-                                 f"{block.shape[1]}")
-            out.append(block)
-            patch += count
-            cur += side
-        if patch != len(grids):
-            raise ValueError(f"the prompt has visual slots for {patch} patches but {len(grids)} were given")
-        return torch.cat(out, dim=1).to(self.device)  # [3, L]
+    def ask_images(self, images: Sequence[Image.Image], question: str, history: Sequence[tuple[str, str]] = (),
+                   **generate_kwargs) -> Reply:
+        """Answer a question about still images (none for a text-only question)."""
+        if not images:
+            return self.ask(question, None, history, **generate_kwargs)
+        tokens, per_image = self.encode_images(images)
+        return self.ask(self.images_message(per_image, question), tokens, history, **generate_kwargs)
 
     # Language: prefill with the prefix cache, then decode or score
     def tokenize(self, prompt: str) -> torch.Tensor:
@@ -402,40 +310,18 @@ def _pick(logits: torch.Tensor, do_sample: bool, temperature: float, top_p: floa
     return int(order[choice])
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 @register
 class Qwen3VLEngine(QwenVLEngine):
     """Qwen3-VL (2B / 4B / 8B Instruct): a timestamp before each patch, DeepStack features in memory."""
 
     name = "qwen3-vl"
     model_types = ("qwen3_vl",)
-    patch_per_run = True
 
     @staticmethod
     def model_class():
         from transformers import Qwen3VLForConditionalGeneration
 
         return Qwen3VLForConditionalGeneration
-
-    @staticmethod
-    def patch_time(first: float | None, last: float | None) -> float | None:
-        """The mean of its first and last frames' times (what the processor writes; the last frame's own for a
-        patch the stream has not finished)."""
-        return None if first is None or last is None else (first + last) / 2
-
-    def vision_text(self, held: Sequence) -> str:
-        return "".join(f"<{f.timestamp or 0.0:.1f} seconds>{VISION_START}{VIDEO_PAD * f.num_tokens}{VISION_END}"
-                       for f in held)
-
-    def temporal_ids(self, held: Sequence) -> list[float]:
-        return [0.0] * len(held)  # each patch is its own run: time is in the text
 
 
 @register
@@ -444,9 +330,6 @@ class Qwen25VLEngine(QwenVLEngine):
 
     name = "qwen2.5-vl"
     model_types = ("qwen2_5_vl",)
-    patch_per_run = False
-    default_mean = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP's, as its processor
-    default_std = (0.26862954, 0.26130258, 0.27577711)
 
     @staticmethod
     def model_class():
@@ -454,17 +337,14 @@ class Qwen25VLEngine(QwenVLEngine):
 
         return Qwen2_5_VLForConditionalGeneration
 
-    @staticmethod
-    def patch_time(first: float | None, last: float | None) -> float | None:
-        """Its first frame's time: temporal ids count patches from there (a patch the stream has not finished
-        sits where the processor's padded one would)."""
-        return first
 
-    def vision_text(self, held: Sequence) -> str:
-        return VISION_START + VIDEO_PAD * sum(f.num_tokens for f in held) + VISION_END
-
-    def temporal_ids(self, held: Sequence) -> list[float]:
-        """Seconds since the first held patch, times `tokens_per_second` (floored, as transformers does)."""
-        rate = self.model.config.vision_config.tokens_per_second
-        first = held[0].timestamp or 0.0
-        return [float(int(((f.timestamp or 0.0) - first) * rate + 1e-6)) for f in held]
+def encode_patches(model, layout: QwenLayout, videos: torch.Tensor) -> torch.Tensor:
+    """Normalised frames [P, T, 3, S, S] -> one grid per patch [P, D * (1 + k), g, g] through the model's vision
+    tower: the merged tokens, then the k DeepStack features (Qwen3-VL), as channels."""
+    n, g, m = videos.shape[0], layout.grid_size, layout.merge_size
+    rows = patchify(videos, layout.patch_size, m)  # [P * (g*m)^2, 3*T*p*p]
+    grid_thw = torch.tensor([[1, g * m, g * m]] * n, device=videos.device)
+    visual = model.model.visual
+    out = visual(rows.to(visual.dtype), grid_thw=grid_thw)
+    features = torch.cat([out.pooler_output, *(getattr(out, "deepstack_features", None) or [])], dim=-1)
+    return features.view(n, g, g, -1).permute(0, 3, 1, 2).contiguous()  # [P, C, g, g]

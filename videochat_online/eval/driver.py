@@ -96,7 +96,7 @@ class Driver:
         """A fresh session on the protocol's memory."""
         from ..streaming import StreamingSession
 
-        return StreamingSession(self.engine, self.protocol.memory.build(self.engine.config.grid_size),
+        return StreamingSession(self.engine, self.engine.new_memory(self.protocol.memory),
                                 system_message=self.protocol.config.system_message)
 
     def ask(self, session: StreamingSession, ask: Ask) -> Answer:

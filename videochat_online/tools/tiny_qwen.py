@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .make_tiny import train_tokenizer
+from .tokenizer import train_tokenizer
 
 VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 CLIP_MEAN, CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
@@ -45,7 +45,8 @@ def tiny_qwen_config(backbone: str, tokenizer, **streaming):
         ("vision_start_token_id", "vision_end_token_id", "image_token_id", "video_token_id"), VISION_TOKENS)}
     text = dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                 num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=8192,
-                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"))
+                pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"))
     vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=4, patch_size=8, spatial_merge_size=2,
                   temporal_patch_size=2, out_hidden_size=64)
     stream = {"frame_size": FRAME_SIZE, **streaming}
@@ -56,7 +57,7 @@ def tiny_qwen_config(backbone: str, tokenizer, **streaming):
         return Qwen3VLConfig(text_config=text, vision_config=vision, streaming=stream, **ids)
     if backbone == "qwen2.5-vl":
         text["rope_parameters"] = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}
-        vision.update(window_size=32, fullatt_block_indexes=[1], tokens_per_second=2)
+        vision.update(window_size=48, fullatt_block_indexes=[1], tokens_per_second=2)  # 3x3 windows on 4x4: padded
         return Qwen2_5_VLConfig(text_config=text, vision_config=vision, streaming=stream, **ids)
     raise ValueError(f"unknown backbone {backbone!r}; use {', '.join(BACKBONES)}")
 

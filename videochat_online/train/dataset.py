@@ -156,6 +156,15 @@ class SampleBuilder:
         """The grid side of each of a clip's frames, as the memory shows them."""
         return self.memory.policy.training_grids(self.memory, self.config.grid_size, num_frames)
 
+    def visual_estimate(self, entry: dict) -> int:
+        """About how many visual tokens a sample holds, from its annotation alone."""
+        if entry.get("image"):
+            return self.config.tokens_per_tile * (self.config.max_dynamic_patch // 2 + 1)
+        if entry.get("video") or entry.get("all_image_files"):
+            n = len(entry.get("all_image_files") or []) or self.data.max_frames
+            return sum(s * s for s in self.grids(n))
+        return 0
+
     def _video_times(self, spec: DatasetSpec, start: float, end: float, rng) -> list[float]:
         count = dict(num_frames=spec.num_frames) if spec.num_frames else dict(fps=spec.fps or self.data.fps)
         return sample_times(start, end, min_frames=spec.min_frames or self.data.min_frames,
@@ -223,21 +232,16 @@ class SampleBuilder:
 
 def estimate_length(entry: dict, builder: SampleBuilder) -> int:
     """A cheap length estimate for length-grouped batches (no media is read)."""
-    config, data = builder.config, builder.data
     text = json.dumps(entry.get("conversations") or entry.get("QA") or entry.get("image_bboxes") or "")
-    visual = 0
-    if entry.get("image"):
-        visual = config.tokens_per_tile * (config.max_dynamic_patch // 2 + 1)
-    elif entry.get("video") or entry.get("all_image_files"):
-        n = len(entry.get("all_image_files") or []) or data.max_frames
-        visual = sum(s * s for s in builder.grids(n))
-    return min(data.max_seq_length, len(text) // 3 + visual)
+    return min(builder.data.max_seq_length, len(text) // 3 + builder.visual_estimate(entry))
 
 
 class SFTDataset(Dataset):
-    def __init__(self, specs: list[DatasetSpec], tokenizer, config: VideoChatOnlineConfig, data: DataConfig):
+    def __init__(self, specs: list[DatasetSpec], tokenizer, config: VideoChatOnlineConfig, data: DataConfig,
+                 builder: SampleBuilder | None = None):
+        """`builder`: how a conversation becomes tensors (default: the InternVL family's `SampleBuilder`)."""
         self.specs, self.data = specs, data
-        self.builder = SampleBuilder(tokenizer, config, data)
+        self.builder = builder or SampleBuilder(tokenizer, config, data)
         rng = random.Random(data.seed)
         self.entries: list[list[dict]] = [s.entries or read_annotation(s.annotation) for s in specs]
         self.items: list[tuple[int, int]] = []

@@ -26,7 +26,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..errors import InputError
 from ..model import load_pretrained
-from ..model.checkpoint import save_state_dict
+from ..model.checkpoint import resolve, save_state_dict
 from ..memory import MemorySettings, all_options
 from ..options import add_config_arg, expand_config, run_main
 from ..stream_config import TRAINING_FPS, StreamingConfig
@@ -120,13 +120,22 @@ def merge_lora_state(state: dict[str, torch.Tensor], scaling: float) -> dict[str
     return merged
 
 
-def save_trained(trainer: Trainer, tokenizer, out: Path, scaling: float) -> None:
-    """The final checkpoint in this project's layout: full weights (gathered from ZeRO-3 shards), LoRA merged."""
+def save_trained(trainer: Trainer, tokenizer, out: Path, scaling: float, source: Path | None = None) -> None:
+    """The final checkpoint, full weights (gathered from ZeRO-3 shards), LoRA merged: in this project's layout, or
+    for a Qwen-VL model in the transformers layout with the start checkpoint's (`source`) processor files."""
     model = trainer.deepspeed if trainer.is_deepspeed_enabled else trainer.model
     state = trainer.accelerator.get_state_dict(model)  # a collective under ZeRO-3: every rank calls it
     if trainer.is_world_process_zero():
         config = trainer.accelerator.unwrap_model(trainer.model).config
-        save_state_dict(config, tokenizer, merge_lora_state(state, scaling), out)
+        merged = merge_lora_state(state, scaling)
+        if isinstance(trainer, QwenSFTTrainer):
+            from .qwen import copy_processor_files
+
+            merged = {name.removeprefix("qwen."): t for name, t in merged.items()}
+            save_state_dict(config, tokenizer, merged, out)
+            copy_processor_files(source, out)
+        else:
+            save_state_dict(config, tokenizer, merged, out)
 
 
 class SFTTrainer(Trainer):
@@ -164,6 +173,10 @@ class SFTTrainer(Trainer):
         return super()._get_train_sampler(train_dataset)
 
 
+class QwenSFTTrainer(SFTTrainer):
+    """SFTTrainer for a Qwen-VL backbone (`train/qwen.py`): its model is `QwenForStreamTraining`."""
+
+
 def build(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments):
     specs = [spec for path in data_args.meta_path for spec in load_meta(path, data_args.data_dir)]  # fail early
     overrides = {k: getattr(data_args, k) for k in all_options() if getattr(data_args, k) is not None}
@@ -171,8 +184,11 @@ def build(model_args: ModelArguments, data_args: DataArguments, training_args: T
         overrides["mode"] = data_args.memory
     MemorySettings(**overrides)  # a bad value is one line before the model loads
     dtype = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32"
-    model, tokenizer = load_pretrained(model_args.model_name_or_path, dtype=dtype,
-                                       attn_implementation=model_args.attn_implementation)
+    root = resolve(model_args.model_name_or_path)
+    backbone = backbone_of(root)
+    if backbone.name != "internvl":
+        return build_qwen(backbone, root, model_args, data_args, training_args, specs, overrides, dtype)
+    model, tokenizer = load_pretrained(root, dtype=dtype, attn_implementation=model_args.attn_implementation)
     # the start checkpoint's rate and memory, the options on top, recorded in the trained checkpoint
     stream = StreamingConfig.resolve(model.config, data_args.fps, overrides, default_fps=TRAINING_FPS)
     model.config.memory, model.config.fps = stream.memory.to_dict(), stream.fps
@@ -188,6 +204,36 @@ def build(model_args: ModelArguments, data_args: DataArguments, training_args: T
                          data_collator=partial(collate, pad_token_id=tokenizer.pad_token_id or 0),
                          max_failed_samples=data_args.max_failed_samples)
     return trainer, dataset
+
+
+def build_qwen(backbone, root: Path, model_args, data_args, training_args, specs, overrides: dict, dtype: str):
+    """`build` for a Qwen-VL start checkpoint: the same data, memory and rate rules, its own samples and loss."""
+    from .qwen import QwenForStreamTraining, QwenSampleBuilder, collate_qwen, load_for_training, prepare_qwen
+
+    engine = load_for_training(backbone, root, dtype, model_args.attn_implementation)
+    stream = StreamingConfig.resolve(engine.config, data_args.fps, overrides, default_fps=TRAINING_FPS)
+    model = prepare_qwen(engine.model.train(), model_args)
+    model.config.streaming = {"frame_size": engine.layout.frame_size, "fps": stream.fps,
+                              "memory": stream.memory.to_dict()}
+    data = DataConfig(max_seq_length=data_args.max_seq_length, fps=stream.fps, min_frames=data_args.min_num_frames,
+                      max_frames=data_args.max_num_frames, memory=stream.memory,
+                      max_failed_samples=data_args.max_failed_samples, seed=training_args.seed)
+    builder = QwenSampleBuilder(engine.tokenizer, engine.layout, data)
+    dataset = SFTDataset(specs, engine.tokenizer, None, data, builder=builder)
+    training_args.remove_unused_columns = False
+    trainer = QwenSFTTrainer(model=QwenForStreamTraining(model, engine.layout), args=training_args,
+                             train_dataset=dataset, processing_class=engine.tokenizer,
+                             data_collator=partial(collate_qwen, pad_token_id=engine.tokenizer.pad_token_id or 0),
+                             max_failed_samples=data_args.max_failed_samples)
+    return trainer, dataset
+
+
+def backbone_of(root: Path) -> type:
+    """The backbone adapter of a start checkpoint, by its config's model_type (the InternVL family's when unread)."""
+    from ..backbones import BACKBONES, backbone_for, model_type_of
+
+    model_type = model_type_of(root)
+    return backbone_for(model_type, str(root / "config.json")) if model_type else BACKBONES.get("internvl")
 
 
 def resume_folder(value: str | bool | None, out: Path) -> Path | None:
@@ -245,7 +291,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: T
             if failed:
                 log.warning("%d samples failed to load and were skipped (%s)", len(failed), out / "failed_samples.json")
     trainer.failures.check(failed)
-    save_trained(trainer, trainer.processing_class, out, scaling=LORA_ALPHA_PER_RANK)  # loadable by load_pretrained
+    save_trained(trainer, trainer.processing_class, out, scaling=LORA_ALPHA_PER_RANK,  # loadable as it started
+                 source=resolve(model_args.model_name_or_path))
     if trainer.is_world_process_zero():
         trainer.state.save_to_json(str(out / "trainer_state.json"))  # the loss history, among others
     return out

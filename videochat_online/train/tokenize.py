@@ -42,8 +42,14 @@ def render(template: Template, system: str, turns: list[tuple[str, str]]) -> tup
 
 def tokenize_conversation(tokenizer: PreTrainedTokenizerBase, template: Template, system: str,
                           turns: list[tuple[str, str]], max_length: int) -> TokenizedSample:
-    text, spans, ends = render(template, system, turns)
-    encoded = tokenizer(text, return_offsets_mapping=True)
+    return label_text(tokenizer, *render(template, system, turns), max_length)
+
+
+def label_text(tokenizer: PreTrainedTokenizerBase, text: str, spans: list[tuple[int, int]], ends: list[int],
+               max_length: int, add_special_tokens: bool = True) -> TokenizedSample:
+    """Token ids and labels of a rendered conversation: a token is trainable when its characters lie inside one of
+    `spans` (each reply with its stop token); past `max_length`, whole trailing turns (ending at `ends`) go."""
+    encoded = tokenizer(text, return_offsets_mapping=True, add_special_tokens=add_special_tokens)
     ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
     labels = [IGNORE] * len(ids)
     span = 0
@@ -52,7 +58,7 @@ def tokenize_conversation(tokenizer: PreTrainedTokenizerBase, template: Template
             span += 1
         if span < len(spans) and end > start and start >= spans[span][0] and end <= spans[span][1]:
             labels[i] = ids[i]
-    kept = len(turns)
+    kept = len(spans)
     if len(ids) > max_length:
         # the token count of the first k turns: up to the first text token at or after the k-th turn's end
         fits = [next((i for i, (s, e) in enumerate(offsets) if s >= end and e > s), len(ids)) for end in ends]
