@@ -6,6 +6,7 @@
 # make gradio               the gradio demo on http://127.0.0.1:7860 (gradio_demo.sh: MODEL, DEVICE, HOST, PORT, FPS, MEMORY)
 # make chat                 ask about an image (IMAGE=path.jpg QUESTION="...")
 # make synthetic            train the tiny model on the synthetic world from scratch and evaluate it (~28 min CPU)
+#   BACKBONE=qwen3-vl       ... a tiny Qwen3-VL-architecture model instead (shell/synthetic/tiny-qwen3-vl.yaml)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BUNDLED := models/videochat-online-synthetic-tiny
@@ -41,4 +42,4 @@ gradio: setup
 	bash gradio_demo.sh
 
 synthetic: setup
-	bash shell/synthetic/train_tiny.sh
+	$(if $(BACKBONE),CONFIG=$(CURDIR)/shell/synthetic/tiny-$(BACKBONE).yaml OUTPUT_DIR=runs/synthetic-$(BACKBONE)) bash shell/synthetic/train_tiny.sh

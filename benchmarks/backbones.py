@@ -24,7 +24,7 @@ from videochat_online.data.video import VideoFrame
 from videochat_online.memory import MemorySettings
 from videochat_online.streaming import StreamingSession
 from videochat_online.tools.make_tiny import make_tiny
-from videochat_online.tools.tiny_qwen import make_tiny_qwen
+from videochat_online.backbones.tiny import make_tiny_qwen
 
 QUESTION = "What is the person doing now?"
 

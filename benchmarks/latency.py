@@ -26,7 +26,7 @@ from videochat_online.model import VideoChatOnlineModel
 from videochat_online.memory import MemorySettings
 from videochat_online.streaming import StreamingSession
 from videochat_online.tools.make_tiny import published_4b_config, tiny_config
-from videochat_online.tools.tokenizer import train_tokenizer
+from videochat_online.model.tiny_tokenizer import train_tokenizer
 
 # Dense bf16 tensor throughput and memory bandwidth of known GPUs (vendor figures).
 GPUS = {"H100": (989e12, 3.35e12), "H200": (989e12, 4.8e12), "A100": (312e12, 2.0e12)}

@@ -17,7 +17,7 @@ import torch
 from videochat_online.conversation import FrameSlot, frames_text, get_template
 from videochat_online.model import VideoChatOnlineModel
 from videochat_online.tools.make_tiny import published_4b_config, tiny_config
-from videochat_online.tools.tokenizer import train_tokenizer
+from videochat_online.model.tiny_tokenizer import train_tokenizer
 from videochat_online.train.sampling import pyramid_grid_sizes
 
 

@@ -31,7 +31,7 @@ def tiny_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_qwen(tmp_path_factory):
     """Build (and cache) a tiny Qwen-VL checkpoint in the transformers layout: tiny_qwen("qwen3-vl") -> Path."""
-    from videochat_online.tools.tiny_qwen import make_tiny_qwen
+    from videochat_online.backbones.tiny import make_tiny_qwen
 
     made = {}
 

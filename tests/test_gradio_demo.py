@@ -410,3 +410,25 @@ def test_closed_tabs_release_their_streams(served, browser):
 def test_the_page_says_when_the_model_is_the_bundled_one():
     assert "trained only on its synthetic world" in gradio_demo.about_model(str(gradio_demo.DEFAULT_MODEL))
     assert gradio_demo.about_model("OpenGVLab/VideoChat-Online-4B") is None
+
+
+@pytest.mark.parametrize("backbone", ["qwen3-vl", "qwen2.5-vl"])
+def test_the_demo_plays_a_qwen_checkpoint_and_answers_from_every_memory(tiny_qwen, backbone, tmp_path):
+    """The demo's app and its live stream on a Qwen-VL checkpoint: frames in whole temporal patches, each memory
+    answering from what it holds."""
+    from videochat_online.backbones import load_engine
+    from videochat_online.data.video import open_video
+    from videochat_online.live import LiveStream
+
+    engine = load_engine(str(tiny_qwen(backbone)), device="cpu")
+    app = gradio_demo.build_app(engine, MemorySettings(), fps=2, samples=None)
+    live = LiveStream(engine, MemorySettings(), fps=2)
+    live.open(open_video(write_video(tmp_path / "clip.mp4", seconds=3, fps=4)), duration=3)
+    live.clock.clock = lambda: live.clock.started_at + 5  # past the end: all 6 frames arrive
+    live.tick()
+    assert live.frames_encoded == 6
+    for mode, session in live.sessions.items():
+        assert [f.index for f in session.held_frames()][-1] == 4, mode  # the last patch: frames 4 and 5
+    ask = handler(app, "ask")
+    *_, (chat, kept, status) = ask("Where is the ball?", [], live)
+    assert "Error" not in status and chat and kept == ""

@@ -96,5 +96,6 @@ def test_a_steps_progress_bar_is_shown_as_it_goes_and_its_output_kept(tmp_path, 
 def test_the_synthetic_recipe_reads_its_token_budgets_from_the_eval_recipe():
     from videochat_online.synthetic.recipe import token_budgets
 
-    budgets = token_budgets(str(REPO / "shell/synthetic/eval.yaml"), REPO / "models/videochat-online-synthetic-tiny")
-    assert budgets == {"stream": 208, "window": 192, "uniform": 192}  # the pyramid, and 3 frames of 8x8
+    budgets = token_budgets(str(REPO / "shell/synthetic/eval.yaml"), REPO / "models/videochat-online-synthetic-tiny",
+                            ["stream", "window", "uniform", "recent"])
+    assert budgets == {"stream": 208, "window": 192, "uniform": 192, "recent": 256}  # the pyramid; 3 and 4 frames of 8x8

@@ -81,8 +81,10 @@ class QwenVLEngine:
     def from_pretrained(cls, path: str, *, device: str | None = None, dtype: str | None = None,
                         attn_implementation: str | None = None, system_message: str | None = None,
                         frame_size: int | None = None, kv_cache: str = "dynamic", compile_vision: str | None = None,
-                        **unused) -> QwenVLEngine:
-        """Model and tokenizer from a local folder in the transformers layout (`load_engine` resolves hub ids)."""
+                        fixed_batch: int | None = None, preprocess: str = "auto") -> QwenVLEngine:
+        """Model and tokenizer from a local folder in the transformers layout (`load_engine` resolves hub ids).
+        `fixed_batch` and `preprocess` are the InternVL family's vision-tower options, which the evaluation passes
+        to every backbone: here frames are resized on the CPU and each call's patches encoded as given."""
         if compile_vision is not None:
             raise SettingsError(f"--compile-vision: not supported with {cls.name}")
         device = check_device(device) or default_device()

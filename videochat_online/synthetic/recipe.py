@@ -10,7 +10,6 @@ recipe files; this file adds the paths and writes the resolved recipe and each c
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 import re
 import shlex
 import subprocess
@@ -99,31 +98,40 @@ def train_command(recipe: str, start: Path, metas: list[Path], out: Path) -> lis
             "--output_dir", str(out), "--meta_path", *map(str, metas)]
 
 
+# A recipe's protocols: the evaluation's, and `recent`, the stream protocol with the recency baseline's memory.
+PROTOCOL_OPTIONS = {"stream": ["--protocol", "stream"], "window": ["--protocol", "window"],
+                    "uniform": ["--protocol", "uniform"], "recent": ["--protocol", "stream", "--memory", "recent"]}
+
+
 def eval_command(recipe: str, model: Path, data: Path, protocol: str, out: Path) -> list[str]:
     return [sys.executable, "-m", "videochat_online.eval", "--config", recipe, "--model", str(model),
             "--anno-dir", str(data / "ovbench"), "--benchmark", SYNTHETIC_SUBSET,
-            "--data-root", f"{SYNTHETIC_SUBSET}={data / 'videos/test'}", "--protocol", protocol, "--output-dir", str(out)]
+            "--data-root", f"{SYNTHETIC_SUBSET}={data / 'videos/test'}", *PROTOCOL_OPTIONS[protocol],
+            "--output-dir", str(out)]
 
 
-def token_budgets(recipe: str, model: Path) -> dict[str, int]:
+def token_budgets(recipe: str, model: Path, protocols: list[str]) -> dict[str, int]:
     """Visual tokens each protocol may show at most, from the evaluation's own options and the model's memory."""
+    from ..backbones import load_engine
     from ..eval.options import add_eval_args, check_eval_args
     from ..eval.protocols import protocol_of
-    from ..model.checkpoint import read_config
 
     parser = Parser(prog="videochat-online eval")
     add_eval_args(parser)
-    config = read_config(model)[0]
-    request = check_eval_args(parser.parse_args(["--config", recipe, "--model", str(model), "--anno-dir", "-",
-                                                 "--output-dir", str(model / "unused")]), files=False)
-    base = request.protocol_config(config)
-    return {name: protocol_of(replace(base, name=name)).memory.build(config.grid_size).max_tokens
-            for name in ("stream", "window", "uniform")}
+    engine = load_engine(str(model), device="cpu")
+    budgets = {}
+    for name in protocols:
+        request = check_eval_args(parser.parse_args(["--config", recipe, "--model", str(model), "--anno-dir", "-",
+                                                     "--output-dir", str(model / "unused"), *PROTOCOL_OPTIONS[name]]),
+                                  files=False)
+        protocol = protocol_of(request.protocol_config(engine.config))
+        budgets[name] = engine.new_memory(protocol.memory).max_tokens
+    return budgets
 
 
 def results_table(out: Path, recipe: dict) -> dict:
     """Accuracy per family for every (stage, protocol) evaluated, beside chance; written as JSON and markdown."""
-    budgets = token_budgets(recipe["eval"], out / "stage2")
+    budgets = token_budgets(recipe["eval"], out / "stage2", recipe["protocols"])
     rows = {}
     for stage in STAGES:
         for protocol in recipe["protocols"]:
@@ -171,12 +179,18 @@ def run_recipe(recipe: dict, out: Path, stages: list[str]) -> int:
         build(data, **recipe["data"])
     init = out / "init"
     if not (init / "config.json").is_file():
-        from ..tools.make_tiny import make_tiny
-
         m = recipe["model"]
-        make_tiny(init, llm=m["llm"], seed=m.get("seed", 0), extra_corpus=corpus(), perturb=False,
-                  llm_sizes=m["llm_sizes"], vision_sizes=m["vision_sizes"], max_dynamic_patch=m["max_dynamic_patch"],
-                  system_message=SYSTEM_MESSAGE)
+        if m.get("backbone", "internvl") == "internvl":
+            from ..tools.make_tiny import make_tiny
+
+            make_tiny(init, llm=m["llm"], seed=m.get("seed", 0), extra_corpus=corpus(), perturb=False,
+                      llm_sizes=m["llm_sizes"], vision_sizes=m["vision_sizes"],
+                      max_dynamic_patch=m["max_dynamic_patch"], system_message=SYSTEM_MESSAGE)
+        else:  # a Qwen-VL family at toy sizes (backbones/tiny.py), its frames at `frame_size`
+            from ..backbones.tiny import make_tiny_qwen
+
+            make_tiny_qwen(init, m["backbone"], seed=m.get("seed", 0), extra_corpus=corpus(),
+                           text_sizes=m["llm_sizes"], vision_sizes=m["vision_sizes"], frame_size=m["frame_size"])
     train = data / "train"
     starts = {"stage1": (init, [train / "stage1.json"]), "stage2": (out / "stage1", [train / "stage2.json"])}
     for stage in STAGES:

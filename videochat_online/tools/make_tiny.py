@@ -1,7 +1,7 @@
 """Write a tiny, randomly initialised VideoChat-Online checkpoint with a tokenizer trained offline.
 
     python -m videochat_online.tools.make_tiny OUT_DIR [--layout original|native] [--llm phi3|qwen2|llama]
-    python -m videochat_online.tools.make_tiny OUT_DIR --backbone qwen3-vl|qwen2.5-vl   # tools/tiny_qwen.py
+    python -m videochat_online.tools.make_tiny OUT_DIR --backbone qwen3-vl|qwen2.5-vl   # backbones/tiny.py
 
 The model keeps every architectural trait of the published one (InternViT layout, pixel shuffle v2,
 mlp1, the chosen LLM family with its RoPE variant) at toy sizes: 224px frames give 8x8 feature grids
@@ -23,7 +23,7 @@ from ..model import original_layout
 from ..model.checkpoint import CONFIG_NAME, INDEX_NAME, WEIGHTS_NAME, save_pretrained
 from ..model.configuration import VideoChatOnlineConfig
 from ..model.modeling import VideoChatOnlineModel
-from .tokenizer import train_tokenizer
+from ..model.tiny_tokenizer import train_tokenizer
 
 TEMPLATE_OF = {"phi3": "phi3-chat", "qwen2": "internvl2_5", "llama": "internvl2_5"}
 
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
                              "are the InternVL family's)")
     args = parser.parse_args(argv)
     if args.backbone != "internvl":
-        from .tiny_qwen import make_tiny_qwen
+        from ..backbones.tiny import make_tiny_qwen
 
         out = make_tiny_qwen(args.out_dir, args.backbone, args.seed)
         print(f"wrote a tiny {args.backbone} checkpoint (transformers layout) to {out}")

@@ -16,6 +16,7 @@ from ..backbones.qwen_vl import encode_patches
 from ..data.image import load_image
 from ..settings import SettingsError
 from .dataset import SampleBuilder
+from .lora import LORA_ALPHA_PER_RANK, lora_targets
 from .tokenize import IGNORE, label_text
 
 PROCESSOR_FILES = ("preprocessor_config.json", "video_preprocessor_config.json")
@@ -141,8 +142,6 @@ def qwen_loss(model, layout: QwenLayout, input_ids, labels, attention_mask, posi
 def prepare_qwen(model, args):
     """The freeze switches (vision: the tower's blocks; projector: its mergers, DeepStack's too), then LoRA on the
     language model (its adapters train whatever the switches say)."""
-    from .sft import LORA_ALPHA_PER_RANK, lora_targets
-
     if args.use_vision_lora:
         raise SettingsError("--use_vision_lora: LoRA on a Qwen-VL vision tower is not supported; freeze it or "
                             "train it whole")

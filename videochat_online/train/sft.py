@@ -18,8 +18,6 @@ from dataclasses import asdict, dataclass, field, fields, make_dataclass
 from functools import partial
 from pathlib import Path
 
-import torch
-from torch import nn
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
@@ -31,6 +29,7 @@ from ..memory import MemorySettings, all_options
 from ..options import add_config_arg, expand_config, run_main
 from ..stream_config import TRAINING_FPS, StreamingConfig
 from .dataset import DataConfig, SFTDataset, collate, load_meta
+from .lora import LORA_ALPHA_PER_RANK, lora_targets, merge_lora_state
 from .failures import FailureLedger
 
 log = logging.getLogger("videochat_online.train")
@@ -76,15 +75,6 @@ DataArguments = make_dataclass("DataArguments", [_memory_option(o) for o, _ in a
                                bases=(_DataArguments,))
 
 
-def lora_targets(module: nn.Module, skip: tuple[str, ...] = ("lm_head",)) -> list[str]:
-    """Names of the linear layers of a module (the leaf names LoRA matches), except `skip`."""
-    return sorted({name.rsplit(".", 1)[-1] for name, m in module.named_modules()
-                   if isinstance(m, nn.Linear) and not any(s in name for s in skip)})
-
-
-LORA_ALPHA_PER_RANK = 2  # lora_alpha = 2 x rank: adapters are scaled by alpha / rank = 2
-
-
 def prepare_model(model, args: ModelArguments):
     """Drop-path, freeze switches, then LoRA adapters (their own weights train whatever the freeze switches say)."""
     model.set_vision_drop_path(args.drop_path_rate)
@@ -101,23 +91,6 @@ def prepare_model(model, args: ModelArguments):
                                     target_modules=lora_targets(part))
                 setattr(model, name, get_peft_model(part, config))
     return model
-
-
-def merge_lora_state(state: dict[str, torch.Tensor], scaling: float) -> dict[str, torch.Tensor]:
-    """A state dict with peft LoRA adapters -> the plain model's (any full state dict: ZeRO-3's gathered one too):
-    `X.base_model.model.Y.base_layer.weight` W with `...lora_A.default.weight` A [r, in] and `lora_B` B [out, r]
-    becomes `X.Y.weight` = W + scaling * B @ A."""
-    merged = {}
-    for name, tensor in state.items():
-        if ".lora_A." in name or ".lora_B." in name:
-            continue
-        if ".base_layer." in name and name.endswith(".weight"):
-            stem = name[: -len("base_layer.weight")]
-            a, b = state.get(stem + "lora_A.default.weight"), state.get(stem + "lora_B.default.weight")
-            if a is not None and b is not None:
-                tensor = (tensor.float() + scaling * (b.float() @ a.float())).to(tensor.dtype)
-        merged[name.replace(".base_model.model.", ".").replace(".base_layer.", ".")] = tensor
-    return merged
 
 
 def save_trained(trainer: Trainer, tokenizer, out: Path, scaling: float, source: Path | None = None) -> None:

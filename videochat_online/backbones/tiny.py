@@ -1,5 +1,5 @@
 """Tiny, randomly initialised Qwen3-VL and Qwen2.5-VL checkpoints in the transformers layout, with processor
-files and a chat template (`make_tiny OUT --backbone qwen3-vl`).
+files and a chat template (`python -m videochat_online.tools.make_tiny OUT --backbone qwen3-vl`).
 
 Every trait a stream depends on is kept at toy sizes: temporal patches of 2 frames, 2x2 spatial merging, 3-D
 M-RoPE (interleaved for Qwen3-VL), DeepStack (Qwen3-VL) and windowed attention with seconds-scaled temporal ids
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .tokenizer import train_tokenizer
+from ..model.tiny_tokenizer import train_tokenizer
 
 VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 CLIP_MEAN, CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
@@ -37,8 +37,10 @@ BACKBONES = {
 }
 
 
-def tiny_qwen_config(backbone: str, tokenizer, **streaming):
-    """The tiny architecture of a Qwen-VL family (`streaming`: the config's `streaming` object, e.g. fps)."""
+def tiny_qwen_config(backbone: str, tokenizer, text_sizes: dict | None = None, vision_sizes: dict | None = None,
+                     **streaming):
+    """The tiny architecture of a Qwen-VL family; `text_sizes` / `vision_sizes` override sub-config fields (e.g.
+    hidden_size), `streaming` the config's `streaming` object (frame_size, fps)."""
     from transformers import Qwen2_5_VLConfig, Qwen3VLConfig
 
     ids = {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in zip(
@@ -49,14 +51,19 @@ def tiny_qwen_config(backbone: str, tokenizer, **streaming):
                 eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"))
     vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=4, patch_size=8, spatial_merge_size=2,
                   temporal_patch_size=2, out_hidden_size=64)
+    text.update(text_sizes or {})
+    vision.update(vision_sizes or {})
     stream = {"frame_size": FRAME_SIZE, **streaming}
-    if backbone == "qwen3-vl":  # mrope sections: a third each of head_dim / 2 rotary pairs, interleaved
-        text["rope_parameters"] = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3],
+    pairs = text["head_dim"] // 2  # rotary pairs, split over (temporal, row, column) as the published 24, 20, 20
+    sections = [pairs - 2 * (3 * pairs // 8), 3 * pairs // 8, 3 * pairs // 8]
+    if backbone == "qwen3-vl":
+        text["rope_parameters"] = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": sections,
                                    "mrope_interleaved": True}
-        vision.update(num_position_embeddings=64, deepstack_visual_indexes=[0])
+        vision.setdefault("num_position_embeddings", (stream["frame_size"] // vision["patch_size"]) ** 2)
+        vision.setdefault("deepstack_visual_indexes", [0])
         return Qwen3VLConfig(text_config=text, vision_config=vision, streaming=stream, **ids)
     if backbone == "qwen2.5-vl":
-        text["rope_parameters"] = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}
+        text["rope_parameters"] = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": sections}
         vision.update(window_size=48, fullatt_block_indexes=[1], tokens_per_second=2)  # 3x3 windows on 4x4: padded
         return Qwen2_5_VLConfig(text_config=text, vision_config=vision, streaming=stream, **ids)
     raise ValueError(f"unknown backbone {backbone!r}; use {', '.join(BACKBONES)}")
@@ -72,8 +79,10 @@ def processor_files(backbone: str) -> dict[str, dict]:
 
 
 def make_tiny_qwen(out_dir: str | Path, backbone: str = "qwen3-vl", seed: int = 0,
-                   extra_corpus: list[str] | None = None, **streaming) -> Path:
-    """Write the tiny checkpoint of `backbone` (qwen3-vl or qwen2.5-vl) to `out_dir`."""
+                   extra_corpus: list[str] | None = None, text_sizes: dict | None = None,
+                   vision_sizes: dict | None = None, **streaming) -> Path:
+    """Write the tiny checkpoint of `backbone` (qwen3-vl or qwen2.5-vl) to `out_dir` (`extra_corpus`: text for its
+    tokenizer; the sizes and `streaming` as `tiny_qwen_config`'s)."""
     from transformers import AutoModelForImageTextToText
 
     if backbone not in BACKBONES:
@@ -82,7 +91,8 @@ def make_tiny_qwen(out_dir: str | Path, backbone: str = "qwen3-vl", seed: int = 
     tokenizer = train_tokenizer(extra_corpus=extra_corpus)
     tokenizer.add_special_tokens({"additional_special_tokens": VISION_TOKENS})
     tokenizer.chat_template = BACKBONES[backbone][1]
-    model = AutoModelForImageTextToText.from_config(tiny_qwen_config(backbone, tokenizer, **streaming))
+    config = tiny_qwen_config(backbone, tokenizer, text_sizes, vision_sizes, **streaming)
+    model = AutoModelForImageTextToText.from_config(config)
     out = Path(out_dir)
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
