@@ -373,3 +373,17 @@ def test_proactive_polls_stop_at_the_videos_end(tiny_dir, tmp_path):
     assert eval_main(args) == 0
     (line,) = map(json.loads, (tmp_path / "out" / "predictions.jsonl").read_text().splitlines())
     assert line["polls"] <= 7  # from 3 s to the end at 8 s, at most one more
+
+
+@pytest.mark.parametrize("backbone", ["qwen3-vl", "qwen2.5-vl"])
+def test_qwen_backbones_run_ovo_bench_and_streamingbench_with_the_recency_baseline(tiny_qwen, ovo_sample, sb_sample,
+                                                                                  tmp_path, backbone):
+    """Both scripted benchmarks on a Qwen-VL checkpoint, the recency baseline as memory: every query answered from
+    at most its last 4 frames (2 patches, and a frame waiting for its pair), none after the ask."""
+    model = tiny_qwen(backbone)
+    for benchmark, anno, extra in (("ovo-bench", ovo_sample, ()), ("streamingbench", sb_sample,
+                                                                    ("--subsets", "real,proactive_50"))):
+        lines = run(model, anno, tmp_path / benchmark, benchmark, "stream", "--memory", "recent", *extra)
+        assert lines and all(r["status"] == "ok" and r["frames"] for r in lines)
+        assert all(max(t for _, t, _ in r["frames"]) <= r["time"] + 1e-6 and len(r["frames"]) <= 3 for r in lines)
+        assert (tmp_path / benchmark / "results.md").is_file()

@@ -58,6 +58,7 @@ class QwenVLEngine:
 
     name = ""
     model_types: tuple[str, ...] = ()
+    model_class = ""  # transformers' class for the family
 
     def __init__(self, model, tokenizer, root: Path | None = None, frame_size: int | None = None,
                  system_message: str | None = None, kv_cache: str = "dynamic"):
@@ -92,10 +93,12 @@ class QwenVLEngine:
         root = Path(path)
         tokenizer = load_tokenizer(root)
         dtype = dtype or ("bf16" if torch.device(device).type == "cuda" else "fp32")
+        import transformers
+
         try:
-            model = cls.model_class().from_pretrained(str(root), dtype=resolve_dtype(dtype),
-                                                      attn_implementation=attn_implementation or "sdpa",
-                                                      device_map={"": str(device)})
+            model = getattr(transformers, cls.model_class).from_pretrained(
+                str(root), dtype=resolve_dtype(dtype), attn_implementation=attn_implementation or "sdpa",
+                device_map={"": str(device)})
         except (OSError, ValueError, RuntimeError) as err:
             raise CheckpointError(f"{root}: {cls.name} weights do not load ({one_line(err)})") from None
         check_finite(model, root)
@@ -318,12 +321,7 @@ class Qwen3VLEngine(QwenVLEngine):
 
     name = "qwen3-vl"
     model_types = ("qwen3_vl",)
-
-    @staticmethod
-    def model_class():
-        from transformers import Qwen3VLForConditionalGeneration
-
-        return Qwen3VLForConditionalGeneration
+    model_class = "Qwen3VLForConditionalGeneration"
 
 
 @register
@@ -332,12 +330,7 @@ class Qwen25VLEngine(QwenVLEngine):
 
     name = "qwen2.5-vl"
     model_types = ("qwen2_5_vl",)
-
-    @staticmethod
-    def model_class():
-        from transformers import Qwen2_5_VLForConditionalGeneration
-
-        return Qwen2_5_VLForConditionalGeneration
+    model_class = "Qwen2_5_VLForConditionalGeneration"
 
 
 def encode_patches(model, layout: QwenLayout, videos: torch.Tensor) -> torch.Tensor:
