@@ -196,6 +196,7 @@ def test_training_from_scratch_learns_the_world(tmp_path):
 # through `videochat-online eval` and lmms-eval, unchanged
 # --------------------------------------------------------------------------------------------------
 BUNDLED = REPO / "models" / "videochat-online-synthetic-tiny"
+BUNDLED_QWEN = REPO / "models" / "videochat-online-synthetic-qwen3-vl-tiny"
 FIRST_VIDEOS = 12
 
 
@@ -218,17 +219,20 @@ def first_videos(tmp_path_factory):
     return root
 
 
-def evaluate(root, protocol, out):
+def evaluate(root, protocol, out, model=BUNDLED):
     from videochat_online.eval.runner import main as eval_main
 
-    assert eval_main(["--model", str(BUNDLED), "--anno-dir", str(root / "anno"), "--benchmark", "synth",
+    assert eval_main(["--model", str(model), "--anno-dir", str(root / "anno"), "--benchmark", "synth",
                       "--data-root", f"synth={root / 'videos'}", "--protocol", protocol, "--preset", "project",
                       "--fps", "1", "--window", "3", "--uniform-frames", "3", "--output-dir", str(out)]) == 0
     return json.loads((out / "results.json").read_text())
 
 
-def test_the_bundled_model_answers_well_above_chance(first_videos, tmp_path):
-    table = evaluate(first_videos, "stream", tmp_path / "stream")
+@pytest.mark.parametrize("model", [BUNDLED, BUNDLED_QWEN], ids=["internvl", "qwen3-vl"])
+def test_the_bundled_model_answers_well_above_chance(first_videos, tmp_path, model):
+    """Each bundled model (the InternVL-style one, and the tiny Qwen3-VL-architecture one, `make synthetic
+    BACKBONE=qwen3-vl`) with the memory it records, 20 points or more above chance."""
+    table = evaluate(first_videos, "stream", tmp_path / "stream", model)
     overall = table["overall"]
     assert overall["total"] == 5 * FIRST_VIDEOS and overall["failed"] == 0
     chance = 100 * (4 * 0.25 + 0.5) / 5  # 30%

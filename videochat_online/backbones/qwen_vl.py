@@ -192,6 +192,7 @@ class QwenVLEngine:
                              f"and the reply may take {reply_tokens}, over the {most} positions the model has; ask a "
                              "shorter question (or fewer --max-new-tokens)")
 
+    @torch.inference_mode()
     def _inputs(self, prompt: str, visual: Visual | None):
         """Token ids [1, L], input embeddings [1, L, D], the visual mask [1, L], DeepStack features and positions
         [3, 1, L]; and the key the prefix cache compares: embeddings, DeepStack and positions at every token."""
@@ -244,21 +245,23 @@ class QwenVLEngine:
             raise SettingsError(f"num_beams {num_beams}: {self.name} streams decode one beam")
         ids, embeds, mask, deepstack, positions, key = self._inputs(prompt, visual)
         self.check_fits(ids.shape[1], max_new_tokens)
-        with torch.inference_mode():
+        with torch.inference_mode():  # entered per step: the caller's code between tokens runs in its own mode
             cache = prefix_cache.reuse(key) if prefix_cache is not None else DynamicCache()
             start = prefix_cache.reused if prefix_cache is not None else 0
             logits = self._run(embeds, mask, deepstack, positions, cache, start)[0, -1]
-            position = int(positions.max()) + 1
-            embed = self.model.get_input_embeddings()
-            for _ in range(max_new_tokens):
-                token = _pick(logits, do_sample, temperature, top_p)
-                if token in self.stop_token_ids:
-                    return
-                yield token
+        position, embed = int(positions.max()) + 1, self.model.get_input_embeddings()
+        for made in range(1, max_new_tokens + 1):
+            token = _pick(logits, do_sample, temperature, top_p)
+            if token in self.stop_token_ids:
+                return
+            yield token
+            if made == max_new_tokens:
+                return
+            with torch.inference_mode():
                 step = torch.full((3, 1, 1), position, device=self.device)
                 logits = self._run(embed(torch.tensor([[token]], device=self.device)), mask[:, :0], [], step,
                                    cache, 0)[0, -1]
-                position += 1
+            position += 1
 
     def generate(self, prompt: str, visual: Visual | None, max_new_tokens: int = 256, streamer=None,
                  **generate_kwargs) -> Reply:
