@@ -1,10 +1,10 @@
 """Qwen3-VL and Qwen2.5-VL as streaming backbones, checked against transformers itself on tiny random models.
 
 The reference side is built from what the published code does, not by this project's writer: the video
-processor's own call lays out the pixels, the prompt is the processor's expansion of the chat template's video
-placeholder (Qwen3-VL: `<{t:.1f} seconds>` + one vision block per temporal patch, t the mean of the patch's frame
-times; Qwen2.5-VL: one block for the whole video), and the logits come from the model's own forward over
-pixel values, which computes its own 3-D positions.
+processor's own call lays out the pixels, the prompt is the published processor's expansion of the chat template's
+`<|vision_start|><|video_pad|><|vision_end|>` (Qwen3-VL: the whole block replaced by `<{t:.1f} seconds>` + one
+vision block per temporal patch, t the mean of the patch's frame times; Qwen2.5-VL: the pad repeated for the whole
+video), and the logits come from the model's own forward over pixel values, which computes its own 3-D positions.
 """
 
 import json

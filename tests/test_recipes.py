@@ -11,7 +11,7 @@ import pytest
 
 from videochat_online.eval.runner import main as eval_main
 from videochat_online.synthetic.recipe import main as recipe_main
-from videochat_online.synthetic.recipe import read_recipe
+from videochat_online.synthetic.recipe import evaluations, read_recipe
 from videochat_online.train.sft import RecipeParser
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,14 +43,17 @@ def test_every_config_under_shell_loads(name, monkeypatch):
         assert training.learning_rate > 0 and data.fps == 1
         if name.parent.name == "sft":
             assert all(Path(m).is_file() for m in data.meta_path) and Path(training.deepspeed).is_file()
-    elif file.stem == "eval":
+    elif file.stem.startswith("eval"):  # the InternVL model's budgets, and the Qwen-VL one's in patches of 2 frames
         request = eval_request(file)
         memory = request.protocol_config().memory
         assert request.preset == "project" and request.fps == 1 and request.allow_failures
-        assert (memory.capacities, memory.window, memory.uniform_frames) == ((2, 2, 12), 3, 3)
-    else:  # the synthetic recipe, and the files it names
+        sizes = (3, 3, 4) if file.stem == "eval" else (2, 2, 4)
+        assert (memory.capacities, memory.window, memory.uniform_frames, memory.recent_frames) == ((2, 2, 12), *sizes)
+    else:  # the synthetic recipes, and the files they name
         recipe = read_recipe(file)
-        assert recipe["protocols"] == ["stream", "window", "uniform"]
+        rows = evaluations(recipe["protocols"])
+        assert rows["stream"] == ["--protocol", "stream"] and rows["window"] == ["--protocol", "window"]
+        assert file.stem == "tiny" or rows["recent"] == ["--protocol", "stream", "--memory", "recent"]
         assert all(Path(recipe[k]).is_file() for k in ("stage1", "stage2", "eval"))
 
 
@@ -97,5 +100,6 @@ def test_the_synthetic_recipe_reads_its_token_budgets_from_the_eval_recipe():
     from videochat_online.synthetic.recipe import token_budgets
 
     budgets = token_budgets(str(REPO / "shell/synthetic/eval.yaml"), REPO / "models/videochat-online-synthetic-tiny",
-                            ["stream", "window", "uniform", "recent"])
+                            {"stream": ["--protocol", "stream"], "window": ["--protocol", "window"],
+                             "uniform": ["--protocol", "uniform"], "recent": ["--protocol", "stream", "--memory", "recent"]})
     assert budgets == {"stream": 208, "window": 192, "uniform": 192, "recent": 256}  # the pyramid; 3 and 4 frames of 8x8

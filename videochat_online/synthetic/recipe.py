@@ -98,19 +98,21 @@ def train_command(recipe: str, start: Path, metas: list[Path], out: Path) -> lis
             "--output_dir", str(out), "--meta_path", *map(str, metas)]
 
 
-# A recipe's protocols: the evaluation's, and `recent`, the stream protocol with the recency baseline's memory.
-PROTOCOL_OPTIONS = {"stream": ["--protocol", "stream"], "window": ["--protocol", "window"],
-                    "uniform": ["--protocol", "uniform"], "recent": ["--protocol", "stream", "--memory", "recent"]}
+def evaluations(protocols: list | dict) -> dict[str, list[str]]:
+    """A recipe's `protocols`: a list of protocol names (each run as `--protocol NAME`), or a mapping from a row's
+    name to its `videochat-online eval` options (`recent: [--protocol, stream, --memory, recent]`)."""
+    if isinstance(protocols, dict):
+        return {name: [str(o) for o in options] for name, options in protocols.items()}
+    return {name: ["--protocol", name] for name in protocols}
 
 
-def eval_command(recipe: str, model: Path, data: Path, protocol: str, out: Path) -> list[str]:
+def eval_command(recipe: str, model: Path, data: Path, options: list[str], out: Path) -> list[str]:
     return [sys.executable, "-m", "videochat_online.eval", "--config", recipe, "--model", str(model),
             "--anno-dir", str(data / "ovbench"), "--benchmark", SYNTHETIC_SUBSET,
-            "--data-root", f"{SYNTHETIC_SUBSET}={data / 'videos/test'}", *PROTOCOL_OPTIONS[protocol],
-            "--output-dir", str(out)]
+            "--data-root", f"{SYNTHETIC_SUBSET}={data / 'videos/test'}", *options, "--output-dir", str(out)]
 
 
-def token_budgets(recipe: str, model: Path, protocols: list[str]) -> dict[str, int]:
+def token_budgets(recipe: str, model: Path, protocols: list | dict) -> dict[str, int]:
     """Visual tokens each protocol may show at most, from the evaluation's own options and the model's memory."""
     from ..backbones import load_engine
     from ..eval.options import add_eval_args, check_eval_args
@@ -120,10 +122,9 @@ def token_budgets(recipe: str, model: Path, protocols: list[str]) -> dict[str, i
     add_eval_args(parser)
     engine = load_engine(str(model), device="cpu")
     budgets = {}
-    for name in protocols:
+    for name, options in evaluations(protocols).items():
         request = check_eval_args(parser.parse_args(["--config", recipe, "--model", str(model), "--anno-dir", "-",
-                                                     "--output-dir", str(model / "unused"), *PROTOCOL_OPTIONS[name]]),
-                                  files=False)
+                                                     "--output-dir", str(model / "unused"), *options]), files=False)
         protocol = protocol_of(request.protocol_config(engine.config))
         budgets[name] = engine.new_memory(protocol.memory).max_tokens
     return budgets
@@ -198,10 +199,10 @@ def run_recipe(recipe: dict, out: Path, stages: list[str]) -> int:
             start, metas = starts[stage]
             run(train_command(recipe[stage], start, metas, out / stage), out / f"{stage}.log", f"{stage} training")
     for stage in stages:
-        for protocol in recipe["protocols"]:
+        for protocol, options in evaluations(recipe["protocols"]).items():
             target = out / "eval" / f"{stage}_{protocol}"
             if not (target / "results.json").is_file():
-                run(eval_command(recipe["eval"], out / stage, data, protocol, target), out / "eval.log",
+                run(eval_command(recipe["eval"], out / stage, data, options, target), out / "eval.log",
                     f"{stage} {protocol} evaluation")
     results_table(out, recipe)
     return 0

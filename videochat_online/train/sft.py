@@ -159,7 +159,9 @@ def build(model_args: ModelArguments, data_args: DataArguments, training_args: T
     dtype = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32"
     root = resolve(model_args.model_name_or_path)
     backbone = backbone_of(root)
-    if backbone.name != "internvl":
+    from ..backbones.qwen_vl import QwenVLEngine
+
+    if issubclass(backbone, QwenVLEngine):
         return build_qwen(backbone, root, model_args, data_args, training_args, specs, overrides, dtype)
     model, tokenizer = load_pretrained(root, dtype=dtype, attn_implementation=model_args.attn_implementation)
     # the start checkpoint's rate and memory, the options on top, recorded in the trained checkpoint
