@@ -7,6 +7,7 @@ gives the pixels this project's stream lays out, for both families. Prints the f
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -17,7 +18,8 @@ from videochat_online.backbones.qwen_layout import QwenLayout, patchify
 from videochat_online.backbones.tiny import make_tiny_qwen
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args(argv)
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     worst = 0.0
