@@ -94,11 +94,12 @@ class QwenVLEngine:
         tokenizer = load_tokenizer(root)
         dtype = dtype or ("bf16" if torch.device(device).type == "cuda" else "fp32")
         import transformers
+        from transformers.integrations import is_deepspeed_zero3_enabled
 
+        placement = {} if is_deepspeed_zero3_enabled() else {"device_map": {"": str(device)}}  # ZeRO-3 places it
         try:
             model = getattr(transformers, cls.model_class).from_pretrained(
-                str(root), dtype=resolve_dtype(dtype), attn_implementation=attn_implementation or "sdpa",
-                device_map={"": str(device)})
+                str(root), dtype=resolve_dtype(dtype), attn_implementation=attn_implementation or "sdpa", **placement)
         except (OSError, ValueError, RuntimeError) as err:
             raise CheckpointError(f"{root}: {cls.name} weights do not load ({one_line(err)})") from None
         check_finite(model, root)
