@@ -81,6 +81,29 @@ def measure(engine, frames: list[VideoFrame], every: int) -> dict:
             "recompute_over_stream": recompute / stream}
 
 
+def tiny_models(folder: Path) -> list[str]:
+    """The tiny random checkpoint of each family, written under `folder`."""
+    return [str(make_tiny(folder / "internvl")), str(make_tiny_qwen(folder / "q3", "qwen3-vl")),
+            str(make_tiny_qwen(folder / "q25", "qwen2.5-vl"))]
+
+
+def measure_all(models: list[str], frames: list[VideoFrame], every: int) -> dict:
+    rows = {}
+    for model in models:
+        engine = load_engine(model)
+        rows[f"{engine.name} ({Path(model).name})"] = measure(engine, frames, every)
+    return rows
+
+
+def show(rows: dict) -> None:
+    print(f"{'backbone':<34} {'ingest f/s':>10} {'TTFT ms':>8} {'no cache':>9} {'decode ms':>10} {'tokens':>7} "
+          f"{'recompute/stream':>17}")
+    for name, r in rows.items():
+        print(f"{name:<34} {r['ingest_frames_per_s']:>10.1f} {r['ttft_full_memory_ms']:>8.1f} "
+              f"{r['ttft_no_cache_ms']:>9.1f} {r['decode_ms_per_token']:>10.2f} {r['memory_tokens']:>7} "
+              f"{r['recompute_over_stream']:>16.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", action="append", help="a checkpoint or hub id (repeat; default: the tiny ones)")
@@ -90,20 +113,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        models = args.model or [str(make_tiny(Path(tmp) / "internvl")), str(make_tiny_qwen(Path(tmp) / "q3", "qwen3-vl")),
-                                str(make_tiny_qwen(Path(tmp) / "q25", "qwen2.5-vl"))]
-        frames, rows = video(args.frames), {}
-        for model in models:
-            engine = load_engine(model)
-            rows[f"{engine.name} ({Path(model).name})"] = measure(engine, frames, args.every)
+        rows = measure_all(args.model or tiny_models(Path(tmp)), video(args.frames), args.every)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
     print(f"{args.frames} frames of 360x640, a question every {args.every}; {device}")
-    print(f"{'backbone':<34} {'ingest f/s':>10} {'TTFT ms':>8} {'no cache':>9} {'decode ms':>10} {'tokens':>7} "
-          f"{'recompute/stream':>17}")
-    for name, r in rows.items():
-        print(f"{name:<34} {r['ingest_frames_per_s']:>10.1f} {r['ttft_full_memory_ms']:>8.1f} "
-              f"{r['ttft_no_cache_ms']:>9.1f} {r['decode_ms_per_token']:>10.2f} {r['memory_tokens']:>7} "
-              f"{r['recompute_over_stream']:>16.2f}x")
+    show(rows)
     if args.json:
         Path(args.json).write_text(json.dumps({"device": device, "frames": args.frames, "every": args.every,
                                                "backbones": rows}, indent=2))

@@ -1,6 +1,6 @@
 """Streaming speed: pre-processing, ingest, memory update, time to first token, decode, stream vs recompute.
 
-    python benchmarks/latency.py [--size 4b|tiny] [--json out.json] [--frames 64] [--decode-tokens 64]
+    python benchmarks/latency.py [--size 4b|tiny] [--json out.json] [--frames 64] [--decode-tokens 64] [--backbone tiny]
 
 `--size 4b` (the default on a GPU) is the VideoChat-Online-4B architecture with random weights in bf16, `tiny`
 (the default on the CPU) the test model in fp32; frames are 360x640. Each figure is printed beside what plain
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -86,6 +87,10 @@ def main() -> None:
     parser.add_argument("--compile", default="reduce-overhead" if cuda else None,
                         help="also time ingest with the tower under torch.compile in this mode (default on a GPU: "
                              "reduce-overhead, i.e. CUDA graphs; 'none' skips it)")
+    parser.add_argument("--backbone", action="append", default=[], metavar="PATH_OR_HUB_ID",
+                        help="also measure this checkpoint of any backbone (Qwen3-VL, Qwen2.5-VL, ...) through the "
+                             "streaming interface, as benchmarks/backbones.py does; 'tiny' for the tiny ones of each "
+                             "family (repeatable)")
     args = parser.parse_args()
     args.compile = None if args.compile in (None, "none") else args.compile
     device = torch.device("cuda" if cuda else "cpu")
@@ -188,9 +193,22 @@ def main() -> None:
     answer_s = min(reused, first) + 8 * min(dynamic, session_static)
     projected = OVBENCH_STREAM_FRAMES / ingest_fps + OVBENCH_QUESTIONS * answer_s
     report("projected OVBench streaming run (h per device)", projected / 3600, "h")
+    per_backbone = backbone_figures(args.backbone, args.frames) if args.backbone else {}
     if args.json:
         Path(args.json).write_text(json.dumps({"device": name, "size": args.size, "dtype": str(engine.model.dtype),
-                                               "date": time.strftime("%Y-%m-%d"), "figures": results}, indent=2))
+                                               "date": time.strftime("%Y-%m-%d"), "figures": results,
+                                               "backbones": per_backbone}, indent=2))
+
+
+def backbone_figures(models: list[str], frames: int) -> dict:
+    """benchmarks/backbones.py's figures for each model ('tiny': the tiny checkpoint of every family), printed."""
+    import backbones  # benchmarks/backbones.py, beside this file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [p for m in models for p in (backbones.tiny_models(Path(tmp)) if m == "tiny" else [m])]
+        rows = backbones.measure_all(paths, backbones.video(frames), every=8)
+    backbones.show(rows)
+    return rows
 
 
 if __name__ == "__main__":
