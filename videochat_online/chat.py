@@ -111,6 +111,10 @@ class ChatEngine:
         tokens = torch.cat([f.tokens for f in held]) if held else None
         return build_prompt(self.template, system, history, slots, question), tokens
 
+    def render(self, system: str, history: Sequence[tuple[str, str]], message: str) -> str:
+        """The prompt for a user message (its visual slots already written) after a text history."""
+        return build_prompt(self.template, system, history, (), message)
+
     def images_message(self, tokens_per_image: Sequence[int], question: str) -> str:
         """The user message for still images (`encode_images` gives their token counts)."""
         return images_message(tokens_per_image, question)

@@ -308,6 +308,8 @@ def cmd_convert(args) -> int:
     return 0
 
 
+from .serve.command import ServeRequest, check_serve, cmd_serve  # noqa: E402  (the server itself loads in cmd_serve)
+
 COMMANDS = {  # name: (its options, their check, the command, its help)
     "chat": (ChatRequest, check_chat, cmd_chat,
              "ask about images (or plain text); interactive without a question"),
@@ -315,6 +317,8 @@ COMMANDS = {  # name: (its options, their check, the command, its help)
                "watch a video as a stream and answer questions at their times"),
     "convert": (ConvertRequest, check_convert, cmd_convert,
                 "rewrite a checkpoint (e.g. the original layout) in this project's layout"),
+    "serve": (ServeRequest, check_serve, cmd_serve,
+              "serve the model over HTTP: OpenAI-compatible chat completions with images and videos"),
 }
 
 
