@@ -99,7 +99,7 @@ def create_app(engine, model_name: str, media: MediaPolicy, limits: ServeLimits 
             raise refused(err) from None
         finally:
             scratch.cleanup()
-        return completion(model_name, text, 0, len(engine.tokenizer(text, add_special_tokens=False).input_ids))
+        return completion(model_name, text)
 
     return app
 

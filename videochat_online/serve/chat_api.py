@@ -149,12 +149,11 @@ def _video_reply(engine, asked: Asked, options: dict) -> str:
     raise InputError(f"{asked.video}: no frame to answer from")
 
 
-def completion(model: str, text: str, prompt_tokens: int, reply_tokens: int) -> dict:
+def completion(model: str, text: str) -> dict:
+    """A chat.completion object (no `usage`: a video's prompt is built inside the stream, its length not counted)."""
     return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
             "model": model, "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                         "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": reply_tokens,
-                      "total_tokens": prompt_tokens + reply_tokens}}
+                                         "finish_reason": "stop"}]}
 
 
 def chunk(ident: str, model: str, delta: dict, finish: str | None = None) -> dict:
