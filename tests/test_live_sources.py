@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from live_media import send_ts
 from videochat_online.chat import ChatEngine
 from videochat_online.data.live import LiveSource
 from videochat_online.memory import MemorySettings
 from videochat_online.streaming import StreamingSession, TimedQuestion, answer_live
+from videochat_online.tools.live_ts import send_ts
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "assets" / "samples" / "synth_test_0000.mp4"  # 32.5 s at 2 fps, 224x224
@@ -24,7 +24,7 @@ CLI = [sys.executable, "-m", "videochat_online.cli"]
 
 
 def sender(seconds: float) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(Path(__file__).with_name("live_media.py")), str(SAMPLE),
+    return subprocess.Popen([sys.executable, "-m", "videochat_online.tools.live_ts", str(SAMPLE), "--seconds",
                              str(seconds)], stdout=subprocess.PIPE)
 
 

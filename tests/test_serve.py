@@ -3,52 +3,33 @@
 import base64
 import io
 import json
-import socket
-import threading
-import time
 
 import httpx
 import pytest
 from PIL import Image
 
 from videochat_online.cli import main
-from videochat_online.serve.app import ServeLimits, create_app
+from videochat_online.serve.app import create_app
+from videochat_online.serve.limits import ServeLimits
 from videochat_online.serve.media import MediaPolicy
 from videochat_online.chat import ChatEngine
 
 from conftest import _REPO as REPO  # noqa: E402
+from uvicorn_server import serving
 
 BUNDLED = REPO / "models" / "videochat-online-synthetic-tiny"
 SAMPLE = REPO / "assets" / "samples" / "synth_test_0000.mp4"
 KEY = "test-key"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
     """The bundled model served on a free port, with the samples folder as media root and an API key."""
-    import uvicorn
-
     engine = ChatEngine.from_pretrained(str(BUNDLED), device="cpu")
     app = create_app(engine, "videochat-online-synthetic-tiny", MediaPolicy(SAMPLE.parent, 1 << 20),
                      ServeLimits(max_question_chars=200, max_tokens=64), api_key=KEY)
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not running.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(timeout=30)
+    with serving(app) as url:
+        yield url
 
 
 def client(url, key=KEY):
@@ -113,7 +94,7 @@ def test_bad_requests_are_openai_errors_and_the_server_goes_on(server, body, sta
     assert response.status_code == status
     error = response.json()["error"]
     assert message in error["message"] and error["type"] == "invalid_request_error", error
-    assert httpx.get(f"{server}/health", timeout=10).json() == {"status": "ok"}
+    assert httpx.get(f"{server}/health", timeout=10).json()["status"] == "ok"
 
 
 def test_a_non_video_file_and_an_image_bomb_are_one_line_errors(server, tmp_path):

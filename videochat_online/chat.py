@@ -9,6 +9,7 @@ Visual tokens are pre-projector features [N, C] (what memory holds), their count
 from __future__ import annotations
 
 import itertools
+import queue
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -197,28 +198,33 @@ class ChatEngine:
 
     def generate_stream(self, prompt: str, visual_tokens: torch.Tensor | None, max_new_tokens: int = 256,
                         **generate_kwargs) -> Iterator[str]:
-        """The reply to a finished prompt as it is generated: the text so far, after each new token
-        (the last value is `generate(...).text`). Generation runs in a worker thread."""
-        from transformers import TextIteratorStreamer
-
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        """The reply to a finished prompt as it is generated: the text so far, after each new token (the last value
+        is `generate(...).text`). Generation runs in a worker thread one token per step of this iterator, so that
+        a caller interleaving several replies on one model decides which one computes; closing it stops it."""
+        turns = TokenTurns(self.stop_token_ids)
         failure: list[BaseException] = []
 
         def work():
             try:
-                self.generate(prompt, visual_tokens, max_new_tokens=max_new_tokens, streamer=streamer,
+                self.generate(prompt, visual_tokens, max_new_tokens=max_new_tokens, streamer=turns,
                               **generate_kwargs)
+            except TokenTurns.Stopped:
+                pass
             except BaseException as err:  # handed to the caller below
                 failure.append(err)
-                streamer.end()
+            finally:
+                turns.end()
 
         worker = threading.Thread(target=work, daemon=True)
         worker.start()
-        text = ""
-        for piece in streamer:
-            text += piece
-            yield text.strip()
-        worker.join()
+        ids: list[int] = []
+        try:
+            for token in turns:
+                ids.append(token)
+                yield self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+        finally:
+            turns.stop()
+            worker.join()
         if failure:
             raise failure[0]
 
@@ -235,3 +241,45 @@ class ChatEngine:
             return self.ask(question, None, history, **generate_kwargs)
         tokens, per_image = self.encode_images(images)
         return self.ask(images_message(per_image, question), tokens, history, **generate_kwargs)
+
+
+class TokenTurns:
+    """A transformers streamer that hands each new token to its reader and then waits for the reader to ask for
+    the next one: the generating thread computes one token per turn (`for token in turns`), stop tokens are not
+    handed over, and `stop()` ends the generation at its next token (`Stopped` is raised there)."""
+
+    class Stopped(Exception):
+        pass
+
+    _END = object()
+
+    def __init__(self, stop_token_ids: Sequence[int]):
+        self.stop_token_ids = set(stop_token_ids)
+        self.tokens: queue.Queue = queue.Queue()
+        self.turn = threading.Semaphore(0)
+        self.stopped = False
+        self.prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:  # generate's first call hands over the prompt's ids
+            self.prompt_seen = True
+            return
+        for token in value.reshape(-1).tolist():
+            if token in self.stop_token_ids:
+                continue
+            self.tokens.put(token)
+            self.turn.acquire()  # until the reader wants the next token
+            if self.stopped:
+                raise TokenTurns.Stopped
+
+    def end(self) -> None:
+        self.tokens.put(self._END)
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.turn.release()
+
+    def __iter__(self) -> Iterator[int]:
+        while (token := self.tokens.get()) is not self._END:
+            yield token
+            self.turn.release()

@@ -50,17 +50,7 @@ class StreamingSession:
         """Encode newly arrived frames as one batch and add them to memory, in order. A backbone that encodes
         frames in temporal patches (`engine.frames_per_patch`, 2 for Qwen-VL) encodes each patch once, when its
         last frame arrives; until then the frames wait here (`unpaired`)."""
-        if not frames:
-            return
-        self._check_order(frames)
-        waiting = [*self.unpaired, *frames]
-        whole = len(waiting) - len(waiting) % self.engine.frames_per_patch
-        if whole:
-            grids = self.engine.encode_frames([f.image for f in waiting[:whole]])  # [P, C, g, g]: one per patch
-            self._hold(waiting[:whole], grids)
-        self.unpaired, self._provisional = waiting[whole:], None
-        self.frames_encoded += len(frames)
-        self.last_frame = (frames[-1].index, frames[-1].timestamp)
+        push_together([(self, frames)])
 
     def push_all(self, frames: Iterable[VideoFrame], batch_size: int = FRAME_BATCH) -> None:
         """Encode every frame of an iterator, in batches of `batch_size`."""
@@ -161,6 +151,32 @@ class StreamingSession:
         if self.prefix_cache is not None:
             self.prefix_cache.clear()
         self.last_frame = None
+
+
+def push_together(pushes: Sequence[tuple[StreamingSession, Sequence[VideoFrame]]]) -> None:
+    """Newly arrived frames of several sessions on one engine through the vision tower as one batch, each session's
+    whole temporal patches into its memory in order (as `StreamingSession.push`, which is this for one session)."""
+    plans, images = [], []
+    for session, frames in pushes:
+        if frames:
+            session._check_order(frames)
+            waiting = [*session.unpaired, *frames]
+            whole = len(waiting) - len(waiting) % session.engine.frames_per_patch
+            plans.append((session, frames, waiting, whole))
+            images += [f.image for f in waiting[:whole]]
+    if not plans:
+        return
+    engine = plans[0][0].engine
+    grids = engine.encode_frames(images) if images else None  # [P, C, g, g]: one per patch, the sessions in turn
+    at = 0
+    for session, frames, waiting, whole in plans:
+        patches = whole // engine.frames_per_patch
+        if patches:
+            session._hold(waiting[:whole], grids[at:at + patches])
+            at += patches
+        session.unpaired, session._provisional = waiting[whole:], None
+        session.frames_encoded += len(frames)
+        session.last_frame = (frames[-1].index, frames[-1].timestamp)
 
 
 @dataclass

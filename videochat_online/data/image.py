@@ -5,6 +5,7 @@ tiled); video frames are always one tile.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,17 +30,30 @@ def load_image(path: str | Path) -> Image.Image:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such image file")
+    return _checked_image(path, str(path))
+
+
+def read_image(data: bytes, name: str, formats: Sequence[str] | None = None) -> Image.Image:
+    """An RGB image from bytes (an upload), checked as `load_image` checks a file, `name` in its errors; `formats`:
+    PIL's format names it may be in (None: any PIL reads)."""
+    return _checked_image(io.BytesIO(data), name, formats)
+
+
+def _checked_image(source, name: str, formats: Sequence[str] | None = None) -> Image.Image:
     try:
-        with Image.open(path) as image:
+        with Image.open(source, formats=formats) as image:
             width, height = image.size
             if width * height > MAX_PIXELS:
-                raise InputError(f"{path}: {width}x{height} pixels is over the limit of {MAX_PIXELS:,} pixels "
+                raise InputError(f"{name}: {width}x{height} pixels is over the limit of {MAX_PIXELS:,} pixels "
                                  "for an image")
             return image.convert("RGB")
     except Image.DecompressionBombError as err:  # PIL's own limit, when the header alone says so
-        raise InputError(f"{path}: refused as a decompression bomb ({err})") from None
-    except (UnidentifiedImageError, OSError) as err:
-        raise InputError(f"{path}: not a readable image ({err})") from None
+        raise InputError(f"{name}: refused as a decompression bomb ({err})") from None
+    except UnidentifiedImageError:
+        kinds = f" ({' or '.join(formats)})" if formats else ""
+        raise InputError(f"{name}: not a readable image{kinds}") from None
+    except OSError as err:  # a truncated or corrupt file
+        raise InputError(f"{name}: not a readable image ({err})") from None
 
 
 def to_pixel_values(frame: Frame, size: int) -> torch.Tensor:

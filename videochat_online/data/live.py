@@ -17,6 +17,7 @@ model should see the newest frames, and memory stays bounded however far the mod
 from __future__ import annotations
 
 import collections
+import io
 import math
 import re
 import sys
@@ -85,23 +86,23 @@ def check_public_url(url: str, allow_private: bool = False) -> str:
         if ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_reserved or ip.is_multicast \
                 or ip.is_unspecified:
             raise InputError(f"{url}: {host} is this machine or its private network ({ip}); such streams are opened "
-                             "only when the demo serves 127.0.0.1 or runs with --allow-private-urls")
+                             "only when allowed (--allow-private-urls; the demo also on 127.0.0.1)")
     return url
 
 
-class LiveSource:
-    """A live source and the reader thread that takes its frames (module docstring). `stall_seconds`: with no frame
-    for this long (or none at all within it after opening) the source counts as stalled and ends."""
+class FrameQueue:
+    """Frames taken at a rate and waiting for a consumer (module docstring): slot k of the stream at `fps` is the
+    first frame whose time t has floor(t * fps) = k; at most `buffer` wait, and one more drops the oldest waiting
+    (counted). Frames come from a reader (`LiveSource`) or are handed over by a client (`offer`). `stall_seconds`:
+    with no frame for this long the queue ends as stalled (None: never)."""
 
-    def __init__(self, name: str, fps: float, buffer: int = 16, stall_seconds: float = 10.0, pace: bool = False,
+    def __init__(self, name: str, fps: float, buffer: int = 16, stall_seconds: float | None = 10.0,
                  clock=time.monotonic):
         if not fps > 0 or not math.isfinite(fps):
             raise ValueError(f"fps must be a finite number > 0, got {fps}")
         if buffer < 1:
             raise ValueError(f"buffer must be >= 1, got {buffer}")
-        self.name, self.fps, self.buffer, self.stall_seconds, self.pace = name, fps, buffer, stall_seconds, pace
-        self.clock = clock
-        self.address, self.format = _address(name)
+        self.name, self.fps, self.buffer, self.stall_seconds, self.clock = name, fps, buffer, stall_seconds, clock
         self.taken = 0  # frames taken at the rate (dropped ones included)
         self.dropped = 0  # taken, then dropped before the consumer took them
         self.most_waiting = 0  # the longest the waiting queue grew (never above `buffer`)
@@ -109,103 +110,55 @@ class LiveSource:
         self.end: str | None = None  # None while live; "ended" (with the error, if one ended it), "stalled: ...", "closed"
         self._waiting: collections.deque[VideoFrame] = collections.deque()
         self._changed = threading.Condition()
-        self._stop = threading.Event()
-        self._opened = threading.Event()
-        self._open_error: str | None = None
+        self._last_slot = -1
         self._last_arrival = self.clock()
-        self._reader = threading.Thread(target=self._read, daemon=True, name=f"live-reader {name}")
-        self._reader.start()
-        if not self._opened.wait(stall_seconds):
-            self.close()
-            raise InputError(f"{name}: no stream could be opened within {stall_seconds:g} s (nothing arrived)")
-        if self._open_error is not None:
-            raise InputError(f"{name}: cannot open it as a video stream ({self._open_error})")
 
     @property
     def ended(self) -> bool:
-        """The source has ended (or stalled, or failed) and every frame taken has been handed over."""
+        """The stream has ended (or stalled, or failed) and every frame taken has been handed over."""
         with self._changed:
             return self.end is not None and not self._waiting
 
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def slot(self, t: float) -> int | None:
+        """The rate's slot for a frame at stream time `t`, or None when the last frame taken had that slot (or a
+        later one): such a frame is not taken."""
+        slot = math.floor(t * self.fps + _EPS)
+        if slot <= self._last_slot:
+            return None
+        self._last_slot = slot
+        return slot
+
+    def offer(self, t: float, image) -> bool:
+        """A frame at stream time `t` (an HxWx3 uint8 array), taken when it starts a new slot (False: not taken)."""
+        slot = self.slot(t)
+        if slot is None or self.end is not None:
+            return False
+        self._hand_over(VideoFrame(slot, t, image, arrived=self.clock()))
+        return True
+
     def take(self, most: int, timeout: float = 0.2) -> list[VideoFrame]:
         """Up to `most` waiting frames, oldest first; waits up to `timeout` s for the first (an empty list: none
-        came, or the source ended). A source silent for `stall_seconds` is ended here as stalled."""
+        came, or the stream ended). A stream silent for `stall_seconds` is ended here as stalled."""
         with self._changed:
             self._changed.wait_for(lambda: self._waiting or self.end is not None, timeout)
-            if not self._waiting and self.end is None and self.clock() - self._last_arrival > self.stall_seconds:
+            if not self._waiting and self.end is None and self.stall_seconds is not None \
+                    and self.clock() - self._last_arrival > self.stall_seconds:
                 after = "" if self.newest is None else f" after {self.newest:.1f} s"
-                self.end = f"stalled: no frame for {self.stall_seconds:g} s{after}"
-                self._stop.set()
+                self._finish(f"stalled: no frame for {self.stall_seconds:g} s{after}")
             return [self._waiting.popleft() for _ in range(min(most, len(self._waiting)))]
 
     def close(self) -> None:
-        """Stop reading (the reader thread ends at its next frame; what was taken stays until taken)."""
-        self._stop.set()
+        """No more frames (what was taken stays until taken)."""
+        self._finish("closed")
+
+    def _finish(self, end: str) -> None:
         with self._changed:
-            self.end = self.end or "closed"
+            self.end = self.end or end
             self._changed.notify_all()
-
-    def _open(self):
-        import av
-
-        options = dict(OPEN_OPTIONS)
-        if self.format in ("v4l2", "avfoundation", "dshow"):
-            options["framerate"] = str(max(1, math.ceil(self.fps)))
-        timeout = None if self.address == "pipe:0" or self.format else (self.stall_seconds, self.stall_seconds)
-        container = av.open(self.address, format=self.format, options=options, timeout=timeout)
-        if not container.streams.video:
-            container.close()
-            raise InputError(f"{self.name}: no video stream")
-        return container
-
-    def _read(self) -> None:
-        import av
-
-        try:
-            container = self._open()
-        except (av.FFmpegError, OSError, InputError) as err:
-            self._open_error = str(err).split(": '")[0]
-            self._opened.set()
-            return
-        self._opened.set()
-        if not self.pace and "://" in self.address and container.duration:
-            self.pace = True  # a file behind a URL (it has a length): played at its own pace, not as it downloads
-        end = "ended"
-        try:
-            with container:
-                first, started, last_slot = None, self.clock(), -1
-                for frame in container.decode(video=0):
-                    if self._stop.is_set():
-                        return
-                    t = frame.time if frame.time is not None else self.clock() - started
-                    first = t if first is None else first
-                    t -= first  # seconds from the first frame
-                    if self.pace:  # a file: wait until its time comes, as a live source would send it
-                        time.sleep(max(0.0, started + t - self.clock()))
-                    slot = math.floor(t * self.fps + _EPS)
-                    if slot <= last_slot:  # the same slot as the last frame taken (or time went backwards)
-                        continue
-                    last_slot = slot
-                    width, height = decode_size(frame.width, frame.height)
-                    image = frame.to_ndarray(format="rgb24", width=width, height=height)
-                    self._hand_over(VideoFrame(slot, t, image, arrived=self.clock()))
-        except (av.FFmpegError, OSError) as err:  # a network stream's closed connection ends this way too
-            end = f"ended: {self._describe(err)}"
-        finally:
-            with self._changed:
-                self.end = self.end or end
-                self._changed.notify_all()
-
-    def _describe(self, err: Exception) -> str:
-        """What stopped the stream, in words (FFmpeg's message without its error number and function name)."""
-        import av
-
-        seen = "no frame" if self.newest is None else f"{self.newest:.1f} s"
-        if isinstance(err, av.InvalidDataError):
-            return (f"its data could not be decoded after {seen} (the codec or format changed mid-stream, or the "
-                    "data is corrupt)")
-        text = re.sub(r"^\[Errno -?\d+\] ", "", str(err).split(": " + repr(self.address))[0])
-        return re.sub(r": '\w+\(\)'$", "", text)
 
     def _hand_over(self, frame: VideoFrame) -> None:
         with self._changed:
@@ -219,10 +172,145 @@ class LiveSource:
             self._changed.notify_all()
 
     def summary(self) -> str:
-        """One line: how the source ended, how far it went, what was taken and dropped."""
+        """One line: how the stream ended, how far it went, what was taken and dropped."""
         seen = "no frame" if self.newest is None else f"{self.newest:.1f} s"
         return (f"{self.name}: {self.end or 'live'} ({seen} watched; {self.taken} frames taken at {self.fps:g} fps, "
                 f"{self.dropped} dropped because the model fell behind)")
+
+
+class LiveSource(FrameQueue):
+    """A live source and the reader thread that takes its frames (module docstring). `stall_seconds`: with no frame
+    for this long (or none at all within it after opening) the source counts as stalled and ends. `stream`: a
+    binary file object to read instead of the name's address (e.g. a `ChunkStream`), in `format` (None: probed);
+    `wait_open`: the constructor waits for the stream to open and raises when it cannot (off: a failure to open
+    ends the source instead)."""
+
+    def __init__(self, name: str, fps: float, buffer: int = 16, stall_seconds: float | None = 10.0,
+                 pace: bool = False, clock=time.monotonic, stream=None, format: str | None = None,
+                 wait_open: bool = True):
+        super().__init__(name, fps, buffer, stall_seconds, clock)
+        self.pace, self.stream = pace, stream
+        self.address, self.format = (name, format) if stream is not None else _address(name)
+        self._stop = threading.Event()
+        self._opened = threading.Event()
+        self._open_error: str | None = None
+        self._reader = threading.Thread(target=self._read, daemon=True, name=f"live-reader {name}")
+        self._reader.start()
+        if not wait_open:
+            return
+        if not self._opened.wait(stall_seconds):
+            self.close()
+            raise InputError(f"{name}: no stream could be opened within {stall_seconds:g} s (nothing arrived)")
+        if self._open_error is not None:
+            raise InputError(f"{name}: cannot open it as a video stream ({self._open_error})")
+
+    def close(self) -> None:
+        """Stop reading (the reader thread ends at its next frame; what was taken stays until taken)."""
+        self._stop.set()
+        super().close()
+
+    def _finish(self, end: str) -> None:
+        self._stop.set()
+        super()._finish(end)
+
+    def _open(self):
+        import av
+
+        options = dict(OPEN_OPTIONS)
+        if self.format in ("v4l2", "avfoundation", "dshow"):
+            options["framerate"] = str(max(1, math.ceil(self.fps)))
+        local = self.stream is not None or self.address == "pipe:0" or self.format
+        timeout = None if local else (self.stall_seconds, self.stall_seconds)
+        container = av.open(self.stream if self.stream is not None else self.address, format=self.format,
+                            options=options, timeout=timeout)
+        if not container.streams.video:
+            container.close()
+            raise InputError(f"{self.name}: no video stream")
+        return container
+
+    def _read(self) -> None:
+        import av
+
+        try:
+            container = self._open()
+        except (av.FFmpegError, OSError, InputError) as err:
+            self._open_error = str(err).split(": '")[0]
+            self._opened.set()
+            self._finish(f"ended: cannot open it as a video stream ({self._open_error})")
+            return
+        self._opened.set()
+        if not self.pace and "://" in self.address and container.duration:
+            self.pace = True  # a file behind a URL (it has a length): played at its own pace, not as it downloads
+        end = "ended"
+        try:
+            with container:
+                first, started = None, self.clock()
+                for frame in container.decode(video=0):
+                    if self._stop.is_set():
+                        return
+                    t = frame.time if frame.time is not None else self.clock() - started
+                    first = t if first is None else first
+                    t -= first  # seconds from the first frame
+                    if self.pace:  # a file: wait until its time comes, as a live source would send it
+                        time.sleep(max(0.0, started + t - self.clock()))
+                    slot = self.slot(t)
+                    if slot is None:  # the same slot as the last frame taken (or time went backwards)
+                        continue
+                    width, height = decode_size(frame.width, frame.height)
+                    image = frame.to_ndarray(format="rgb24", width=width, height=height)
+                    self._hand_over(VideoFrame(slot, t, image, arrived=self.clock()))
+        except (av.FFmpegError, OSError) as err:  # a network stream's closed connection ends this way too
+            end = f"ended: {self._describe(err)}"
+        finally:
+            super()._finish(end)
+
+    def _describe(self, err: Exception) -> str:
+        """What stopped the stream, in words (FFmpeg's message without its error number and function name)."""
+        import av
+
+        seen = "no frame" if self.newest is None else f"{self.newest:.1f} s"
+        if isinstance(err, av.InvalidDataError):
+            return (f"its data could not be decoded after {seen} (the codec or format changed mid-stream, or the "
+                    "data is corrupt)")
+        text = re.sub(r"^\[Errno -?\d+\] ", "", str(err).split(": " + repr(self.address))[0])
+        return re.sub(r": '\w+\(\)'$", "", text)
+
+
+class ChunkStream(io.RawIOBase):
+    """A byte stream written in chunks by one thread and read by another (a `LiveSource`'s decoder): `read` waits
+    for data, `write` refuses (False) beyond `most_bytes` unread, `close_writing` ends it (reads then see EOF)."""
+
+    def __init__(self, most_bytes: int):
+        self.most_bytes = most_bytes
+        self._data = bytearray()
+        self._done = False
+        self._changed = threading.Condition()
+
+    def readable(self) -> bool:
+        return True
+
+    def write_chunk(self, data: bytes) -> bool:
+        with self._changed:
+            if self._done:
+                return False
+            if len(self._data) + len(data) > self.most_bytes:
+                return False
+            self._data += data
+            self._changed.notify_all()
+            return True
+
+    def close_writing(self) -> None:
+        with self._changed:
+            self._done = True
+            self._changed.notify_all()
+
+    def readinto(self, buffer) -> int:
+        with self._changed:
+            self._changed.wait_for(lambda: self._data or self._done)
+            n = min(len(buffer), len(self._data))
+            buffer[:n] = self._data[:n]
+            del self._data[:n]
+            return n
 
 
 def open_live(name: str, fps: float, **kwargs) -> LiveSource:

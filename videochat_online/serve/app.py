@@ -5,63 +5,83 @@ required on every endpoint but `/health`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import VideoChatOnlineError
-from ..settings import QUESTION_CHARS
+from .http_errors import ApiError, error_body
 from .chat_api import chunk, completion, read_request, reply_texts
 from .media import MediaPolicy
-
-
-@dataclass(frozen=True)
-class ServeLimits:
-    """What one request may ask."""
-
-    max_question_chars: int = QUESTION_CHARS
-    max_tokens: int = 512  # the longest reply
-    max_media_bytes: int = 64 * 1024 * 1024  # a data: URL's decoded size
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None):
-        super().__init__(message)
-        self.status, self.message, self.kind, self.code = status, message, kind, code
-
-
-def error_body(status: int, message: str, kind: str = "invalid_request_error", code: str | None = None) -> dict:
-    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+from .metrics import CONTENT_TYPE, metrics_text, registry_for
+from .limits import ServeLimits, SessionLimits
+from .scheduler import Scheduler
+from .session_api import session_router
 
 
 def create_app(engine, model_name: str, media: MediaPolicy, limits: ServeLimits = ServeLimits(),
-               api_key: str | None = None):
-    """The app: `GET /health`, `GET /v1/models`, `POST /v1/chat/completions` (text, image_url and video_url parts;
-    `stream: true` as server-sent events). One request at a time uses the model."""
-    app = FastAPI(title="videochat-online", description="Online video understanding over HTTP (docs/serving.md)")
+               api_key: str | None = None, sessions: SessionLimits = SessionLimits(), batched: bool = True):
+    """The app: `GET /health`, `GET /metrics`, `GET /v1/models`, `POST /v1/chat/completions` (text, image_url and
+    video_url parts; `stream: true` as server-sent events), and the live sessions (`/v1/sessions...`, served by one
+    `Scheduler` thread). Chat completions take the model one at a time, beside the sessions' scheduler."""
+    scheduler = Scheduler(engine, sessions, engine.system_message, batched=batched)
+    registry = registry_for(scheduler)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_):
+        yield
+        await run_in_threadpool(scheduler.stop)
+
+    app = FastAPI(title="videochat-online", lifespan=lifespan,
+                  description="Online video understanding over HTTP: OpenAI-compatible chat completions and live "
+                              "sessions that watch streams (docs/serving.md)")
+    app.state.scheduler = scheduler
     lock = threading.Lock()
 
     @app.exception_handler(ApiError)
     async def api_error(_, err: ApiError):
-        return JSONResponse(error_body(err.status, err.message, err.kind, err.code), status_code=err.status)
+        return JSONResponse(error_body(err.message, err.kind, err.code), status_code=err.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_, err: RequestValidationError):
+        first = err.errors()[0] if err.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "the request"
+        return JSONResponse(error_body(f"{where}: {first.get('msg')}"), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_, err: StarletteHTTPException):
+        return JSONResponse(error_body(str(err.detail), code="not_found" if err.status_code == 404 else None),
+                            status_code=err.status_code)
 
     @app.middleware("http")
     async def authorise(request: Request, call_next):
         if api_key is not None and request.url.path != "/health" and \
                 request.headers.get("authorization") != f"Bearer {api_key}":
-            return JSONResponse(error_body(401, "a valid API key is required (Authorization: Bearer KEY)",
+            return JSONResponse(error_body("a valid API key is required (Authorization: Bearer KEY)",
                                            "authentication_error", "invalid_api_key"), status_code=401)
+        if scheduler.failure is not None and request.url.path != "/health":
+            return JSONResponse(error_body(f"the scheduler failed: {scheduler.failure!r}", "server_error"),
+                                status_code=500)
         return await call_next(request)
+
+    app.include_router(session_router(scheduler, engine, media, limits.max_question_chars, limits.max_tokens,
+                                      limits.max_upload_bytes))
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics():
+        return Response(metrics_text(registry), media_type=CONTENT_TYPE)
 
     @app.get("/health")
     def health():
-        return {"status": "ok"}
+        return {"status": "ok" if scheduler.failure is None else "failed", "sessions": len(scheduler.sessions)}
 
     @app.get("/v1/models")
     def models():
@@ -122,7 +142,7 @@ def _events(engine, asked, model_name: str, lock: threading.Lock, scratch):
         yield f"data: {json.dumps(chunk(ident, model_name, {}, 'stop'))}\n\n"
     except VideoChatOnlineError as err:
         message = str(err).splitlines()[0].replace(f"{scratch.name}/", "")
-        yield f"data: {json.dumps(error_body(400, message))}\n\n"
+        yield f"data: {json.dumps(error_body(message))}\n\n"
     finally:
         scratch.cleanup()
     yield "data: [DONE]\n\n"

@@ -35,11 +35,16 @@ class MediaPolicy:
         if scheme == "file":
             return str(self._file(unquote(urlparse(url).path)))
         if scheme in ("http", "https"):
-            if not self.allow_urls:
-                raise InputError(f"{url}: network URLs are not opened unless the server runs with --allow-urls")
-            return check_public_url(url, self.allow_private)
+            return self.stream_url(url)
         raise InputError(f"{url[:80]}: the scheme {scheme or '(none)'!r} is not served; use file:// under the media "
                          "root, data: or (with --allow-urls) http(s)")
+
+    def stream_url(self, url: str) -> str:
+        """A network URL the server may open (with --allow-urls; this machine's and private hosts only with
+        --allow-private-urls); never a file."""
+        if not self.allow_urls:
+            raise InputError(f"{url[:80]}: network URLs are not opened unless the server runs with --allow-urls")
+        return check_public_url(url, self.allow_private)
 
     def _file(self, path: str) -> Path:
         if self.root is None:
