@@ -2,7 +2,6 @@
 model behind it. Sessions fed by pushed frames, by pushed MPEG-TS chunks and by an HTTP MPEG-TS stream; watches;
 16 sessions at once; the limits and bad input as HTTP errors."""
 
-import http.server
 import io
 import json
 import threading
@@ -22,7 +21,7 @@ from videochat_online.serve.limits import ServeLimits, SessionLimits
 from videochat_online.serve.media import MediaPolicy
 from videochat_online.synthetic.build import scenes
 from videochat_online.synthetic.world import write_scene_video
-from videochat_online.tools.live_ts import send_ts
+from videochat_online.tools.live_ts import send_ts, serve_ts
 
 BUNDLED = REPO / "models" / "videochat-online-synthetic-tiny"
 SAMPLE = REPO / "assets" / "samples" / "synth_test_0000.mp4"  # 32.5 s at 2 fps
@@ -118,24 +117,9 @@ def test_a_pushed_stream_is_watched_answered_at_stream_times_and_freed_on_delete
     assert metric(server, "memory_bytes") == held
 
 
-class LiveTs(http.server.BaseHTTPRequestHandler):
-    """The sample's first 6 s as a live MPEG-TS stream over HTTP, in real time."""
-
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Type", "video/mp2t")
-        self.end_headers()
-        try:
-            send_ts(str(SAMPLE), self.wfile, 6.0)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-    def log_message(self, *args):
-        pass
-
-
-def test_an_http_mpeg_ts_source_is_answered_at_its_stream_times(server):
-    http_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), LiveTs)
+def test_an_http_mpeg_ts_source_is_answered_at_its_stream_times(server, tmp_path):
+    (tmp_path / "live.mp4").symlink_to(SAMPLE)
+    http_server = serve_ts(tmp_path, 0, seconds=6.0)  # the sample's first 6 s, live, in real time
     threading.Thread(target=http_server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{http_server.server_address[1]}/live.ts"

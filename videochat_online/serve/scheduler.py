@@ -152,6 +152,7 @@ class Scheduler:
             frames = session.take_frames(share)
             if frames:
                 pushes.append((session.streaming, frames))
+                session.newest_arrival = frames[-1].arrived
                 room -= len(frames)
             if room <= 0:
                 break
@@ -201,7 +202,7 @@ class Scheduler:
         now = self.clock()
         if reply.first_token_at is None:
             reply.first_token_at = now
-            self.stats.ttft.append(now - reply.question.asked_at)
+            self.stats.ttft.append(now - reply.question.ready_at)
         reply.text, reply.count = text, reply.count + 1
         if reply.question.stream and reply.question.outbox is not None:
             reply.question.outbox.send(("token", text))
@@ -218,11 +219,12 @@ class Scheduler:
         session.answered += 1
         del session.streaming.history[:-self.limits.max_history]
         self.stats.answers += 1
+        first = reply.first_token_at
         answer = {"id": question.id, "question": question.text, "answer": reply.text, "time": reply.seen,
-                  "asked_time": question.time, "latency": now - question.asked_at,
-                  "time_to_first_token": None if reply.first_token_at is None else reply.first_token_at - question.asked_at,
-                  "tokens": reply.count, "asked_at": question.asked_at, "started_at": reply.started_at,
-                  "finished_at": now}
+                  "asked_time": question.time, "latency": now - question.ready_at,
+                  "time_to_first_token": None if first is None else first - question.ready_at,
+                  "tokens": reply.count, "asked_at": question.asked_at, "ready_at": question.ready_at,
+                  "started_at": reply.started_at, "finished_at": now}
         session.events.publish("answer", **answer)
         if question.outbox is not None:
             question.outbox.send(("answer", answer))

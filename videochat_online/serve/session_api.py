@@ -153,10 +153,14 @@ def session_router(scheduler: Scheduler, engine, media: MediaPolicy, most_chars:
         return {"id": ident, "question": text, "every": max(body.every, 1.0 / session.fps), "confirm": body.confirm}
 
     @router.get("/{ident}/events", summary="Server-sent events: answers, watch changes, the source's end and drops")
-    async def events(ident: str, request: Request, after: int = Query(0, description="replay held events after "
-                                                                                    "this seq")):
+    async def events(ident: str, request: Request,
+                     after: int = Query(0, description="replay the held events numbered above this seq"),
+                     follow: bool = Query(True, description="false: the held events only, then the stream ends")):
         session = find(ident)
         outbox, backlog = session.events.subscribe(asyncio.get_running_loop(), after)
+        if not follow:
+            session.events.unsubscribe(outbox)
+            return StreamingResponse(iter([_sse(e) for e in backlog]), media_type="text/event-stream")
         return StreamingResponse(_event_stream(session, outbox, backlog, request), media_type="text/event-stream")
 
     return router

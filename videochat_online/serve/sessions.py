@@ -35,6 +35,7 @@ class Question:
     watch: Watch | None = None
     id: str = field(default_factory=lambda: f"q-{uuid.uuid4().hex[:12]}")
     asked_at: float = field(default_factory=time.monotonic)
+    ready_at: float | None = None  # when it could first be answered: asked, and a frame at or after its time came
 
 
 @dataclass
@@ -66,6 +67,7 @@ class LiveSession:
         self.timed = Pending(time=lambda q: q.time)  # questions and polls at a stream time, earliest first
         self.watches: dict[str, Watch] = {}
         self.held: list[VideoFrame] = []  # taken from the queue, waiting behind a question at an earlier time
+        self.newest_arrival: float | None = None  # when the newest frame in memory arrived (time.monotonic())
         self.reply: Reply | None = None
         self.closing: str | None = None  # why it is being closed (set by a request, done by the scheduler)
         self.last_active = clock()
@@ -128,7 +130,9 @@ class LiveSession:
 
     def next_question_locked(self) -> Question | None:  # `lock` held
         if self.now:
-            return self.now.popleft()
+            question = self.now.popleft()
+            question.ready_at = question.asked_at
+            return question
         if not self.timed:
             return None
         at = self.timed.next_time
@@ -138,6 +142,8 @@ class LiveSession:
         if not (reached or self.frames.ended):
             return None
         question = self.timed.pop()
+        came = self.held[0].arrived if later else self.newest_arrival if reached else None
+        question.ready_at = question.asked_at if came is None else max(question.asked_at, came)
         if question.watch is None:
             return question
         if not reached:  # the stream ended before this poll's time: no more polls
