@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from conftest import _REPO as REPO
 from PIL import Image
-
-from conftest import _REPO as REPO  # noqa: E402
 from uvicorn_server import serving
+
 from videochat_online.chat import ChatEngine
 from videochat_online.data.video import open_video
 from videochat_online.serve.app import create_app
@@ -127,8 +127,9 @@ def test_an_http_mpeg_ts_source_is_answered_at_its_stream_times(server, tmp_path
         assert opened.status_code == 201, opened.text
         ident = opened.json()["id"]
         for at in (2, 4.5):
-            assert server.post(f"/v1/sessions/{ident}/questions",
-                               json={"question": "What color is the ball?", "time": at, "wait": False}).status_code == 202
+            asked = server.post(f"/v1/sessions/{ident}/questions",
+                                json={"question": "What color is the ball?", "time": at, "wait": False})
+            assert asked.status_code == 202
         events = events_until(server, ident, lambda e: any(x["type"] == "source" for x in e)
                               and sum(x["type"] == "answer" for x in e) == 2)
         assert [e["time"] for e in events if e["type"] == "answer"] == [2.0, 4.5]

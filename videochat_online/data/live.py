@@ -107,7 +107,8 @@ class FrameQueue:
         self.dropped = 0  # taken, then dropped before the consumer took them
         self.most_waiting = 0  # the longest the waiting queue grew (never above `buffer`)
         self.newest: float | None = None  # stream time of the newest frame taken
-        self.end: str | None = None  # None while live; "ended" (with the error, if one ended it), "stalled: ...", "closed"
+        # None while live; "ended" (with the error, if one ended it), "stalled: ...", "closed"
+        self.end: str | None = None
         self._waiting: collections.deque[VideoFrame] = collections.deque()
         self._changed = threading.Condition()
         self._last_slot = -1

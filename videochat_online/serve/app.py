@@ -18,21 +18,22 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import VideoChatOnlineError
-from .http_errors import ApiError, error_body
 from .chat_api import chunk, completion, read_request, reply_texts
+from .http_errors import ApiError, error_body
+from .limits import ServeLimits, SessionLimits
 from .media import MediaPolicy
 from .metrics import CONTENT_TYPE, metrics_text, registry_for
-from .limits import ServeLimits, SessionLimits
 from .scheduler import Scheduler
 from .session_api import session_router
 
 
-def create_app(engine, model_name: str, media: MediaPolicy, limits: ServeLimits = ServeLimits(),
-               api_key: str | None = None, sessions: SessionLimits = SessionLimits(), batched: bool = True):
+def create_app(engine, model_name: str, media: MediaPolicy, limits: ServeLimits | None = None,
+               api_key: str | None = None, sessions: SessionLimits | None = None, batched: bool = True):
     """The app: `GET /health`, `GET /metrics`, `GET /v1/models`, `POST /v1/chat/completions` (text, image_url and
     video_url parts; `stream: true` as server-sent events), and the live sessions (`/v1/sessions...`, served by one
     `Scheduler` thread). Chat completions take the model one at a time, beside the sessions' scheduler."""
-    scheduler = Scheduler(engine, sessions, engine.system_message, batched=batched)
+    limits = limits or ServeLimits()
+    scheduler = Scheduler(engine, sessions or SessionLimits(), engine.system_message, batched=batched)
     registry = registry_for(scheduler)
 
     @contextlib.asynccontextmanager
@@ -44,22 +45,7 @@ def create_app(engine, model_name: str, media: MediaPolicy, limits: ServeLimits 
                   description="Online video understanding over HTTP: OpenAI-compatible chat completions and live "
                               "sessions that watch streams (docs/serving.md)")
     app.state.scheduler = scheduler
-    lock = threading.Lock()
-
-    @app.exception_handler(ApiError)
-    async def api_error(_, err: ApiError):
-        return JSONResponse(error_body(err.message, err.kind, err.code), status_code=err.status)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_, err: RequestValidationError):
-        first = err.errors()[0] if err.errors() else {"loc": (), "msg": "invalid request"}
-        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "the request"
-        return JSONResponse(error_body(f"{where}: {first.get('msg')}"), status_code=400)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_, err: StarletteHTTPException):
-        return JSONResponse(error_body(str(err.detail), code="not_found" if err.status_code == 404 else None),
-                            status_code=err.status_code)
+    _error_handlers(app)
 
     @app.middleware("http")
     async def authorise(request: Request, call_next):
@@ -86,6 +72,14 @@ def create_app(engine, model_name: str, media: MediaPolicy, limits: ServeLimits 
     @app.get("/v1/models")
     def models():
         return {"object": "list", "data": [{"id": model_name, "object": "model", "owned_by": "videochat-online"}]}
+
+    _chat_routes(app, engine, model_name, media, limits)
+    return app
+
+
+def _chat_routes(app: FastAPI, engine, model_name: str, media: MediaPolicy, limits: ServeLimits) -> None:
+    """`POST /v1/chat/completions`: one request at a time uses the model (the sessions' scheduler runs beside)."""
+    lock = threading.Lock()
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
@@ -121,8 +115,6 @@ def create_app(engine, model_name: str, media: MediaPolicy, limits: ServeLimits 
             scratch.cleanup()
         return completion(model_name, text)
 
-    return app
-
 
 def _events(engine, asked, model_name: str, lock: threading.Lock, scratch):
     """Server-sent events: a role chunk, a chunk per new piece of text, a finish chunk, then `[DONE]`; an error
@@ -146,3 +138,21 @@ def _events(engine, asked, model_name: str, lock: threading.Lock, scratch):
     finally:
         scratch.cleanup()
     yield "data: [DONE]\n\n"
+
+
+def _error_handlers(app: FastAPI) -> None:
+    """Every error in OpenAI's shape: ours, FastAPI's validation (400, naming the field) and HTTP's own."""
+    @app.exception_handler(ApiError)
+    async def api_error(_, err: ApiError):
+        return JSONResponse(error_body(err.message, err.kind, err.code), status_code=err.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_, err: RequestValidationError):
+        first = err.errors()[0] if err.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "the request"
+        return JSONResponse(error_body(f"{where}: {first.get('msg')}"), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_, err: StarletteHTTPException):
+        return JSONResponse(error_body(str(err.detail), code="not_found" if err.status_code == 404 else None),
+                            status_code=err.status_code)

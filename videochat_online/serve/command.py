@@ -21,7 +21,8 @@ class ServeRequest:
     api_key: str | None = option("the Bearer key every request but /health must carry (default: none, only on "
                                  "127.0.0.1)")
     media_root: str | None = option("the folder whose files file:// URLs may name (default: no files)")
-    allow_urls: bool = option("open network URLs of public hosts: image_url, video_url and a live session's source", False)
+    allow_urls: bool = option("open network URLs of public hosts: image_url, video_url and a live session's source",
+                              False)
     allow_private_urls: bool = option("also open loopback and private-network hosts (with --allow-urls)", False)
     max_question_chars: int = option("longest question", ServeLimits.max_question_chars, positive=True)
     max_tokens: int = option("longest reply a request may ask for", ServeLimits.max_tokens, positive=True)

@@ -33,10 +33,12 @@ class SchedulerCollector:
                     sum(x.frames.waiting + len(x.held) for x in sessions))
         yield gauge("questions_waiting", "questions waiting or being answered, all sessions",
                     sum(x.waiting_questions for x in sessions))
-        yield gauge("memory_bytes", "feature bytes held in the sessions' memories", sum(x.memory_bytes() for x in sessions))
+        yield gauge("memory_bytes", "feature bytes held in the sessions' memories",
+                    sum(x.memory_bytes() for x in sessions))
         yield counter("answers", "questions answered", stats.answers)
         yield counter("tokens_generated", "reply tokens generated (answers and watch polls)", stats.tokens)
-        yield gauge("tokens_per_second", "decoding speed of a reply, over the latest replies", stats.tokens_per_second())
+        yield gauge("tokens_per_second", "decoding speed of a reply, over the latest replies",
+                    stats.tokens_per_second())
         ttft = SummaryMetricFamily("videochat_time_to_first_token_seconds",
                                    "seconds from a question's arrival to its first token, the latest answers",
                                    count_value=len(stats.ttft), sum_value=sum(stats.ttft))

@@ -57,11 +57,11 @@ class Stats:
 class Scheduler:
     """The sessions of one engine and the thread that serves them (module docstring)."""
 
-    def __init__(self, engine, limits: SessionLimits = SessionLimits(), system_message: str | None = None,
+    def __init__(self, engine, limits: SessionLimits | None = None, system_message: str | None = None,
                  batched: bool = True, clock=time.monotonic):
         """`batched` off: each session's frames go through the tower alone (the comparison the benchmark makes)."""
-        self.engine, self.limits, self.system_message, self.batched, self.clock = (engine, limits, system_message,
-                                                                                   batched, clock)
+        self.engine, self.limits = engine, limits or SessionLimits()
+        self.system_message, self.batched, self.clock = system_message, batched, clock
         self.sessions: dict[str, LiveSession] = {}
         self.stats = Stats()
         self.lock = threading.Lock()  # the sessions' table
@@ -195,9 +195,9 @@ class Scheduler:
         except StopIteration:
             self._finish(session)
             return
-        except InputError as err:  # too long for the model's context
+        except (InputError, RuntimeError, ValueError) as err:  # too long for its context; the model failed on it
             session.reply = None
-            self._refuse(session, reply.question, str(err))
+            self._refuse(session, reply.question, str(err).splitlines()[0] if str(err) else repr(err))
             return
         now = self.clock()
         if reply.first_token_at is None:
@@ -235,8 +235,9 @@ class Scheduler:
         event = watch.observe(question.time, reply.text)
         ident = next((k for k, w in session.watches.items() if w is watch), None)
         if event is not None:
-            session.events.publish("watch", watch=ident, question=watch.question, answer="yes" if event.answer else "no",
-                                   time=event.time, confirmed_at=event.confirmed_at, settled=False)
+            session.events.publish("watch", watch=ident, question=watch.question,
+                                   answer="yes" if event.answer else "no", time=event.time,
+                                   confirmed_at=event.confirmed_at, settled=False)
         elif before is None and watch.answer is not None:
             session.events.publish("watch", watch=ident, question=watch.question,
                                    answer="yes" if watch.answer else "no", time=watch.settled_at,

@@ -64,6 +64,13 @@ def session_router(scheduler: Scheduler, engine, media: MediaPolicy, most_chars:
         session.touch()
         return session
 
+    _lifecycle_routes(router, scheduler, engine, media, find)
+    _frame_routes(router, scheduler, find, most_upload)
+    _question_routes(router, scheduler, find, most_chars, most_tokens)
+    return router
+
+
+def _lifecycle_routes(router: APIRouter, scheduler: Scheduler, engine, media: MediaPolicy, find) -> None:
     @router.post("", status_code=201, summary="Open a live session")
     async def open_session(body: SessionCreate):
         if body.fps is not None and not 0 < body.fps <= MOST_FPS:
@@ -94,6 +101,8 @@ def session_router(scheduler: Scheduler, engine, media: MediaPolicy, most_chars:
         scheduler.close(find(ident))
         return {"id": ident, "deleted": True}
 
+
+def _frame_routes(router: APIRouter, scheduler: Scheduler, find, most_upload: int) -> None:
     @router.post("/{ident}/frames", summary="Push a frame (JPEG or PNG, at a stream time) or an MPEG-TS chunk")
     async def frames(ident: str, frame: UploadFile | None = File(None, description="one JPEG or PNG image"),
                      time: float | None = Form(None, description="the frame's stream time, seconds"),
@@ -120,6 +129,8 @@ def session_router(scheduler: Scheduler, engine, media: MediaPolicy, most_chars:
         scheduler.wake.set()
         return {"taken": taken, "time": time, "frames": _counts(session)}
 
+
+def _question_routes(router: APIRouter, scheduler: Scheduler, find, most_chars: int, most_tokens: int) -> None:
     @router.post("/{ident}/questions", summary="Ask a question at the newest frame or at a stream time")
     async def questions(ident: str, body: QuestionCreate):
         session = find(ident)
@@ -163,7 +174,7 @@ def session_router(scheduler: Scheduler, engine, media: MediaPolicy, most_chars:
             return StreamingResponse(iter([_sse(e) for e in backlog]), media_type="text/event-stream")
         return StreamingResponse(_event_stream(session, outbox, backlog, request), media_type="text/event-stream")
 
-    return router
+
 
 
 def _decoded(data: bytes, name: str) -> np.ndarray:
