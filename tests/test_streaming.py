@@ -130,3 +130,29 @@ def test_constant_memory_over_20000_frames(engine):
     assert rss[-1] - rss[0] < 20, f"resident memory grew from {rss[0]:.0f} MB to {rss[-1]:.0f} MB"
     reply = session.ask("What happened?", max_new_tokens=3)
     assert "Frame20000 at 9999.5s" in reply.prompt
+
+
+@pytest.mark.parametrize("backbone", ["internvl", "qwen3-vl"])
+def test_frames_of_several_sessions_encoded_together_equal_each_pushed_alone(engine, tiny_qwen, backbone):
+    """`push_together` (the server's batched encoding): three sessions' frames through the tower as one batch give
+    each memory what pushing its frames alone gives, the frames waiting for a temporal patch's second one too."""
+    from videochat_online.backbones import load_engine
+    from videochat_online.streaming import push_together
+
+    chosen = engine if backbone == "internvl" else load_engine(str(tiny_qwen(backbone)), device="cpu")
+    rng = np.random.default_rng(1)
+    frames = [[VideoFrame(i, i / 2, rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)) for i in range(n)]
+              for n in (5, 2, 7)]
+    settings = MemorySettings(mode="window", window=8)
+    together = [StreamingSession(chosen, chosen.new_memory(settings)) for _ in frames]
+    alone = [StreamingSession(chosen, chosen.new_memory(settings)) for _ in frames]
+    for cut in ((0, 3), (3, 7)):  # two arrivals
+        push_together([(s, f[cut[0]:cut[1]]) for s, f in zip(together, frames)])
+        for s, f in zip(alone, frames):
+            s.push(f[cut[0]:cut[1]])
+    for a, b in zip(together, alone):
+        (index_a, tokens_a), (index_b, tokens_b) = snapshot(a.memory.frames()), snapshot(b.memory.frames())
+        assert index_a == index_b and index_a
+        assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(tokens_a, tokens_b))
+        assert [f.index for f in a.unpaired] == [f.index for f in b.unpaired]
+        assert a.frames_encoded == b.frames_encoded and a.last_frame == b.last_frame
