@@ -69,6 +69,7 @@ class Scheduler:
         self.stopping = False
         self.failure: BaseException | None = None
         self._turn = 0
+        self._refreshed = -math.inf
         self.thread = threading.Thread(target=self._run, daemon=True, name="serve-scheduler")
         self.thread.start()
 
@@ -133,9 +134,11 @@ class Scheduler:
                 worked |= self._encode(sessions)
                 worked |= self._begin(sessions)
                 worked |= self._step(sessions)
-                for session in sessions:
-                    self._report_source(session)
-                    session.refresh()
+                if worked or self.clock() - self._refreshed > 0.25:  # an idle server's states change slowly
+                    for session in sessions:
+                        self._report_source(session)
+                        session.refresh()
+                    self._refreshed = self.clock()
                 if not worked:
                     self.wake.wait(0.01)
                     self.wake.clear()
@@ -176,14 +179,15 @@ class Scheduler:
             last = session.streaming.last_frame
             tokens = session.streaming.ask_stream(question.text, remember=question.watch is None,
                                                   max_new_tokens=question.max_tokens)
-            session.reply = Reply(question, tokens, None if last is None else last[1], self.clock())
+            session.reply = Reply(question, tokens, None if last is None else last[1], self.clock(), self._turn)
             self._advance(session)
             worked = True
         return worked
 
     def _step(self, sessions: list[LiveSession]) -> bool:
-        """Step 3: one token of every reply in progress."""
-        active = [s for s in sessions if s.reply is not None and s.reply.count > 0]
+        """Step 3: one token of every reply begun before this turn (one begun now has had its first token: a
+        question that came during this turn begins next turn, before any reply begun now can end)."""
+        active = [s for s in sessions if s.reply is not None and s.reply.turn < self._turn]  # begun last turn or before
         for session in active:
             self._advance(session)
         return bool(active)

@@ -46,6 +46,7 @@ class Reply:
     tokens: object  # the iterator of the text so far (`StreamingSession.ask_stream`)
     seen: float | None  # the stream time it answers at: the newest frame in memory when it began
     started_at: float
+    turn: int  # the scheduler's turn it began in
     text: str = ""
     count: int = 0  # tokens so far
     first_token_at: float | None = None
