@@ -27,6 +27,10 @@ from .sessions import LiveSession, Question, Reply
 CLOSED = "closed"
 
 
+class SessionClosed(InputError):
+    """A request to a session closed meanwhile."""
+
+
 class LimitReached(InputError):
     """A request over one of the `SessionLimits` (too many sessions, too many questions waiting)."""
 
@@ -101,6 +105,8 @@ class Scheduler:
 
     def ask(self, session: LiveSession, question: Question) -> None:
         with session.lock:
+            if session.closing:
+                raise SessionClosed(f"no session {session.id} (it was closed: {session.closing})")
             if session.waiting_questions >= session.most_questions:
                 raise LimitReached(f"session {session.id} has {session.waiting_questions} questions waiting, its limit "
                                  "(--max-questions)")
@@ -237,7 +243,8 @@ class Scheduler:
         watch = question.watch
         before = watch.answer
         event = watch.observe(question.time, reply.text)
-        ident = next((k for k, w in session.watches.items() if w is watch), None)
+        with session.lock:
+            ident = next((k for k, w in session.watches.items() if w is watch), None)
         if event is not None:
             session.events.publish("watch", watch=ident, question=watch.question,
                                    answer="yes" if event.answer else "no", time=event.time,
@@ -279,6 +286,7 @@ class Scheduler:
         return worked
 
     def _retire(self, session: LiveSession, why: str) -> None:
+        session.closing = session.closing or why  # from now on a question to it is refused
         with self.lock:
             self.sessions.pop(session.id, None)
         if session.reply is not None:
@@ -286,7 +294,9 @@ class Scheduler:
             waiting = [session.reply.question]
         else:
             waiting = []
-        waiting += [*session.now, *(q for *_, q in session.timed.heap)]
+        with session.lock:
+            waiting += [*session.now, *(q for *_, q in session.timed.heap)]
+            session.now.clear()
         for question in waiting:
             if question.outbox is not None:
                 question.outbox.send(("error", f"session {session.id} was closed ({why})", 409))

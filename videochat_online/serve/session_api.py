@@ -23,7 +23,7 @@ from ..stream_config import resolve_fps, resolve_memory
 from .events import Outbox
 from .http_errors import ApiError
 from .media import MediaPolicy
-from .scheduler import LimitReached, Scheduler
+from .scheduler import LimitReached, Scheduler, SessionClosed
 from .sessions import LiveSession, Question
 
 MOST_FPS = 30.0
@@ -141,6 +141,8 @@ def _question_routes(router: APIRouter, scheduler: Scheduler, find, most_chars: 
             scheduler.ask(session, question)
         except LimitReached as err:
             raise ApiError(429, str(err)) from None
+        except SessionClosed as err:
+            raise ApiError(404, str(err), code="session_not_found") from None
         if outbox is None:
             return _queued(question)
         if body.stream:

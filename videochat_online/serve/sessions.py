@@ -164,6 +164,8 @@ class LiveSession:
         memory = self.streaming.memory
         levels = memory.by_level()
         source = self.frames
+        with self.lock:  # requests add questions and watches meanwhile
+            waiting, watches = self.waiting_questions, list(self.watches.items())
         self.state = {
             "id": self.id, "source": self.source, "fps": self.fps, "memory": self.memory_settings,
             "state": "closing" if self.closing else source.end or "live",
@@ -174,10 +176,10 @@ class LiveSession:
                             "max_tokens": memory.max_tokens,
                             "levels": [{"level": k, "frames": len(level), "tokens": sum(f.num_tokens for f in level)}
                                        for k, level in enumerate(levels)]},
-            "questions": {"waiting": self.waiting_questions, "answered": self.answered},
+            "questions": {"waiting": waiting, "answered": self.answered},
             "watches": [{"id": ident, "question": w.question, "every": w.every, "confirm": w.confirm,
                          "answer": None if w.answer is None else "yes" if w.answer else "no"}
-                        for ident, w in self.watches.items()],
+                        for ident, w in watches],
         }
 
     def memory_bytes(self) -> int:
