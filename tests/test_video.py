@@ -22,10 +22,10 @@ def test_sample_times():
     assert len(list(sample_times(3, 0, 10, None))) == 31
 
 
-@pytest.mark.parametrize("backend", ["decord", "pyav"])
-def test_video_file_sampling(mp4, backend):
-    source = open_video(mp4, backend=backend)
-    assert type(source).__name__ == {"decord": "DecordSource", "pyav": "PyAVSource"}[backend]
+@pytest.mark.parametrize("decoder", ["decord", "pyav"])
+def test_video_file_sampling(mp4, decoder):
+    source = open_video(mp4, decoder=decoder)
+    assert type(source).__name__ == {"decord": "DecordSource", "pyav": "PyAVSource"}[decoder]
     assert source.native_fps == 10 and source.num_frames == 60 and source.duration == 6
     frames = list(source.sample(fps=2))
     assert [f.index for f in frames] == list(range(12))
@@ -40,9 +40,9 @@ def test_video_file_sampling(mp4, backend):
     assert [f.timestamp for f in faster] == [0.0, 0.1, 0.2, 0.3]
 
 
-def test_backends_agree(mp4):
-    a = list(open_video(mp4, backend="decord").sample(fps=3))
-    b = list(open_video(mp4, backend="pyav").sample(fps=3))
+def test_decoders_agree(mp4):
+    a = list(open_video(mp4, decoder="decord").sample(fps=3))
+    b = list(open_video(mp4, decoder="pyav").sample(fps=3))
     assert [(f.index, f.timestamp) for f in a] == [(f.index, f.timestamp) for f in b]
     assert max(np.abs(x.image.astype(int) - y.image.astype(int)).mean() for x, y in zip(a, b)) < 3
 
@@ -115,19 +115,56 @@ def test_file_without_video_stream(tmp_path):
         open_video(audio)
 
 
-@pytest.mark.parametrize("backend", ["decord", "pyav"])
-def test_frames_larger_than_the_model_can_use_are_decoded_downscaled(tmp_path, backend):
+@pytest.mark.parametrize("decoder", ["decord", "pyav"])
+def test_frames_larger_than_the_model_can_use_are_decoded_downscaled(tmp_path, decoder):
     from videochat_online.data.video import write_mp4
 
     big = write_mp4([np.full((1200, 2400, 3), v, np.uint8) for v in (40, 200)], tmp_path / "wide.mp4", fps=2)
-    frames = list(open_video(big, backend=backend).sample(2))
+    frames = list(open_video(big, decoder=decoder).sample(2))
     assert [f.image.shape for f in frames] == [(960, 1920, 3)] * 2  # the longer side at 1920, the aspect kept
     assert abs(int(frames[1].image.mean()) - 200) <= 3
     small = write_mp4([np.zeros((96, 160, 3), np.uint8)], tmp_path / "small.mp4", fps=2)
-    assert next(iter(open_video(small, backend=backend).sample(2))).image.shape == (96, 160, 3)  # as it is
+    assert next(iter(open_video(small, decoder=decoder).sample(2))).image.shape == (96, 160, 3)  # as it is
 
 
 def test_a_still_image_is_not_a_video(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "photo.png")
     with pytest.raises(InputError, match="photo.png: a still image, not a video"):
         open_video(tmp_path / "photo.png")
+
+
+def test_a_decoder_that_blocks_is_abandoned_with_one_line():
+    """A reader hung on a file (here: one that waits for ever after its first frame) fails that video with one line
+    once `stall_seconds` pass with no frame; the hung thread is left behind and the caller goes on."""
+    import threading
+    import time
+
+    from videochat_online.data.video import prefetch
+
+    release = threading.Event()
+
+    def hung():
+        yield "first frame"
+        release.wait(300)
+        yield "never reached in time"
+
+    frames = prefetch(hung(), stall_seconds=0.5, what="hung.mp4")
+    assert next(frames) == "first frame"
+    started = time.monotonic()
+    with pytest.raises(InputError, match=r"^hung\.mp4: the decoder gave no frame for 0\.5 s and was abandoned"):
+        next(frames)
+    assert time.monotonic() - started < 60
+    release.set()
+
+
+def test_pyav_jumps_to_far_frames_and_reads_the_same_images(tmp_path):
+    """The window protocol's reads: native frames far ahead (or already passed) are reached by a jump to the key
+    frame before them, and the images are those that decoding from the start gives."""
+    from videochat_online.data.video import PyAVSource
+
+    video = write_video(tmp_path / "long.mp4", seconds=20, fps=10)
+    everything = [f.image for f in PyAVSource(video).read_native(range(200))]
+    wanted = [3, 120, 121, 190, 40, 41]  # 120 and 190 are over 4 s ahead; 40 was passed
+    jumped = [f for f in PyAVSource(video).read_native(wanted)]
+    assert [frame_number(f.image) for f in jumped] == [frame_number(everything[j]) for j in wanted]
+    assert all(np.array_equal(f.image, everything[j]) for f, j in zip(jumped, wanted))

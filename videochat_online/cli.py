@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import InputError
 from .options import DTYPES, ModelOptions, Parser, WatchOptions, add_config_arg, add_options, from_args, option, run_main
-from .settings import MOST, QUESTION_CHARS, check_question
+from .settings import DECODERS, MOST, QUESTION_CHARS, check_question
 from .stream_config import FRAME_BATCH
 
 MAX_NEW_TOKENS = 256  # a chat's or a stream's reply, at most
@@ -44,6 +44,7 @@ class StreamRequest:
     watch_confirm: int = option("polls in a row that must agree before an answer counts (settles, or changes)", 3,
                                 positive=True)
     folder_fps: float | None = option("frame rate of a frame folder", positive=True)
+    decoder: str = option("the video decoder (docs/speed.md, \"Decoding\")", DECODERS[0], choices=DECODERS)
     realtime: bool = option("play a video file at its own pace, as a live source (frames dropped if the model lags)")
     buffer: int = option("live sources: frames that may wait for the model; one more drops the oldest waiting", 16,
                          positive=True)
@@ -134,7 +135,7 @@ def check_stream(args) -> StreamRequest:
         _address(r.video)  # a camera name's form, and the camera input in this build
         r.live = dict(buffer=r.buffer, stall_seconds=r.stall_seconds, pace=r.realtime)
     else:
-        r.source = open_video(r.video, folder_fps=r.folder_fps)
+        r.source = open_video(r.video, folder_fps=r.folder_fps, decoder=r.decoder)
     return r
 
 
@@ -220,7 +221,7 @@ def cmd_stream(request: StreamRequest) -> int:
             questions += [TimedQuestion(t, w.question, key=w, remember=False) for w in watches for t in w.times(end)]
             last = max((q.time for q in questions), default=0.0)
             bar.total = None if duration is None else int(min(duration, last) * fps) + 1
-            frames = prefetch(r.source.sample(fps, end=last))  # decoded by a reader thread, ahead of the tower
+            frames = prefetch(r.source.sample(fps, end=last), what=r.video)  # decoded ahead of the tower
             answers = answer_along(session, frames, questions, on_frame=lambda _: bar.update(), **run)
         try:
             for done in answers:

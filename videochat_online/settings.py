@@ -47,6 +47,7 @@ MOST = {
 }
 
 
+DECODERS = ("pyav", "decord")  # the video decoders; the first is the default (docs/speed.md, "Decoding": measured)
 QUESTION_CHARS = 2000  # a question's most characters (`--max-question-chars`): every command, the demo, watches
 
 

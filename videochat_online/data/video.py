@@ -1,6 +1,6 @@
 """Video sources, decoded lazily: frames are read as they are needed, never the whole video at once.
 
-    source = open_video("clip.mp4")                     # decord, or PyAV when decord is absent or fails
+    source = open_video("clip.mp4")                     # PyAV (FFmpeg), or decoder="decord"
     source = open_video("frames/", folder_fps=30)        # a folder of images, sorted by name
     for frame in source.sample(fps=2, start=0, end=60):  # VideoFrame(index k, timestamp start + k / fps, image)
         ...                                              # the native frame on screen then, floor(t * native_fps)
@@ -21,10 +21,12 @@ from typing import TypeVar
 import numpy as np
 
 from ..errors import InputError
+from ..settings import DECODERS
 from .image import load_image
 
 T = TypeVar("T")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+DECODE_STALL_SECONDS = 60.0  # a decoder that gives no frame for this long is abandoned (that video fails)
 MAX_FRAME_SIDE = 1920  # frames with a longer side are decoded downscaled to it (the model sees 448 px at most)
 _EPS = 1e-6
 
@@ -187,12 +189,17 @@ class DecordSource(VideoSource):
 
 
 class PyAVSource(VideoSource):
-    """A video file decoded in order with PyAV (FFmpeg)."""
+    """A video file decoded with PyAV (FFmpeg): in order, with FFmpeg's own threads when `threads` is on, and a
+    jump to the key frame before a wanted frame more than `SEEK_SECONDS` ahead or one already passed (the window
+    protocol's asks);
+    frames after a jump are numbered by their time."""
 
-    def __init__(self, path: Path):
+    SEEK_SECONDS = 4.0
+
+    def __init__(self, path: Path, threads: bool = True):
         import av
 
-        self.path = path
+        self.path, self.threads = path, threads
         try:
             with av.open(str(path)) as container:
                 if not container.streams.video:
@@ -206,15 +213,21 @@ class PyAVSource(VideoSource):
             raise InputError(f"{path}: not a readable video ({err})") from None
         if first is None or self.native_fps <= 0:
             raise InputError(f"{path}: no decodable video frame")
+        self.first_time = first.time  # seconds of the first frame (None: the file gives no times; no jumps)
 
     def _read(self, wanted):
         import av
 
         try:
             with av.open(str(self.path)) as container:
-                decoded = enumerate(container.decode(video=0))
+                stream = container.streams.video[0]
+                if self.threads:
+                    stream.thread_type = "AUTO"
+                decoded = enumerate(container.decode(stream))
                 j, frame = -1, None
                 for k, t, target in wanted:
+                    if self.first_time is not None and not 0 <= target - j <= self.SEEK_SECONDS * self.native_fps:
+                        decoded, j, frame = self._jump(container, stream, target)
                     while j < target:
                         try:
                             j, frame = next(decoded)
@@ -227,9 +240,24 @@ class PyAVSource(VideoSource):
         except av.FFmpegError as err:
             raise InputError(f"{self.path}: cannot decode video ({err})") from None
 
+    def _jump(self, container, stream, target: int):
+        """Decoding from the key frame at or before native frame `target`: (numbered frames, index, frame) with
+        the last frame before `target`'s place not yet read (index -1 until one is)."""
+        at = self.first_time + target / self.native_fps
+        container.seek(int(at / stream.time_base), stream=stream, backward=True, any_frame=False)
 
-def open_video(path: str | Path, folder_fps: float | None = None, backend: str = "auto") -> VideoSource:
-    """A video file or a frame folder. `backend`: auto (decord, else PyAV), decord or pyav."""
+        def numbered():
+            for frame in container.decode(stream):
+                if frame.time is not None:
+                    yield round((frame.time - self.first_time) * self.native_fps), frame
+
+        return numbered(), -1, None
+
+
+def open_video(path: str | Path, folder_fps: float | None = None, decoder: str = DECODERS[0]) -> VideoSource:
+    """A video file or a frame folder, decoded with `decoder`: pyav (FFmpeg's threads, jumps for far frames) or
+    decord (the `decord` module: the maintained decord2 fork, or decord itself), each an InputError in one line
+    when it cannot read the file."""
     path = Path(path)
     if path.is_dir():
         return FrameFolderSource(path, folder_fps)
@@ -239,29 +267,27 @@ def open_video(path: str | Path, folder_fps: float | None = None, backend: str =
         raise InputError(f"{path}: the video file is empty")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         raise InputError(f"{path}: a still image, not a video (a folder of frames is read with its frame rate)")
-    if backend not in ("auto", "decord", "pyav"):
-        raise ValueError(f"unknown video backend {backend!r}; use auto, decord or pyav")
+    if decoder not in DECODERS:
+        raise InputError(f"unknown decoder {decoder!r}; use {' or '.join(DECODERS)}")
     probe = PyAVSource(path)  # a quiet check that the file holds a decodable video stream
-    if backend == "pyav":
+    if decoder == "pyav":
         return probe
     try:
         import decord
     except ImportError:
-        if backend == "decord":
-            raise InputError(f"{path}: decord is not installed") from None
-        return probe
+        raise InputError(f"{path}: the decord decoder is not installed (pip install decord2)") from None
     try:
         return DecordSource(path)
-    except (RuntimeError, decord.DECORDError) as err:  # decord cannot open it: PyAV reads it instead
-        if backend == "decord":
-            raise InputError(f"{path}: decord cannot read the video ({str(err).splitlines()[0]})") from None
-        return probe
+    except (RuntimeError, decord.DECORDError) as err:
+        raise InputError(f"{path}: decord cannot read the video ({str(err).splitlines()[0]})") from None
 
 
-def prefetch(items: Iterable[T], depth: int = 8) -> Iterator[T]:
+def prefetch(items: Iterable[T], depth: int = 8, stall_seconds: float | None = DECODE_STALL_SECONDS,
+             what: str = "the video") -> Iterator[T]:
     """Iterate `items` (e.g. decoded frames) from a reader thread that keeps up to `depth` ready, so that
     decoding overlaps the consumer's work (the vision tower). An error in the reader is raised here,
-    at the item where it happened; stopping early stops the reader."""
+    at the item where it happened; stopping early stops the reader. A reader that gives nothing for
+    `stall_seconds` (a decoder hung on a file) is abandoned: an InputError in one line names `what`."""
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
     ready: queue.Queue = queue.Queue(maxsize=depth)
@@ -290,7 +316,11 @@ def prefetch(items: Iterable[T], depth: int = 8) -> Iterator[T]:
     reader.start()
     try:
         while True:
-            item, err = ready.get()
+            try:
+                item, err = ready.get(timeout=stall_seconds)
+            except queue.Empty:
+                raise InputError(f"{what}: the decoder gave no frame for {stall_seconds:g} s and was abandoned "
+                                 "(a file that stalls it)") from None
             if err is not None:
                 raise err
             if item is done:
@@ -298,7 +328,7 @@ def prefetch(items: Iterable[T], depth: int = 8) -> Iterator[T]:
             yield item
     finally:
         stop.set()
-        reader.join()
+        reader.join(timeout=1.0)  # a hung reader is left behind (a daemon thread): the run goes on
 
 
 def write_mp4(frames: Iterable[np.ndarray], path: str | Path, fps: int, options: dict | None = None) -> Path:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..data.video import VideoFrame, VideoSource, open_video, prefetch
+from ..settings import DECODERS
 from ..errors import InputError
 from ..memory import MemoryFrame
 from ..pump import Pending, play
@@ -53,13 +54,14 @@ class Driver:
     protocol: object  # a `protocols.Protocol`
     frames_encoded: int = 0
     late_asks: int = 0  # asks after the video's end, answered at its end
+    decoder: str = DECODERS[0]  # which reader decodes the videos (`data.video.open_video`)
 
     def answer_video(self, benchmark, task, questions: Sequence) -> Iterator[dict]:
         """The prediction lines of `questions` (some of a `benchmarks.VideoTask`'s) by the benchmark's scripts;
         InputError when the video cannot be read (lines already yielded stand)."""
         if task.error:
             raise InputError(task.error)
-        source = open_video(task.path, folder_fps=task.folder_fps)
+        source = open_video(task.path, folder_fps=task.folder_fps, decoder=self.decoder)
         todo = {q.qid for q in questions}
         scripts = benchmark.scripts(task, todo, self.protocol)
         lines = self.run(source, [script for script, _ in scripts], [span for _, span in scripts])
@@ -83,7 +85,8 @@ class Driver:
             said = view.answer(ask)
             yield from advance(pending, script, self._late(source, ask, said) if before is None else said)
 
-        yield from play(prefetch(self.protocol.pass_frames(source, spans)), pending, view.add, answer)
+        frames = prefetch(self.protocol.pass_frames(source, spans), what=str(source.path))
+        yield from play(frames, pending, view.add, answer)
 
     def _late(self, source: VideoSource, ask: Ask, answer: Answer) -> Answer:
         """An answer marked `ended` (and counted) when its ask came after the video's end."""
@@ -107,7 +110,8 @@ class Driver:
         """An ask answered from a fresh memory of the frames the protocol shows it."""
         session = self.session()
         try:
-            session.push_all(prefetch(self.protocol.ask_frames(source, ask)), self.protocol.config.batch_size)
+            frames = prefetch(self.protocol.ask_frames(source, ask), what=str(source.path))
+            session.push_all(frames, self.protocol.config.batch_size)
         finally:
             self.frames_encoded += session.frames_encoded
         return self.ask(session, ask)

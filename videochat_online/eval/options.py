@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..options import ModelOptions, add_config_arg, add_options, from_args, memory_field, option
-from ..settings import SettingsError
+from ..settings import DECODERS, SettingsError
 from ..stream_config import DEFAULT_FPS, FRAME_BATCH, resolve_memory
 from .benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, Benchmark
 from .presets import ANSWER_BY, DEFAULT_PROTOCOL, PRESETS, PROTOCOLS, PUBLISHED_WINDOW_MAX_FRAMES, ProtocolConfig
@@ -71,6 +71,7 @@ class EvalRequest:
     answer_by: str = option("generate (the published way): a free reply, read by the scoring rules; likelihood: the "
                             "most likely of the option replies \"(A) text\", ... (OVBench-style multiple choice)",
                             ANSWER_BY[0], choices=ANSWER_BY)
+    decoder: str = option("the video decoder (docs/speed.md, \"Decoding\")", DECODERS[0], choices=DECODERS)
     max_videos: int | None = option("evaluate only the first N videos (a smoke test)", positive=True)
     allow_failures: bool = option("exit 0 even when some questions failed (they are scored wrong and listed)")
     roots: dict[str, str] = field(default_factory=dict)  # subset -> folder of its videos (from --data-root)

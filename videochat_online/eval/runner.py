@@ -309,7 +309,7 @@ def run(request: EvalRequest) -> dict | None:
     required = record_keys(benchmark, tasks, protocol.name)
     done = {qid: rec.get("video_stamp") for qid, rec in read_predictions(out, rank == 0, required).items()
             if rec["status"] == "ok"}
-    driver = Driver(engine, protocol)
+    driver = Driver(engine, protocol, decoder=r.decoder)
     mine = shard(tasks, world, protocol)[rank]
     n_questions = sum(len(t.questions) for t in tasks)
     log.info("%s %s: %d videos, %d questions (%d done before), %d processes", benchmark.title, config.name, len(tasks),

@@ -142,7 +142,7 @@ def _video_reply(engine, asked: Asked, options: dict) -> str:
                                system_message=asked.system)
     session.history = list(asked.history)
     at = asked.video_time if asked.video_time is not None else (source.duration or 0.0)
-    frames = prefetch(source.sample(fps, end=at))
+    frames = prefetch(source.sample(fps, end=at), what=asked.video)
     for done in answer_along(session, frames, [TimedQuestion(at, asked.question)], batch_size=FRAME_BATCH,
                              **options):
         return done.reply.text
