@@ -114,3 +114,24 @@ def test_a_live_stream_asks_a_late_poll_once_at_the_latest_time_passed():
     assert [(a.question.text, a.question.time) for a in answers] == [
         ("Is it there?", 1.0), ("Where?", 2.2), ("Is it there?", 4.0)]
     assert session.asked == [("Is it there?", 3), ("Where?", 4), ("Is it there?", 4)]  # frames up to its time
+
+
+def test_watch_quality_on_held_out_scenes_bounds_recall_and_false_alerts(tmp_path):
+    """The watch benchmark (`synthetic.watch_quality`) on 6 held-out scenes, 3 where the shape leaves: with the
+    default confirm (3) the bundled model finds at least 2 of the 3 leavings, each alert confirmed within 4 s of
+    the change, and raises at most one false alert; confirming less never raises fewer false alerts."""
+    from videochat_online.backbones import load_engine
+    from videochat_online.stream_config import resolve_fps, resolve_memory
+    from videochat_online.synthetic.watch_quality import changes, poll_replies, score
+
+    engine = load_engine(str(BUNDLED), device="cpu")
+    test = scenes(0, 0, 40)[1]
+    chosen = [s for s in test if s.leave is not None][:3] + [s for s in test if s.leave is None][:3]
+    assert changes(chosen[0], 3.0) == [(float(chosen[0].leave), False)]  # the appearance is where a watch starts
+    polled = [poll_replies(engine, s, tmp_path / f"{k}.mp4", resolve_memory({}, engine.config),
+                           resolve_fps(None, engine.config)) for k, s in enumerate(chosen)]
+    assert [len(p.replies) for p in polled] == [s.duration for s in chosen]  # a poll every second
+    three, one = score(polled, 3), score(polled, 1)
+    assert three["changes"] == 3 and three["recall"] >= 2 / 3 and three["false_alerts"] <= 1, three
+    assert three["delay_p95_s"] <= 4.0, three
+    assert one["false_alerts"] >= three["false_alerts"], (one, three)
