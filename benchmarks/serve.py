@@ -230,7 +230,9 @@ def main() -> None:
     if args.device:
         command += ["--device", args.device]
     server = start(command, f"http://127.0.0.1:{port}/health")
-    results: dict = {"model": args.model, "device": args.device or "default", "cpu_count": os.cpu_count()}
+    model = Path(args.model).resolve()
+    shown = str(model.relative_to(ROOT)) if model.is_relative_to(ROOT) else args.model  # no machine paths in figures
+    results: dict = {"model": shown, "device": args.device or "default", "cpu_count": os.cpu_count()}
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
             results["streams"] = []

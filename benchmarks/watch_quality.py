@@ -57,7 +57,9 @@ def main() -> None:
         print(f"| {r['memory']} | {r['confirm']} | {r['recall']:.2f} | {r['false_alerts_per_hour']:.0f} | "
               f"{delay[0]} | {delay[1]} |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"model": args.model, "fps": fps, "scenes": len(chosen),
+        model = Path(args.model).resolve()
+        shown = str(model.relative_to(ROOT)) if model.is_relative_to(ROOT) else args.model
+        Path(args.json).write_text(json.dumps({"model": shown, "fps": fps, "scenes": len(chosen),
                                                "rows": rows}, indent=1) + "\n")
 
 
