@@ -83,7 +83,7 @@ class Scheduler:
         with self.lock:
             if len(self.sessions) >= self.limits.max_sessions:
                 raise LimitReached(f"the server holds {len(self.sessions)} sessions, its limit (--max-sessions); "
-                                 "close one first")
+                                   "close one first")
         if source == "push":
             frames = FrameQueue("pushed frames", fps, self.limits.frame_buffer, stall_seconds=None)
         else:
@@ -108,8 +108,8 @@ class Scheduler:
             if session.closing:
                 raise SessionClosed(f"no session {session.id} (it was closed: {session.closing})")
             if session.waiting_questions >= session.most_questions:
-                raise LimitReached(f"session {session.id} has {session.waiting_questions} questions waiting, its limit "
-                                 "(--max-questions)")
+                raise LimitReached(f"session {session.id} has {session.waiting_questions} questions waiting, its "
+                                   "limit (--max-questions)")
             (session.now.append if question.time is None else session.timed.push)(question)
             session.touch()
         self.wake.set()
