@@ -121,6 +121,7 @@ NOT_A_PLUG_IN = {("videochat_online/train/dataset.py", "stream"), ("videochat_on
                  ("videochat_online/cli.py", "stream"),  # the command's name
                  # a score's name (StreamingBench's published counting), a subset's (the synthetic world's)
                  ("videochat_online/eval/streamingbench.py", "published"),
+                 ("videochat_online/eval/ovo_bench.py", "realtime"),  # OVO-Bench's category of real-time tasks
                  ("lmms-eval-ovbench/tasks/ovbench/utils.py", "synth")}
 
 
@@ -168,6 +169,7 @@ DEFAULTS = {  # a default -> the pattern of its statement (in code, docstrings a
     "the scripted benchmarks' 60 s window": r"window_seconds\s*=\s*60\.0",
     "the published window's 64 frames at most": r"WINDOW_MAX_FRAMES = 64|(window_)?max_frames\s*(:[^=]+)?=\s*64",
     "the default preset": r"DEFAULT_PRESET = \"published\"|preset\w*\s*(:[^=]+)?=\s*\"published\"",
+    "the live queue's 16 waiting frames": r"WAITING_FRAMES = 16|(buffer|waiting)\w*\s*(:[^=]+)?=\s*16\b",
     "the default protocol": r"DEFAULT_PROTOCOL = \"stream\"|protocol\w*\s*(:[^=]+)?=\s*\"stream\"",
 }
 

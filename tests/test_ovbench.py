@@ -492,3 +492,26 @@ def test_resume_skips_lines_it_cannot_use(tiny_dir, sample, tmp_path, caplog):
         assert eval_main(args) == 0
     assert "skipped 3 prediction lines that cannot be used" in caplog.text
     assert predictions(out) == before
+
+
+def test_realtime_keeps_pace_at_a_low_speed_and_counts_drops_at_a_high_one(tiny_dir, sample, tmp_path):
+    """OVBench under the real-time protocol (published preset, 1 fps): at 16x real time the tiny model keeps up, so
+    every reply and frame held is the stream protocol's and nothing is dropped; at 2000x with one frame of room
+    frames are dropped and counted; every line carries when and how fast it was answered."""
+    anno, roots = sample
+    tiny = tiny_dir("native", "phi3")
+    assert eval_main(eval_args(tiny, anno, roots, tmp_path / "stream")) == 0
+    assert eval_main(eval_args(tiny, anno, roots, tmp_path / "slow", "realtime", extra=("--speed", "16"))) == 0
+    stream, slow = predictions(tmp_path / "stream"), predictions(tmp_path / "slow")
+    assert [r["reply"] for r in slow] == [r["reply"] for r in stream]
+    assert [r["frames"] for r in slow] == [r["frames"] for r in stream]
+    assert all(r["pace"]["dropped"] == 0 and r["pace"]["answered_at"] >= r["time"] - 1e-6 for r in slow)
+    paced = table(tmp_path / "slow")
+    assert paced.pop("pace")["encoded"] > 0 and paced == table(tmp_path / "stream")
+    assert eval_main(eval_args(tiny, anno, roots, tmp_path / "fast", "realtime",
+                               extra=("--speed", "2000", "--buffer", "1"))) == 0
+    fast = predictions(tmp_path / "fast")
+    assert sum(r["pace"]["dropped"] for r in fast) > 0
+    assert all(t <= r["time"] for r in fast for _, t, _ in r["frames"])
+    assert set(json.loads((tmp_path / "fast" / "results.json").read_text())["pace"]) >= {
+        "dropped", "ttft", "latency", "sustained_fps", "offered_fps"}

@@ -387,3 +387,41 @@ def test_qwen_backbones_run_ovo_bench_and_streamingbench_with_the_recency_baseli
         assert lines and all(r["status"] == "ok" and r["frames"] for r in lines)
         assert all(max(t for _, t, _ in r["frames"]) <= r["time"] + 1e-6 and len(r["frames"]) <= 3 for r in lines)
         assert (tmp_path / benchmark / "results.md").is_file()
+
+
+def paced_lines(lines):
+    return [r for r in lines if r["status"] == "ok"]
+
+
+@pytest.mark.parametrize("benchmark, subsets", [("ovo-bench", ()),
+                                                ("streamingbench", ("--subsets", "real,sqa,proactive_50"))])
+def test_realtime_keeps_pace_at_a_low_speed_and_counts_drops_at_a_high_one(tiny_dir, ovo_sample, sb_sample, tmp_path,
+                                                                            benchmark, subsets):
+    """Played at 8x real time with 16 frames of room, the tiny model keeps up: nothing dropped and every reply the
+    stream protocol's. At 2000x with one frame of room it falls behind: frames dropped and counted in each line,
+    in the work line and in the results' real-time table; no answer sees a frame after its ask."""
+    tiny = tiny_dir("native", "phi3")
+    anno = ovo_sample if benchmark == "ovo-bench" else sb_sample
+    stream = run(tiny, anno, tmp_path / "stream", benchmark, "stream", *subsets)
+    slow = run(tiny, anno, tmp_path / "slow", benchmark, "realtime", "--speed", "8", "--compare",
+               str(tmp_path / "stream"), *subsets)
+    assert [r["reply"] for r in slow] == [r["reply"] for r in stream]
+    assert [r["frames"] for r in slow] == [r["frames"] for r in stream]
+    for r in slow:
+        pace = r["pace"]
+        assert pace["dropped"] == 0 and pace["encoded"] == pace["offered"]
+        assert 0 < pace["ttft"] <= pace["latency"] and pace["answered_at"] >= r["time"] - 1e-6
+    table = json.loads((tmp_path / "slow" / "results.json").read_text())["pace"]
+    assert table["dropped"] == 0 and table["offered_fps"] == 8 and table["ttft"]["median"] > 0
+    md = (tmp_path / "slow" / "results.md").read_text()
+    assert "## Real time" in md and f"({tmp_path / 'stream'})" in md and "played 8x real time" in md
+
+    fast = run(tiny, anno, tmp_path / "fast", benchmark, "realtime", "--speed", "2000", "--buffer", "1", *subsets)
+    assert any(r["pace"]["dropped"] > 0 for r in fast)
+    for r in fast:
+        assert r["pace"]["encoded"] + r["pace"]["dropped"] <= r["pace"]["offered"]
+        assert all(t <= r["time"] + 1e-6 for _, t, _ in r["frames"])  # (none at all: the first frames came late)
+    results = json.loads((tmp_path / "fast" / "results.json").read_text())
+    assert 0 < results["pace"]["dropped"] <= results["meta"]["work"]["frames_dropped"]  # by the last answers; the
+    # work line counts the whole pass (frames dropped while the last answer was made too)
+    assert "frames dropped (the model fell behind)" in (tmp_path / "fast" / "results.md").read_text()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import InputError
 from .options import DTYPES, ModelOptions, Parser, WatchOptions, add_config_arg, add_options, from_args, option, run_main
-from .settings import DECODERS, MOST, QUESTION_CHARS, check_question
+from .settings import DECODERS, MOST, QUESTION_CHARS, WAITING_FRAMES, check_question
 from .stream_config import FRAME_BATCH
 
 MAX_NEW_TOKENS = 256  # a chat's or a stream's reply, at most
@@ -46,8 +46,8 @@ class StreamRequest:
     folder_fps: float | None = option("frame rate of a frame folder", positive=True)
     decoder: str = option("the video decoder (docs/speed.md, \"Decoding\")", DECODERS[0], choices=DECODERS)
     realtime: bool = option("play a video file at its own pace, as a live source (frames dropped if the model lags)")
-    buffer: int = option("live sources: frames that may wait for the model; one more drops the oldest waiting", 16,
-                         positive=True)
+    buffer: int = option("live sources: frames that may wait for the model; one more drops the oldest waiting",
+                         WAITING_FRAMES, positive=True)
     stall_seconds: float = option("live sources: with no frame for this long the source counts as ended", 10.0,
                                   positive=True)
     batch_size: int = option("frames per vision-tower batch", FRAME_BATCH, positive=True)

@@ -41,12 +41,13 @@ def parse_int_list(text: str | Sequence[int], option: str) -> tuple[int, ...]:
 MOST = {
     "--fps": 240.0, "--folder-fps": 1000.0,  # frames a second
     "--window-seconds": 86400.0, "--max-seconds": 86400.0, "--watch-every": 3600.0, "--stall-seconds": 3600.0,
-    "--max-new-tokens": 16384, "--batch-size": 1024, "--buffer": 10000, "--window-max-frames": 100000,
+    "--max-new-tokens": 16384, "--batch-size": 1024, "--buffer": 10000, "--speed": 10000, "--window-max-frames": 100000,
     "--watch-confirm": 1000, "--max-videos": 10**9, "--max-upload-mb": 100000.0, "--port": 65535,
     "--max-question-chars": 100000, "--idle-minutes": 10080.0,
 }
 
 
+WAITING_FRAMES = 16  # live sources: frames that may wait for the model; one more drops the oldest waiting
 DECODERS = ("pyav", "decord")  # the video decoders; the first is the default (docs/speed.md, "Decoding": measured)
 QUESTION_CHARS = 2000  # a question's most characters (`--max-question-chars`): every command, the demo, watches
 

@@ -25,6 +25,7 @@ import threading
 import time
 
 from ..errors import InputError
+from ..settings import WAITING_FRAMES
 from .video import VideoFrame, decode_size
 
 _EPS = 1e-6
@@ -96,7 +97,7 @@ class FrameQueue:
     (counted). Frames come from a reader (`LiveSource`) or are handed over by a client (`offer`). `stall_seconds`:
     with no frame for this long the queue ends as stalled (None: never)."""
 
-    def __init__(self, name: str, fps: float, buffer: int = 16, stall_seconds: float | None = 10.0,
+    def __init__(self, name: str, fps: float, buffer: int = WAITING_FRAMES, stall_seconds: float | None = 10.0,
                  clock=time.monotonic):
         if not fps > 0 or not math.isfinite(fps):
             raise ValueError(f"fps must be a finite number > 0, got {fps}")
@@ -140,6 +141,11 @@ class FrameQueue:
             return False
         self._hand_over(VideoFrame(slot, t, image, arrived=self.clock()))
         return True
+
+    def put(self, frame: VideoFrame) -> None:
+        """A frame already at the rate (its index and time kept), handed over as it is: drop-oldest, counted."""
+        if self.end is None:
+            self._hand_over(VideoFrame(frame.index, frame.timestamp, frame.image, arrived=self.clock()))
 
     def take(self, most: int, timeout: float = 0.2) -> list[VideoFrame]:
         """Up to `most` waiting frames, oldest first; waits up to `timeout` s for the first (an empty list: none
@@ -186,7 +192,7 @@ class LiveSource(FrameQueue):
     `wait_open`: the constructor waits for the stream to open and raises when it cannot (off: a failure to open
     ends the source instead)."""
 
-    def __init__(self, name: str, fps: float, buffer: int = 16, stall_seconds: float | None = 10.0,
+    def __init__(self, name: str, fps: float, buffer: int = WAITING_FRAMES, stall_seconds: float | None = 10.0,
                  pace: bool = False, clock=time.monotonic, stream=None, format: str | None = None,
                  wait_open: bool = True):
         super().__init__(name, fps, buffer, stall_seconds, clock)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from ..conversation import compact_prompt
 from ..registry import Registry
-from .results import bar_chart, insert_run_line, write_csv
+from .results import bar_chart, insert_run_line, realtime_markdown, realtime_table, write_csv
 
 if TYPE_CHECKING:
     from .driver import Answer
@@ -123,10 +123,17 @@ class Benchmark:
         table = self.table(records)
         table.setdefault("failed", [{"id": r["id"], "video": r["video"], "error": r["error"]} for r in records
                                     if r["status"] == "failed"])
+        protocol = meta.get("protocol") or {}
+        paced = realtime_table(records, protocol["fps"] * protocol["speed"] if protocol.get("speed") else None)
+        if paced is not None:
+            table["pace"] = paced
         (out / "results.json").write_text(json.dumps({"meta": meta, **table}, indent=2, ensure_ascii=False))
         write_csv(out / "results.csv", self.rows(table), self.csv_columns)
         failures = [f"- {f['id']} ({f['video']}): {f['error']}" for f in table["failed"]]
-        (out / "results.md").write_text(insert_run_line(self.markdown(table), meta) + (
+        page = insert_run_line(self.markdown(table), meta)
+        if paced is not None:
+            page += "\n" + realtime_markdown(paced, self.summary(table), meta.get("compare"))
+        (out / "results.md").write_text(page + (
             "\n## Failed questions\n\n" + "\n".join(failures) + "\n" if failures else ""))
         (out / "charts").mkdir(exist_ok=True)
         for name, (title, cells) in self.charts(table).items():
@@ -138,10 +145,12 @@ def prediction_line(qid: str, subset: str, video: str, time: float, said: Answer
                     error: str | None = None, **fields) -> dict:
     """A prediction line: the question, the benchmark's own fields (answer, verdicts), its reply, what the model saw
     (frames held, the exact prompt, each run of n `<IMG_CONTEXT>` written `<IMG_CONTEXT>*n`;
-    `videochat_online.conversation.expand_prompt` restores it) and whether it failed."""
+    `videochat_online.conversation.expand_prompt` restores it), whether it failed, and under the real-time protocol
+    when and how fast it was answered (`pace`)."""
     return {"id": qid, "subset": subset, "video": video, "time": time, **fields,
             "reply": None if said is None else said.reply.text, "protocol": protocol,
             "frames": [] if said is None else [[f.index, f.timestamp, f.num_tokens] for f in said.held],
             "prompt": None if said is None else compact_prompt(said.reply.prompt),
-            "status": "failed" if error else "ok", "error": error}
+            "status": "failed" if error else "ok", "error": error,
+            **({"pace": said.pace} if said is not None and said.pace else {})}
 

@@ -41,6 +41,8 @@ class Answer:
     held: list[MemoryFrame]  # what the memory showed
     time: float
     ended: bool = False  # asked after the video's last frame: no later ask can see more
+    pace: dict | None = None  # the real-time protocol: when it was answered, how fast, what was dropped
+    # (`realtime.AnswerTimer.stamp`)
 
 
 Script = Generator  # yields Ask or a prediction line (dict), is sent an Answer after each Ask
@@ -55,6 +57,7 @@ class Driver:
     frames_encoded: int = 0
     late_asks: int = 0  # asks after the video's end, answered at its end
     decoder: str = DECODERS[0]  # which reader decodes the videos (`data.video.open_video`)
+    frames_dropped: int = 0  # the real-time protocol: frames dropped because the model fell behind
 
     def answer_video(self, benchmark, task, questions: Sequence) -> Iterator[dict]:
         """The prediction lines of `questions` (some of a `benchmarks.VideoTask`'s) by the benchmark's scripts;
@@ -79,14 +82,36 @@ class Driver:
                 yield from advance(pending, script, self._late(source, ask, self._fresh(source, ask)))
             return
         view = self.protocol.view(self)
+        frames = prefetch(self.protocol.pass_frames(source, spans), what=str(source.path))
+        if self.protocol.paced:
+            yield from self._paced(source, frames, pending, view)
+            return
 
         def answer(item: tuple, before: float | None) -> Iterator[dict]:
             ask, script = item
             said = view.answer(ask)
             yield from advance(pending, script, self._late(source, ask, said) if before is None else said)
 
-        frames = prefetch(self.protocol.pass_frames(source, spans), what=str(source.path))
         yield from play(frames, pending, view.add, answer)
+
+    def _paced(self, source: VideoSource, frames: Iterator[VideoFrame], pending: Pending, view) -> Iterator[dict]:
+        """One pass on the wall clock (`realtime.Paced`): each answer stamped with its times and the frames dropped
+        before it."""
+        from ..realtime import Paced
+
+        config = self.protocol.config
+        paced = Paced(config.fps, config.speed, config.buffer, config.batch_size, source.duration,
+                      name=str(source.path))
+
+        def answer(item: tuple, before: float | None) -> Iterator[dict]:
+            ask, script = item
+            timer = paced.timer(ask.time)
+            said = view.answer(ask, streamer=timer)
+            said.pace = timer.stamp(max((f.timestamp for f in said.held), default=None))
+            yield from advance(pending, script, self._late(source, ask, said) if before is None else said)
+
+        yield from paced.play(frames, pending, view.add, view.flush, answer)
+        self.frames_dropped += paced.queue.dropped
 
     def _late(self, source: VideoSource, ask: Ask, answer: Answer) -> Answer:
         """An answer marked `ended` (and counted) when its ask came after the video's end."""
@@ -102,8 +127,11 @@ class Driver:
         return StreamingSession(self.engine, self.engine.new_memory(self.protocol.memory),
                                 system_message=self.protocol.config.system_message)
 
-    def ask(self, session: StreamingSession, ask: Ask) -> Answer:
-        reply = session.ask(ask.prompt, choices=ask.choices, max_new_tokens=self.protocol.config.max_new_tokens)
+    def ask(self, session: StreamingSession, ask: Ask, streamer=None) -> Answer:
+        """`streamer`: given each token of a generated reply (transformers' streamer interface)."""
+        extra = {} if streamer is None or ask.choices is not None else {"streamer": streamer}
+        reply = session.ask(ask.prompt, choices=ask.choices, max_new_tokens=self.protocol.config.max_new_tokens,
+                            **extra)
         return Answer(reply, session.held_frames(), ask.time)
 
     def _fresh(self, source: VideoSource, ask: Ask) -> Answer:
@@ -140,16 +168,17 @@ class OneMemory:
     def add(self, frame: VideoFrame) -> None:
         self.batch.append(frame)
         if len(self.batch) >= self.driver.protocol.config.batch_size:
-            self._flush()
+            self.flush()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Encode the frames gathered into memory."""
         self.session.push(self.batch)
         self.driver.frames_encoded += len(self.batch)
         self.batch = []
 
-    def answer(self, ask: Ask) -> Answer:
-        self._flush()
-        return self.driver.ask(self.session, ask)
+    def answer(self, ask: Ask, streamer=None) -> Answer:
+        self.flush()
+        return self.driver.ask(self.session, ask, streamer)
 
 
 class HeldWindow:
@@ -163,24 +192,25 @@ class HeldWindow:
     def add(self, frame: VideoFrame) -> None:
         self.batch.append(frame)
         if len(self.batch) >= self.driver.protocol.config.batch_size:
-            self._flush()
+            self.flush()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Encode the frames gathered (they join the window)."""
         if self.batch:
             grids = self.driver.engine.encode_frames([f.image for f in self.batch])  # [B, C, g, g]
             self.driver.frames_encoded += len(self.batch)
             self.held.extend(zip(self.batch, grids))
             self.batch = []
 
-    def answer(self, ask: Ask) -> Answer:
-        self._flush()
+    def answer(self, ask: Ask, streamer=None) -> Answer:
+        self.flush()
         while self.held and self.held[0][0].timestamp < ask.time - self.seconds - 1e-6:
             self.held.popleft()  # later asks are later: their windows start later too
         session = self.driver.session()
         if self.held:
             frames, grids = zip(*self.held)
             session.add_encoded(list(frames), list(grids))
-        return self.driver.ask(session, ask)
+        return self.driver.ask(session, ask, streamer)
 
 
 def union(segments: list[tuple[float, float]]) -> list[tuple[float, float]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..options import ModelOptions, add_config_arg, add_options, from_args, memory_field, option
-from ..settings import DECODERS, SettingsError
+from ..settings import DECODERS, WAITING_FRAMES, SettingsError
 from ..stream_config import DEFAULT_FPS, FRAME_BATCH, resolve_memory
 from .benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, Benchmark
 from .presets import ANSWER_BY, DEFAULT_PROTOCOL, PRESETS, PROTOCOLS, PUBLISHED_WINDOW_MAX_FRAMES, ProtocolConfig
@@ -71,6 +71,11 @@ class EvalRequest:
     answer_by: str = option("generate (the published way): a free reply, read by the scoring rules; likelihood: the "
                             "most likely of the option replies \"(A) text\", ... (OVBench-style multiple choice)",
                             ANSWER_BY[0], choices=ANSWER_BY)
+    speed: float | None = option("realtime: play the videos this many times faster than their own pace (default 1)")
+    buffer: int | None = option(f"realtime: frames that may wait for the model; one more drops the oldest waiting "
+                                f"(default {WAITING_FRAMES})")
+    compare: str | None = option("a finished run's --output-dir (e.g. the stream protocol's on the same questions): "
+                                 "its score is shown beside this run's", metavar="DIR")
     decoder: str = option("the video decoder (docs/speed.md, \"Decoding\")", DECODERS[0], choices=DECODERS)
     max_videos: int | None = option("evaluate only the first N videos (a smoke test)", positive=True)
     allow_failures: bool = option("exit 0 even when some questions failed (they are scored wrong and listed)")
@@ -89,7 +94,7 @@ class EvalRequest:
         return ProtocolConfig(name=self.protocol, preset=preset, fps=fps, memory=resolve_memory(self.memory, model_config),
                               window_seconds=self.window_seconds, window_max_frames=self.window_max_frames,
                               batch_size=self.batch_size, max_new_tokens=self.max_new_tokens, answer_by=self.answer_by,
-                              system_message=benchmark.system_message)
+                              system_message=benchmark.system_message, speed=self.speed, buffer=self.buffer)
 
     def bench(self) -> Benchmark:
         return BENCHMARKS.get(self.benchmark)()
@@ -126,6 +131,8 @@ def check_eval_args(args: argparse.Namespace, files: bool = True) -> EvalRequest
         raise InputError(f"--answer-by {request.answer_by}: {benchmark.title}'s prompts are its own; it is answered "
                          "by generation only")
     request.protocol_config(request.model.local_config())  # every setting checked, against the model when local
+    if request.compare is not None:
+        compared_results(request.compare, benchmark)
     if files:
         check_data(benchmark, request.anno_dir, request.roots, request.chosen)
     return request
@@ -154,3 +161,20 @@ def check_data(benchmark, anno_dir: str, roots: dict[str, str], subsets: tuple[s
     if unset:
         raise InputError(f"--data-root: no folder for {', '.join(unset)}; add "
                          + " ".join(f"--data-root {name}=DIR" for name in unset))
+
+
+def compared_results(folder: str, benchmark: Benchmark) -> dict:
+    """The results of a finished run to show beside this one (`--compare`): its results.json, of this benchmark."""
+    import json
+
+    file = Path(folder) / "results.json"
+    if not file.is_file():
+        raise InputError(f"--compare {folder}: has no results.json (give a finished run's --output-dir)")
+    try:
+        results = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"--compare {file}: cannot be read as JSON ({str(err).splitlines()[0]})") from None
+    ran = results.get("meta", {}).get("benchmark") if isinstance(results, dict) else None
+    if ran != benchmark.name:
+        raise InputError(f"--compare {file}: holds results of {ran or 'no benchmark'}, this run is {benchmark.name}")
+    return results

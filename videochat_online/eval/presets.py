@@ -15,7 +15,7 @@ import numpy as np
 from ..data.video import VideoFrame, VideoSource, native_index
 from ..memory import MemorySettings
 from ..registry import Registry
-from ..settings import SettingsError, check_positive
+from ..settings import WAITING_FRAMES, SettingsError, check_positive
 from ..stream_config import DEFAULT_FPS, FRAME_BATCH
 
 PROTOCOLS = Registry("protocol", "--protocol", "videochat_online.protocols",
@@ -77,6 +77,8 @@ class ProtocolConfig:
     max_new_tokens: int | None = None  # default: the preset's (published 128, project 32)
     answer_by: str = ANSWER_BY[0]  # or "likelihood": the most likely option reply (`ChatEngine.choose`)
     system_message: str | None = None  # None: the model's own
+    speed: float | None = None  # a paced protocol: times faster than the video's own pace (None: 1)
+    buffer: int | None = None  # a paced protocol: frames that may wait for the model (None: the live default)
 
     def __post_init__(self):
         protocol = PROTOCOLS.get(self.name)  # a SettingsError naming the known ones
@@ -99,6 +101,15 @@ class ProtocolConfig:
             check_positive(self.window_seconds, "--window-seconds")
         check_positive(self.window_max_frames, "--window-max-frames", integer=True)
         check_positive(self.batch_size, "--batch-size", integer=True)
+        if not protocol.paced:
+            for value, flag in ((self.speed, "--speed"), (self.buffer, "--buffer")):
+                if value is not None:
+                    raise SettingsError(f"{flag}: only a protocol played on the clock takes it (--protocol realtime)")
+            return
+        self.speed = 1.0 if self.speed is None else self.speed
+        self.buffer = WAITING_FRAMES if self.buffer is None else self.buffer
+        check_positive(self.speed, "--speed")
+        check_positive(self.buffer, "--buffer", integer=True)
 
     @property
     def settings(self) -> Preset:

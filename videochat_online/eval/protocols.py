@@ -23,6 +23,7 @@ class Protocol:
     window: ClassVar[str | None] = None  # how it reads --window-seconds: "preset" (default: the preset's), "given"
     # (None unless given), or None (not at all)
     one_pass: bool = False  # one memory along one pass (else a fresh memory per ask)
+    paced: ClassVar[bool] = False  # the pass is played on the wall clock (`realtime.Paced`): --speed, --buffer
 
     def __init__(self, config: ProtocolConfig):
         self.config, self.preset = config, config.settings
@@ -62,6 +63,14 @@ class Stream(Protocol):
     """the video played once; one memory answers every question at its time"""
 
     name, one_pass = "stream", True
+
+
+@PROTOCOLS.register
+class Realtime(Stream):
+    """the stream played at the video's pace (--speed times faster) through a live queue: frames dropped when the
+    model falls behind, each question answered from what memory holds when its answer starts"""
+
+    name, paced = "realtime", True
 
 
 @PROTOCOLS.register

@@ -135,7 +135,8 @@ def protocol_line(meta: dict | None) -> str:
     if not p:
         return ""
     window = f" ({p['window_seconds']:g} s)" if p.get("window_seconds") else ""
-    return f"{p['name']}{window} at {p['fps']:g} fps, preset {p['preset']}, memory {p['mode']}"
+    pace = f" played {p['speed']:g}x real time (up to {p['buffer']} frames waiting)" if p.get("speed") else ""
+    return f"{p['name']}{window} at {p['fps']:g} fps{pace}, preset {p['preset']}, memory {p['mode']}"
 
 
 def work_line(meta: dict | None) -> str:
@@ -144,6 +145,7 @@ def work_line(meta: dict | None) -> str:
     if not w:
         return ""
     late = f"; {w['late_asks']} asks after their video's end, answered at its end" if w.get("late_asks") else ""
+    late += f"; {w['frames_dropped']} frames dropped (the model fell behind)" if w.get("frames_dropped") else ""
     return (f"this run: {w['frames_encoded']} frames encoded, {w['questions_answered']} predictions made in "
             f"{w['seconds']:.1f} s over {w['processes']} processes{late}")
 
@@ -155,3 +157,53 @@ def insert_run_line(text: str, meta: dict | None) -> str:
         return text
     title, _, rest = text.partition("\n")
     return "\n".join([title, "", *(f"{line[0].upper()}{line[1:]}." for line in lines)]) + "\n" + rest
+
+
+# The real-time protocol (`realtime.AnswerTimer.stamp` in each line's "pace")
+def realtime_table(records: Iterable[dict], offered_fps: float | None = None) -> dict | None:
+    """How a run kept pace: frames offered, encoded and dropped (each video's counts at its last answer, summed),
+    the sustained rate (frames into memory per wall second), and time to first token and to the whole reply
+    (median, p95) and how far behind its ask each answer began (stream seconds); None when no line was paced."""
+    from ..quantiles import median_p95
+
+    stamped = [r for r in records if r.get("pace")]
+    if not stamped:
+        return None
+    last: dict[str, dict] = {}
+    for r in stamped:
+        t = r["pace"]
+        if r["video"] not in last or t["wall"] > last[r["video"]]["wall"]:
+            last[r["video"]] = t
+    total = {k: sum(t[k] for t in last.values()) for k in ("offered", "encoded", "dropped")}
+    wall = sum(t["wall"] for t in last.values())
+
+    def figures(values) -> dict:
+        m = median_p95(values)
+        return {"median": round(m[0], 4), "p95": round(m[1], 4)} if m else {"median": None, "p95": None}
+
+    return {"questions": len(stamped), **total, "offered_fps": offered_fps, "wall_seconds": round(wall, 3),
+            "sustained_fps": round(total["encoded"] / wall, 3) if wall > 0 else None,
+            "ttft": figures(r["pace"]["ttft"] for r in stamped),
+            "latency": figures(r["pace"]["latency"] for r in stamped),
+            "behind": figures(max(0.0, r["pace"]["answered_at"] - r["time"]) for r in stamped)}
+
+
+def realtime_markdown(table: dict, summary: str, compared: dict | None = None) -> str:
+    """The results page's "Real time" section: the score under real time (beside a compared run's), then the pace."""
+    lines = ["## Real time", "", "| run | score |", "| --- | --- |", f"| this run (real time) | {summary} |"]
+    if compared:
+        lines.append(f"| {compared['protocol']} ({compared['dir']}) | {compared['summary']} |")
+    t = table
+
+    def s(cell: dict) -> str:
+        return "-" if cell["median"] is None else f"{cell['median']:.3f} / {cell['p95']:.3f}"
+
+    offered = "-" if t["offered_fps"] is None else f"{t['offered_fps']:g}"
+    sustained = "-" if t["sustained_fps"] is None else f"{t['sustained_fps']:.2f}"
+    lines += ["", "| frames offered | encoded | dropped | offered fps | sustained fps | TTFT s (median / p95) | "
+              "latency s (median / p95) | behind s (median / p95) |", "| " + " | ".join(["---"] * 8) + " |",
+              f"| {t['offered']} | {t['encoded']} | {t['dropped']} | {offered} | {sustained} | {s(t['ttft'])} | "
+              f"{s(t['latency'])} | {s(t['behind'])} |", "",
+              "Rates are per wall second; TTFT and latency count from the ask's moment on the clock; behind: stream "
+              "seconds between an ask and the moment its answer began.", ""]
+    return "\n".join(lines)

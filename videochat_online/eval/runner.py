@@ -23,7 +23,7 @@ import torch
 
 from ..errors import InputError
 from ..options import Parser, run_main
-from .options import EvalRequest, add_eval_args, check_eval_args
+from .options import EvalRequest, add_eval_args, check_eval_args, compared_results
 from .benchmarks import Benchmark, VideoTask
 from .driver import Driver
 from .protocols import Protocol, protocol_of
@@ -61,7 +61,7 @@ def shard(tasks: list[VideoTask], world: int, protocol: Protocol) -> list[list[V
 
 # Predictions on disk
 RECORD_KEYS = ("id", "status", "correct")  # what a prediction line needs to be used
-RESUME_KEYS = ("video_stamp", "answered_at")  # what the process files add for resuming (not in predictions.jsonl)
+RESUME_KEYS = ("video_stamp", "written_at")  # what the process files add for resuming (not in predictions.jsonl)
 
 
 def read_predictions(out_dir: Path, report: bool = False, required: Iterable[str] = RECORD_KEYS) -> dict[str, dict]:
@@ -91,7 +91,7 @@ def read_predictions(out_dir: Path, report: bool = False, required: Iterable[str
 
 def _rank(rec: dict) -> tuple:
     """Which of two lines of one question stands: an `ok` one over a `failed` one, then the later answer."""
-    at = rec.get("answered_at")
+    at = rec.get("written_at")
     return rec["status"] == "ok", at if isinstance(at, (int, float)) else 0.0
 
 
@@ -146,7 +146,8 @@ def total_work(out_dir: Path, world: int) -> dict:
     """This run's work over its processes (each wrote `.work.rank{R}.json`): frames encoded, predictions made,
     asks after a video's end, and the slowest process's seconds."""
     parts = [json.loads((out_dir / f".work.rank{r}.json").read_text()) for r in range(world)]
-    total = {k: sum(p[k] for p in parts) for k in ("frames_encoded", "questions_answered", "late_asks")}
+    total = {k: sum(p.get(k, 0) for p in parts) for k in ("frames_encoded", "questions_answered", "late_asks",
+                                                          "frames_dropped")}
     return {**total, "seconds": max(p["seconds"] for p in parts), "processes": world}
 
 
@@ -228,7 +229,7 @@ def evaluate_tasks(driver: Driver, benchmark: Benchmark, tasks: list[VideoTask],
         written: set[str] = set()
         try:
             for rec in driver.answer_video(benchmark, task, todo):
-                writer.write({**rec, "video_stamp": stamp, "answered_at": round(time.time(), 6)})
+                writer.write({**rec, "video_stamp": stamp, "written_at": round(time.time(), 6)})
                 written.add(rec["id"])
         except (InputError, torch.cuda.OutOfMemoryError) as err:
             message = str(err).splitlines()[0]
@@ -265,7 +266,8 @@ def answer_shard(driver: Driver, benchmark: Benchmark, tasks: list[VideoTask], d
     finally:
         writer.close()
     work = {"frames_encoded": driver.frames_encoded, "questions_answered": writer.count,
-            "seconds": round(time.perf_counter() - start, 3), "late_asks": driver.late_asks}
+            "seconds": round(time.perf_counter() - start, 3), "late_asks": driver.late_asks,
+            "frames_dropped": driver.frames_dropped}
     log.info("rank %d: %d frames encoded in %.1f s", rank, work["frames_encoded"], work["seconds"])
     if driver.late_asks:
         log.warning("rank %d: %d asks came after their video's end; answered at its end", rank, driver.late_asks)
@@ -320,12 +322,21 @@ def run(request: EvalRequest) -> dict | None:
     table = None
     if rank == 0:
         meta["work"] = total_work(out, world)
+        if r.compare is not None:
+            meta["compare"] = compared(r.compare, benchmark)
         table = merge(out, tasks, meta, benchmark, required)
         log.info("%s, %s: %s; results in %s", benchmark.title, protocol_line(meta), benchmark.summary(table), out)
     barrier(world)
     if world > 1:
         torch.distributed.destroy_process_group()
     return table
+
+
+def compared(folder: str, benchmark: Benchmark) -> dict:
+    """What the results page shows of the run `--compare` names: its folder, protocol and score."""
+    results = compared_results(folder, benchmark)
+    meta = results.pop("meta", {})
+    return {"dir": folder, "protocol": protocol_line(meta) or "compared run", "summary": benchmark.summary(results)}
 
 
 def exit_status(table: dict | None, allow_failures: bool) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..settings import QUESTION_CHARS
+from ..settings import QUESTION_CHARS, WAITING_FRAMES
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class SessionLimits:
 
     max_sessions: int = 16
     max_questions: int = 8  # a session's questions waiting or being answered
-    frame_buffer: int = 16  # a session's frames waiting for the vision tower before the oldest is dropped
+    frame_buffer: int = WAITING_FRAMES  # a session's frames waiting for the vision tower before the oldest is dropped
     batch_size: int = 32  # frames through the vision tower at once, all sessions together
     idle_seconds: float = 300.0  # a session no request has touched for this long is closed
     stall_seconds: float = 10.0  # a URL source silent for this long has stalled

@@ -13,13 +13,13 @@ and closes the sessions a request asked to close or that went idle. Nothing here
 from __future__ import annotations
 
 import math
-import statistics
 import threading
 import time
 from collections import deque
 
 from ..data.live import FrameQueue, LiveSource
 from ..errors import InputError
+from ..quantiles import median_p95
 from ..streaming import StreamingSession, push_together
 from .limits import SessionLimits
 from .sessions import LiveSession, Question, Reply
@@ -52,10 +52,7 @@ class Stats:
         return tokens / seconds if seconds > 0 else 0.0
 
     def ttft_quantiles(self) -> tuple[float, float] | None:
-        if not self.ttft:
-            return None
-        ordered = sorted(self.ttft)
-        return statistics.median(ordered), ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
+        return median_p95(self.ttft)
 
 
 class Scheduler:
