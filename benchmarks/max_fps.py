@@ -126,8 +126,8 @@ def main() -> None:
         print(f"kept up with no rate from {args.start:g} frames/s")
     else:
         print(f"kept up with {best['offered_fps']:g} frames/s over {args.window:g} s (memory {memory.mode}, "
-              f"buffer {args.buffer}): time to first token median {best['ttft_median_s']:.3f} s, "
-              f"p95 {best['ttft_p95_s']:.3f} s")
+              f"buffer {args.buffer}; {best['sustained_fps']:g} frames/s into memory): time to first token median "
+              f"{best['ttft_median_s']:.3f} s, p95 {best['ttft_p95_s']:.3f} s")
     if args.json:
         model = Path(args.model).resolve()
         shown = str(model.relative_to(ROOT)) if model.is_relative_to(ROOT) else args.model

@@ -185,7 +185,7 @@ def test_help_texts_state_defaults_once_and_read_as_sentences():
                           ("--stall-seconds", "10"), ("--max-new-tokens", "256")):
         assert re.search(rf"{flag} \S+ [^-]*default: {default}[;)]", stream), flag
     evaluate = " ".join(sub["eval"].format_help().split())
-    assert "(default: stream). OVBench: stream, window, uniform, recompute;" in evaluate
+    assert "(default: stream). OVBench: stream, realtime, window, uniform, recompute;" in evaluate
     convert = " ".join(sub["convert"].format_help().split())
     assert "src the checkpoint to read" in convert and "out a new folder" in convert
 
@@ -197,7 +197,7 @@ def test_a_negative_list_is_a_value_and_offline_is_not_an_ovbench_protocol(capsy
     assert capsys.readouterr().err.splitlines() == ["error: --capacities -1,2,12: each level's capacity must be >= 0"]
     assert main(["eval", "--model", "x/y", "--anno-dir", ".", "--output-dir", "o", "--protocol", "offline"]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        "error: --protocol offline: OVBench runs stream, window, uniform, recompute"]
+        "error: --protocol offline: OVBench runs stream, realtime, window, uniform, recompute"]
 
 
 def test_every_tool_module_has_a_command_line(tmp_path, capsys):

@@ -175,6 +175,7 @@ def test_streamingbench_end_to_end(tiny_dir, sb_sample, tmp_path):
             assert r["status"] == "ok" and max(t for _, t, _ in r["frames"]) <= r["time"] + 1e-6
         proactive = [r for r in lines if r["subset"] == "proactive_50"]
         assert proactive and all(r["polls"] >= 1 for r in proactive)
+        assert all("answered_at" in r for r in proactive)  # the output's stream time (None: never said)
         sqa = sorted((r for r in lines if r["subset"] == "sqa"), key=lambda r: int(r["id"].split("/")[1]))
         assert "Here are the contextual information" not in sqa[0]["prompt"]
         assert f"Answer: {SB_SQA[0]['questions'][0]['answer']}; " in sqa[1]["prompt"]  # the ground truth, as published

@@ -144,10 +144,11 @@ def check_settings(out_dir: Path, settings: dict, write: bool = True) -> None:
 
 def total_work(out_dir: Path, world: int) -> dict:
     """This run's work over its processes (each wrote `.work.rank{R}.json`): frames encoded, predictions made,
-    asks after a video's end, and the slowest process's seconds."""
+    asks after a video's end, frames dropped (a protocol on the clock), and the slowest process's seconds."""
     parts = [json.loads((out_dir / f".work.rank{r}.json").read_text()) for r in range(world)]
-    total = {k: sum(p.get(k, 0) for p in parts) for k in ("frames_encoded", "questions_answered", "late_asks",
-                                                          "frames_dropped")}
+    total = {k: sum(p[k] for p in parts) for k in ("frames_encoded", "questions_answered", "late_asks")}
+    if any("frames_dropped" in p for p in parts):  # a protocol on the clock
+        total["frames_dropped"] = sum(p.get("frames_dropped", 0) for p in parts)
     return {**total, "seconds": max(p["seconds"] for p in parts), "processes": world}
 
 
@@ -267,7 +268,7 @@ def answer_shard(driver: Driver, benchmark: Benchmark, tasks: list[VideoTask], d
         writer.close()
     work = {"frames_encoded": driver.frames_encoded, "questions_answered": writer.count,
             "seconds": round(time.perf_counter() - start, 3), "late_asks": driver.late_asks,
-            "frames_dropped": driver.frames_dropped}
+            **({"frames_dropped": driver.frames_dropped} if driver.protocol.paced else {})}
     log.info("rank %d: %d frames encoded in %.1f s", rank, work["frames_encoded"], work["seconds"])
     if driver.late_asks:
         log.warning("rank %d: %d asks came after their video's end; answered at its end", rank, driver.late_asks)
