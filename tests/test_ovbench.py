@@ -500,8 +500,9 @@ def test_realtime_keeps_pace_at_a_low_speed_and_counts_drops_at_a_high_one(sampl
     frames are dropped and counted; every line carries when and how fast it was answered."""
     anno, roots = sample
     tiny = Path(__file__).resolve().parents[1] / "models" / "videochat-online-synthetic-tiny"
-    assert eval_main(eval_args(tiny, anno, roots, tmp_path / "stream")) == 0
-    assert eval_main(eval_args(tiny, anno, roots, tmp_path / "slow", "realtime", extra=("--speed", "16"))) == 0
+    few = ("--max-videos", "4")
+    assert eval_main(eval_args(tiny, anno, roots, tmp_path / "stream", extra=few)) == 0
+    assert eval_main(eval_args(tiny, anno, roots, tmp_path / "slow", "realtime", extra=("--speed", "16", *few))) == 0
     stream, slow = predictions(tmp_path / "stream"), predictions(tmp_path / "slow")
     assert [r["reply"] for r in slow] == [r["reply"] for r in stream]
     assert [r["frames"] for r in slow] == [r["frames"] for r in stream]
@@ -509,7 +510,7 @@ def test_realtime_keeps_pace_at_a_low_speed_and_counts_drops_at_a_high_one(sampl
     paced = table(tmp_path / "slow")
     assert paced.pop("pace")["encoded"] > 0 and paced == table(tmp_path / "stream")
     assert eval_main(eval_args(tiny, anno, roots, tmp_path / "fast", "realtime",
-                               extra=("--speed", "2000", "--buffer", "1"))) == 0
+                               extra=("--speed", "2000", "--buffer", "1", *few))) == 0
     fast = predictions(tmp_path / "fast")
     assert sum(r["pace"]["dropped"] for r in fast) > 0
     assert all(t <= r["time"] for r in fast for _, t, _ in r["frames"])
