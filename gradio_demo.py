@@ -136,15 +136,18 @@ class Sessions:
 
     def close(self, key: str) -> None:
         with self._lock:
-            live = self._streams.pop(key, None)
-        release(live)
+            live = self._streams.get(key)
+        release(live)  # released before it leaves the table: a stream counted gone holds nothing
+        with self._lock:
+            if self._streams.get(key) is live:
+                self._streams.pop(key, None)
 
     def expired(self, live: LiveStream | None) -> None:
         """gradio's State expired (idle past the limit)."""
+        release(live)
         with self._lock:
             for key in [k for k, v in self._streams.items() if v is live]:
                 del self._streams[key]
-        release(live)
 
 
 def about_model(model: str) -> str | None:
